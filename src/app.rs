@@ -1,0 +1,163 @@
+//! `smsflow serve`: start the chosen roles in one process under one shutdown token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{ConfigError, Settings};
+use crate::ingress::{self, IngressState};
+use crate::kafka::{EventProducer, ProduceError};
+use crate::{http, projector};
+
+/// A role `serve` can run. Roles not yet built are refused with a clear message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Ingress,
+    Media,
+    Transcribe,
+    Enrich,
+    Notify,
+    Projector,
+    Api,
+}
+
+impl Role {
+    /// Roles this build can run.
+    pub const AVAILABLE: &'static [Role] = &[Role::Ingress, Role::Projector];
+}
+
+/// Why the application could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("role {0:?} is not available in this build yet; available roles: ingress, projector")]
+    RoleUnavailable(Role),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "cannot bind HTTP on {addr}: {source}; is another process using the port (http.addr)?"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    #[error(transparent)]
+    Http(#[from] http::ServeError),
+    #[error(transparent)]
+    Projector(#[from] projector::ProjectorError),
+    #[error("a task failed: {0}")]
+    Task(String),
+}
+
+/// A started application: its HTTP address (when it serves HTTP) and its tasks.
+pub struct Application {
+    http_addr: Option<SocketAddr>,
+    tasks: JoinSet<Result<(), AppError>>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Bind and start every role; returns once listeners are bound and clients created.
+    pub async fn start(
+        settings: Settings,
+        roles: &[Role],
+        shutdown: CancellationToken,
+    ) -> Result<Self, AppError> {
+        if let Some(r) = roles.iter().find(|r| !Role::AVAILABLE.contains(r)) {
+            return Err(AppError::RoleUnavailable(*r));
+        }
+        let mut tasks = JoinSet::new();
+        let mut http_addr = None;
+        let metrics_handle = crate::metrics::install();
+
+        let mut router = Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route(
+                "/metrics",
+                get(move || std::future::ready(metrics_handle.render())),
+            );
+
+        if roles.contains(&Role::Ingress) {
+            let kafka = settings.kafka.clone();
+            let producer =
+                tokio::task::spawn_blocking(move || EventProducer::new(&kafka, "smsflow-ingress"))
+                    .await
+                    .map_err(|e| AppError::Task(e.to_string()))??;
+            let state = Arc::new(IngressState::new(&settings, producer.clone())?);
+            router = router.merge(ingress::router(state, settings.http.body_limit_bytes));
+            let flush_on_exit = producer;
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                token.cancelled().await;
+                let flushed = tokio::task::spawn_blocking(move || {
+                    flush_on_exit.flush(std::time::Duration::from_secs(5))
+                })
+                .await;
+                if !matches!(flushed, Ok(Ok(()))) {
+                    tracing::warn!("producer flush on shutdown did not complete");
+                }
+                Ok(())
+            });
+        }
+
+        if roles.contains(&Role::Ingress) || roles.contains(&Role::Api) {
+            let router = router.layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                settings.http.request_timeout,
+            ));
+            let listener = TcpListener::bind(settings.http.addr)
+                .await
+                .map_err(|source| AppError::Bind {
+                    addr: settings.http.addr,
+                    source,
+                })?;
+            http_addr = listener.local_addr().ok();
+            let http_settings = settings.http.clone();
+            let token = shutdown.clone();
+            tasks.spawn(
+                async move { Ok(http::serve(listener, router, &http_settings, token).await?) },
+            );
+            tracing::info!(addr = ?http_addr, "HTTP listening");
+        }
+
+        if roles.contains(&Role::Projector) {
+            let token = shutdown.clone();
+            let s = settings.clone();
+            tasks.spawn(async move { Ok(projector::run(s, token).await?) });
+        }
+
+        Ok(Application {
+            http_addr,
+            tasks,
+            shutdown,
+        })
+    }
+
+    /// The bound HTTP address (port 0 in tests resolves here).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Wait for every task; the first failure cancels the rest.
+    pub async fn wait(mut self) -> Result<(), AppError> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let result = joined
+                .map_err(|e| AppError::Task(e.to_string()))
+                .and_then(|r| r);
+            if let Err(e) = result {
+                tracing::error!(error = %e, "a role failed; shutting the others down");
+                self.shutdown.cancel();
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,349 @@
+//! Layered configuration: embedded defaults < `smsflow.toml` < `SMSFLOW_*` environment,
+//! plus the ecosystem's own names (`TWILIO_*`, `OTEL_*`). Unknown keys are refused.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Every setting smsflow reads. See `smsflow.example.toml` for the documented file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub kafka: KafkaSettings,
+    pub cql: CqlSettings,
+    pub twilio: TwilioSettings,
+    pub ingress: IngressSettings,
+    pub projector: ProjectorSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// The HTTP server that hosts the webhook and, later, the query API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Public base URL Twilio calls (scheme, host, optional port), used to check signatures.
+    pub public_url: String,
+    /// A client must send its full request head within this time.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request must be answered within this time, or it gets 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Most requests handled at once; more wait in the accept backlog.
+    pub max_concurrent_requests: usize,
+    /// How long a graceful shutdown waits for in-flight requests.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// Kafka connection and topic naming.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Prefix for every topic name; empty in production, random in tests.
+    pub topic_prefix: String,
+    /// How long ingress waits for Kafka's acknowledgement before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub produce_deadline: Duration,
+    /// Producer linger: a small batching window that trades latency for throughput.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Most records the producer keeps queued; beyond that ingress answers 503 at once.
+    pub producer_queue_max_messages: u32,
+    /// Replication factor used by `smsflow topics` when the topology file does not fix one.
+    pub replication_factor: Option<i32>,
+}
+
+/// CQL (Cassandra locally, ScyllaDB in production).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CqlSettings {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    /// Keyspace holding the read models.
+    pub keyspace: String,
+    /// Replication clause used when `migrate` creates the keyspace.
+    pub replication: String,
+    /// Per-statement timeout.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+/// Twilio credentials, read from `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`.
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+}
+
+impl std::fmt::Debug for TwilioSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioSettings")
+            .field("account_sid", &self.account_sid)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Webhook behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressSettings {
+    /// Check `X-Twilio-Signature`. Turning it off is refused unless `allow_unsigned` is set too.
+    pub verify_signature: bool,
+    /// Deliberate opt-in for local experiments without signatures.
+    pub allow_unsigned: bool,
+}
+
+/// Projector tuning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectorSettings {
+    /// Consumer group used for partition assignment (offsets live in CQL, not here).
+    pub group_id: String,
+    /// Most records applied in one batch.
+    pub batch_max: usize,
+    /// Most CQL statements in flight at once.
+    pub max_in_flight: usize,
+}
+
+/// Logging and tracing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directive, e.g. `info,smsflow=debug`. `RUST_LOG` wins when set.
+    pub log_filter: String,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            http: HttpSettings {
+                addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                public_url: "http://127.0.0.1:8080".into(),
+                header_read_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(10),
+                body_limit_bytes: 64 * 1024,
+                max_concurrent_requests: 4096,
+                shutdown_grace: Duration::from_secs(10),
+            },
+            kafka: KafkaSettings {
+                brokers: "127.0.0.1:9092".into(),
+                topic_prefix: String::new(),
+                produce_deadline: Duration::from_secs(3),
+                linger: Duration::from_millis(2),
+                producer_queue_max_messages: 100_000,
+                replication_factor: None,
+            },
+            cql: CqlSettings {
+                nodes: vec!["127.0.0.1:9042".into()],
+                keyspace: "smsflow".into(),
+                replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+                request_timeout: Duration::from_secs(5),
+            },
+            twilio: TwilioSettings::default(),
+            ingress: IngressSettings {
+                verify_signature: true,
+                allow_unsigned: false,
+            },
+            projector: ProjectorSettings {
+                group_id: "smsflow-projector".into(),
+                batch_max: 512,
+                max_in_flight: 256,
+            },
+            telemetry: TelemetrySettings {
+                log_filter: "info".into(),
+                log_format: "text".into(),
+            },
+        }
+    }
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration is invalid: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}` is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Load from the optional file, then the environment, and validate.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::from_figment(Self::figment(file))
+    }
+
+    /// The layered sources, exposed so tests can add their own overrides.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None => fig = fig.merge(Toml::file("smsflow.toml")),
+        }
+        // SMSFLOW_CONFIG names the file itself (read by the CLI), not a setting.
+        fig.merge(Env::prefixed("SMSFLOW_").split("__").ignore(&["config"]))
+            .merge(
+                Env::raw()
+                    .only(&["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"])
+                    .map(|k| {
+                        let k = k.as_str().to_ascii_lowercase();
+                        format!("twilio.{}", k.trim_start_matches("twilio_")).into()
+                    }),
+            )
+    }
+
+    /// Extract and validate.
+    pub fn from_figment(fig: Figment) -> Result<Settings, ConfigError> {
+        let settings: Settings = fig.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        match url::Url::parse(&self.http.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(invalid(
+                    "http.public_url",
+                    "must be an absolute http(s) URL such as https://sms.example.com",
+                ))
+            }
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.http.max_concurrent_requests == 0 {
+            return Err(invalid("http.max_concurrent_requests", "must be positive"));
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must name at least one broker"));
+        }
+        if self.kafka.produce_deadline.is_zero()
+            || self.kafka.produce_deadline >= Duration::from_secs(15)
+        {
+            return Err(invalid(
+                "kafka.produce_deadline",
+                "must be above 0 and below Twilio's 15 s webhook timeout",
+            ));
+        }
+        if self.cql.nodes.is_empty() {
+            return Err(invalid("cql.nodes", "must name at least one node"));
+        }
+        let ks_ok = !self.cql.keyspace.is_empty()
+            && self.cql.keyspace.len() <= 48
+            && self
+                .cql
+                .keyspace
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ks_ok {
+            return Err(invalid(
+                "cql.keyspace",
+                "must be 1-48 characters of a-z, 0-9 and _",
+            ));
+        }
+        if !self.ingress.verify_signature && !self.ingress.allow_unsigned {
+            return Err(invalid(
+                "ingress.verify_signature",
+                "may be false only together with ingress.allow_unsigned = true",
+            ));
+        }
+        if self.projector.batch_max == 0 || self.projector.max_in_flight == 0 {
+            return Err(invalid(
+                "projector.batch_max",
+                "batch_max and max_in_flight must be positive",
+            ));
+        }
+        if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
+            return Err(invalid("telemetry.log_format", "must be text or json"));
+        }
+        Ok(())
+    }
+
+    /// The auth token, or an error that says how to set it.
+    pub fn twilio_auth_token(&self) -> Result<&str, ConfigError> {
+        self.twilio
+            .auth_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or(ConfigError::Invalid {
+                key: "twilio.auth_token",
+                reason: "set TWILIO_AUTH_TOKEN to check webhook signatures".into(),
+            })
+    }
+
+    /// A topic's full name with the configured prefix.
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{}", self.kafka.topic_prefix, base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn env_overrides_nested_keys_with_double_underscore() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SMSFLOW_HTTP__ADDR", "127.0.0.1:9999");
+            jail.set_env("SMSFLOW_KAFKA__TOPIC_PREFIX", "t1.");
+            jail.set_env("TWILIO_AUTH_TOKEN", "secret");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.http.addr.port(), 9999);
+            assert_eq!(s.topic("sms.messages.v1"), "t1.sms.messages.v1");
+            assert_eq!(s.twilio.auth_token.as_deref(), Some("secret"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_refused_and_named() {
+        Jail::expect_with(|jail| {
+            jail.create_file("smsflow.toml", "[http]\nadress = \"127.0.0.1:1\"\n")?;
+            let err = Settings::load(None).expect_err("unknown key must fail");
+            assert!(err.to_string().contains("adress"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_value_names_its_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SMSFLOW_KAFKA__PRODUCE_DEADLINE", "20s");
+            let err = Settings::load(None).expect_err("deadline above 15 s must fail");
+            assert!(err.to_string().contains("kafka.produce_deadline"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("smsflow.example.toml");
+        let fig =
+            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::file_exact(path));
+        Settings::from_figment(fig).expect("example config must be valid");
+    }
+}

@@ -1,0 +1,17 @@
+//! Event types, their Avro schemas in `schemas/`, and the single-object codec.
+
+mod codec;
+mod message_received;
+mod registry;
+
+pub use codec::{decode, decode_with_reader, encode, CodecError};
+pub use message_received::{Geo, MediaRef, MessageReceived};
+pub use registry::{fingerprint, registry, SchemaRegistry};
+
+/// An event that lives on a topic as Avro single-object encoding.
+pub trait Event: serde::Serialize + serde::de::DeserializeOwned {
+    /// The record's full Avro name, also sent as the `event-type` header.
+    const FULL_NAME: &'static str;
+    /// Short name used in the `event-type` header and in logs.
+    const NAME: &'static str;
+}

@@ -1,0 +1,111 @@
+//! The schemas in `schemas/`, parsed once and indexed by name and by CRC-64-AVRO fingerprint.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use apache_avro::rabin::Rabin;
+use apache_avro::Schema;
+
+/// Every `.avsc` in `schemas/`, embedded at build time so the binary carries its contract.
+const SCHEMA_FILES: &[(&str, &str)] = &[(
+    "MessageReceived.avsc",
+    include_str!("../../schemas/MessageReceived.avsc"),
+)];
+
+/// Known writer schemas.
+#[derive(Debug)]
+pub struct SchemaRegistry {
+    by_fingerprint: HashMap<[u8; 8], Schema>,
+    by_name: HashMap<String, ([u8; 8], Schema)>,
+}
+
+/// The 8-byte little-endian CRC-64-AVRO fingerprint of a schema's parsing canonical form.
+pub fn fingerprint(schema: &Schema) -> [u8; 8] {
+    let fp = schema.fingerprint::<Rabin>();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&fp.bytes[..8]);
+    out
+}
+
+impl SchemaRegistry {
+    fn load() -> SchemaRegistry {
+        let mut reg = SchemaRegistry {
+            by_fingerprint: HashMap::new(),
+            by_name: HashMap::new(),
+        };
+        for (file, text) in SCHEMA_FILES {
+            // The files are compiled in and covered by unit tests, so a parse failure is a
+            // build defect, not an input error.
+            let schema = Schema::parse_str(text)
+                .unwrap_or_else(|e| panic!("schemas/{file} is not a valid Avro schema: {e}"));
+            reg.insert(schema);
+        }
+        reg
+    }
+
+    /// Add a schema (tests use this to register older or newer versions).
+    pub fn insert(&mut self, schema: Schema) {
+        let fp = fingerprint(&schema);
+        if let Some(name) = schema_name(&schema) {
+            self.by_name.insert(name, (fp, schema.clone()));
+        }
+        self.by_fingerprint.insert(fp, schema);
+    }
+
+    /// A copy of the built-in registry that callers may extend.
+    pub fn builtin() -> SchemaRegistry {
+        Self::load()
+    }
+
+    /// Writer schema for a fingerprint.
+    pub fn by_fingerprint(&self, fp: &[u8; 8]) -> Option<&Schema> {
+        self.by_fingerprint.get(fp)
+    }
+
+    /// Current schema and fingerprint for a full record name.
+    pub fn by_name(&self, full_name: &str) -> Option<(&[u8; 8], &Schema)> {
+        self.by_name.get(full_name).map(|(fp, s)| (fp, s))
+    }
+}
+
+fn schema_name(schema: &Schema) -> Option<String> {
+    match schema {
+        Schema::Record(r) => Some(r.name.fullname(None)),
+        _ => None,
+    }
+}
+
+/// The process-wide registry of the schemas in `schemas/`.
+pub fn registry() -> &'static SchemaRegistry {
+    static REG: OnceLock<SchemaRegistry> = OnceLock::new();
+    REG.get_or_init(SchemaRegistry::load)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_matches_the_avro_spec_vector() {
+        // From the Avro specification's test suite: "null" has Rabin fingerprint
+        // 7195948357588979594 (as a Java long), stored little-endian.
+        let schema = Schema::parse_str("\"null\"").unwrap();
+        assert_eq!(fingerprint(&schema), 7195948357588979594i64.to_le_bytes());
+    }
+
+    #[test]
+    fn every_schema_file_is_registered_by_name() {
+        let reg = registry();
+        assert!(reg.by_name("smsflow.events.MessageReceived").is_some());
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let on_disk = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .map(|e| e.path().extension().is_some_and(|x| x == "avsc"))
+                    .unwrap_or(false)
+            })
+            .count();
+        assert_eq!(on_disk, SCHEMA_FILES.len(), "embed every schemas/*.avsc");
+    }
+}

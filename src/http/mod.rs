@@ -1,0 +1,5 @@
+//! The HTTP server shared by ingress and the API: timeouts, limits and graceful drain.
+
+mod server;
+
+pub use server::{serve, ServeError};

@@ -1,0 +1,81 @@
+//! Webhook failures and the HTTP answers Twilio gets for them.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::ingress::form::FormError;
+use crate::kafka::ProduceError;
+use crate::metrics::{self, RefusedReason};
+
+/// Why a webhook was not accepted. Nothing was appended in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error("X-Twilio-Signature is missing or does not match this URL and body")]
+    BadSignature,
+    #[error("Content-Type must be application/x-www-form-urlencoded")]
+    WrongContentType,
+    #[error("request body is larger than the configured http.body_limit_bytes")]
+    BodyTooLarge,
+    #[error("request body could not be read: {0}")]
+    BadBody(String),
+    #[error("webhook parameters are invalid: {0}")]
+    Form(#[from] FormError),
+    #[error("event not stored, retry later: {0}")]
+    Unavailable(#[from] ProduceError),
+}
+
+impl IngressError {
+    fn reason(&self) -> RefusedReason {
+        match self {
+            IngressError::BadSignature => RefusedReason::BadSignature,
+            IngressError::WrongContentType => RefusedReason::WrongContentType,
+            IngressError::BodyTooLarge => RefusedReason::BodyTooLarge,
+            IngressError::BadBody(_) | IngressError::Form(_) => RefusedReason::MalformedForm,
+            IngressError::Unavailable(_) => RefusedReason::KafkaUnavailable,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            IngressError::BadSignature => StatusCode::FORBIDDEN,
+            IngressError::WrongContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngressError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            IngressError::BadBody(_) | IngressError::Form(_) => StatusCode::BAD_REQUEST,
+            IngressError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Label for the latency histogram.
+    pub fn outcome(&self) -> &'static str {
+        match self.reason() {
+            RefusedReason::BadSignature => "bad_signature",
+            RefusedReason::WrongContentType => "wrong_content_type",
+            RefusedReason::BodyTooLarge => "body_too_large",
+            RefusedReason::MalformedForm => "malformed_form",
+            RefusedReason::KafkaUnavailable => "kafka_unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngressError {
+    fn into_response(self) -> Response {
+        metrics::webhook_refused(self.reason());
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "webhook not accepted");
+        } else {
+            tracing::info!(status = status.as_u16(), error = %self, "webhook refused");
+        }
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{self}\n"),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,56 @@
+//! Ingress: the Twilio webhook. Checks the signature, builds the event, appends it to Kafka,
+//! and answers 200 only once Kafka has it.
+
+mod error;
+pub mod form;
+pub mod signature;
+mod webhook;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::Router;
+
+use crate::config::Settings;
+use crate::kafka::EventProducer;
+
+pub use error::IngressError;
+
+/// What the webhook handlers share.
+pub struct IngressState {
+    pub producer: EventProducer,
+    pub messages_topic: String,
+    pub public_url: String,
+    /// `None` only when signature checks were deliberately disabled.
+    pub auth_token: Option<String>,
+}
+
+impl IngressState {
+    /// Build from settings; refuses to start without a token unless unsigned mode was chosen.
+    pub fn new(
+        settings: &Settings,
+        producer: EventProducer,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let auth_token = if settings.ingress.verify_signature {
+            Some(settings.twilio_auth_token()?.to_owned())
+        } else {
+            tracing::warn!("webhook signature checks are DISABLED (ingress.allow_unsigned)");
+            None
+        };
+        Ok(IngressState {
+            producer,
+            messages_topic: settings.topic(crate::topics::MESSAGES),
+            public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
+            auth_token,
+        })
+    }
+}
+
+/// Routes under `/webhooks/twilio`.
+pub fn router(state: Arc<IngressState>, body_limit: usize) -> Router {
+    Router::new()
+        .route("/webhooks/twilio/messages", post(webhook::receive_message))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,129 @@
+//! `POST /webhooks/twilio/messages`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tracing::{field, instrument, Span};
+
+use super::{form, signature, IngressError, IngressState};
+use crate::metrics;
+use crate::telemetry::mask_phone;
+
+/// The empty TwiML document: "received, nothing to reply".
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
+
+#[instrument(name = "webhook.message", skip_all, fields(message_sid = field::Empty, from = field::Empty, kafka.partition = field::Empty, kafka.offset = field::Empty))]
+pub(super) async fn receive_message(
+    State(state): State<Arc<IngressState>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = accept(&state, &uri, &headers, body).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(e) => e.outcome(),
+    };
+    metrics::webhook_latency(outcome, started.elapsed());
+    match result {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml")],
+            EMPTY_TWIML,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn accept(
+    state: &IngressState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(), IngressError> {
+    if !is_form(headers) {
+        return Err(IngressError::WrongContentType);
+    }
+    let body = body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            IngressError::BodyTooLarge
+        } else {
+            IngressError::BadBody(rej.body_text())
+        }
+    })?;
+    if std::str::from_utf8(&body).is_err() {
+        return Err(IngressError::BadBody("form body is not UTF-8".into()));
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+
+    check_signature(state, uri, headers, &pairs)?;
+
+    let received_at = now_micros();
+    let token = headers
+        .get("i-twilio-idempotency-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let event =
+        form::message_received(&pairs, uuid::Uuid::now_v7().to_string(), received_at, token)?;
+    let span = Span::current();
+    span.record("message_sid", event.message_sid.as_str());
+    span.record("from", mask_phone(&event.from).as_str());
+
+    let started = Instant::now();
+    let produced = state
+        .producer
+        .send(&state.messages_topic, event.partition_key(), &event)
+        .await?;
+    metrics::produce_latency(started.elapsed());
+    span.record("kafka.partition", produced.partition);
+    span.record("kafka.offset", produced.offset);
+    Ok(())
+}
+
+#[instrument(name = "webhook.signature", skip_all)]
+fn check_signature(
+    state: &IngressState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Result<(), IngressError> {
+    let Some(token) = state.auth_token.as_deref() else {
+        return Ok(());
+    };
+    let sig = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(IngressError::BadSignature)?;
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{}", state.public_url, path_and_query);
+    if signature::is_valid(token, &url, pairs, sig) {
+        Ok(())
+    } else {
+        Err(IngressError::BadSignature)
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
+}

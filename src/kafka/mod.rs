@@ -1,0 +1,8 @@
+//! Kafka: client settings, the event producer, headers, and the topology (admin) tool.
+
+pub mod client;
+pub mod headers;
+pub mod producer;
+pub mod topology;
+
+pub use producer::{EventProducer, ProduceError, Produced};

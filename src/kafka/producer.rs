@@ -1,0 +1,119 @@
+//! The event producer: encode, send, and wait for the broker's acknowledgement.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use tracing::instrument;
+
+use crate::config::KafkaSettings;
+use crate::events::{encode, CodecError, Event};
+use crate::kafka::{client, headers};
+
+/// Where the broker stored an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Produced {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Why an event is not (known to be) in Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("could not encode the event: {0}")]
+    Encode(#[from] CodecError),
+    #[error("the producer queue is full; Kafka is slower than the inflow, retry later")]
+    QueueFull,
+    #[error("Kafka did not acknowledge within {0:?}; the client should retry")]
+    Deadline(Duration),
+    #[error("Kafka refused the event: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("could not create the Kafka producer: {0}")]
+    Create(KafkaError),
+}
+
+impl ProduceError {
+    /// True when a retry can succeed (everything but an encoding bug).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, ProduceError::Encode(_))
+    }
+}
+
+/// A shared, thread-safe producer with a delivery deadline.
+#[derive(Clone)]
+pub struct EventProducer {
+    inner: FutureProducer,
+    deadline: Duration,
+}
+
+impl EventProducer {
+    /// Create the producer (the caller should do this off the async runtime's hot path).
+    pub fn new(settings: &KafkaSettings, client_id: &str) -> Result<Self, ProduceError> {
+        let inner: FutureProducer = client::producer(settings, client_id)
+            .create()
+            .map_err(ProduceError::Create)?;
+        Ok(EventProducer {
+            inner,
+            deadline: settings.produce_deadline,
+        })
+    }
+
+    /// Append one event and wait until Kafka has it (acks=all), or the deadline passes.
+    #[instrument(name = "kafka.produce", skip_all, fields(messaging.system = "kafka", messaging.destination.name = %topic, event_type = E::NAME))]
+    pub async fn send<E: Event>(
+        &self,
+        topic: &str,
+        key: &str,
+        event: &E,
+    ) -> Result<Produced, ProduceError> {
+        let payload = encode(event)?;
+        self.send_bytes(topic, key, E::NAME, &payload).await
+    }
+
+    /// Append pre-encoded bytes.
+    pub async fn send_bytes(
+        &self,
+        topic: &str,
+        key: &str,
+        event_type: &str,
+        payload: &[u8],
+    ) -> Result<Produced, ProduceError> {
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers::for_event(event_type, None));
+        let delivery = match self.inner.send_result(record) {
+            Ok(fut) => fut,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                return Err(ProduceError::QueueFull)
+            }
+            Err((e, _)) => return Err(ProduceError::Kafka(e)),
+        };
+        match tokio::time::timeout(self.deadline, delivery).await {
+            Err(_) => Err(ProduceError::Deadline(self.deadline)),
+            // The future is cancelled only when the producer is dropped mid-flight.
+            Ok(Err(_canceled)) => Err(ProduceError::Deadline(self.deadline)),
+            Ok(Ok(Err((e, _)))) => match e {
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => {
+                    Err(ProduceError::Deadline(self.deadline))
+                }
+                e => Err(ProduceError::Kafka(e)),
+            },
+            Ok(Ok(Ok(d))) => Ok(Produced {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+        }
+    }
+
+    /// Wait for queued records to be delivered (used on shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner.flush(Timeout::After(timeout))
+    }
+
+    /// The underlying client, for metadata checks.
+    pub fn client(&self) -> &FutureProducer {
+        &self.inner
+    }
+}

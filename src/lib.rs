@@ -1,0 +1,14 @@
+//! smsflow: an event-sourced stream processor for inbound SMS and MMS enrichment.
+
+pub mod app;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod ingress;
+pub mod kafka;
+pub mod metrics;
+pub mod projector;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod topics;

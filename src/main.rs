@@ -1,0 +1,114 @@
+//! The `smsflow` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use smsflow::app::{Application, Role};
+use smsflow::config::Settings;
+use smsflow::kafka::topology::{self, Topology};
+use smsflow::store::migrate;
+
+#[derive(Parser)]
+#[command(
+    name = "smsflow",
+    version,
+    about = "Event-sourced stream processor for inbound SMS and MMS enrichment"
+)]
+struct Cli {
+    /// Configuration file (default: ./smsflow.toml when present).
+    #[arg(long, global = true, env = "SMSFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run roles (all available ones when no --role is given).
+    Serve {
+        /// Role to run; repeat to run several.
+        #[arg(long = "role", value_enum)]
+        roles: Vec<Role>,
+    },
+    /// Apply migrations/NNN_name.cql to the CQL keyspace.
+    Migrate {
+        /// Folder holding the migration files.
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+    },
+    /// Create the topics of topology/topics.toml and report drift.
+    Topics {
+        /// Topology file.
+        #[arg(long, default_value = "topology/topics.toml")]
+        file: PathBuf,
+        /// Exit with status 3 when the cluster differs from the file.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
+    smsflow::telemetry::init(&settings.telemetry);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli.command, settings))
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { roles } => {
+            let roles = if roles.is_empty() {
+                Role::AVAILABLE.to_vec()
+            } else {
+                roles
+            };
+            let shutdown = CancellationToken::new();
+            smsflow::shutdown::install(shutdown.clone());
+            let app = Application::start(settings, &roles, shutdown).await?;
+            app.wait().await?;
+            tracing::info!("stopped cleanly");
+        }
+        Command::Migrate { dir } => {
+            let report = migrate::run(&settings.cql, &dir).await?;
+            for m in &report.applied {
+                println!("applied  {m}");
+            }
+            for m in &report.already_applied {
+                println!("present  {m}");
+            }
+            println!(
+                "keyspace {}: {} applied, {} already present",
+                settings.cql.keyspace,
+                report.applied.len(),
+                report.already_applied.len()
+            );
+        }
+        Command::Topics { file, check } => {
+            let topo = Topology::load(&file)?;
+            let report = topology::apply(&settings.kafka, &topo).await?;
+            for t in &report.created {
+                println!("created  {t}");
+            }
+            for t in &report.unchanged {
+                println!("ok       {t}");
+            }
+            for n in &report.notes {
+                println!("note     {n}");
+            }
+            for d in &report.drift {
+                println!("DRIFT    {d}");
+            }
+            if check && !report.drift.is_empty() {
+                std::process::exit(3);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Projection checkpoints in CQL: the next offset to apply, per topic and partition.
+//!
+//! A checkpoint is written only after the data of every offset before it is written, so a
+//! crash can only cause re-application (idempotent), never a gap. A stale checkpoint written
+//! by an instance that just lost its partition has the same harmless effect.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+
+use crate::store::StoreError;
+
+/// Loads and saves checkpoints for one projection.
+pub struct Checkpoints {
+    session: Arc<Session>,
+    projection: &'static str,
+    select: PreparedStatement,
+    upsert: PreparedStatement,
+    /// Next offset per (topic, partition) this instance knows; absent means "ask CQL".
+    known: HashMap<(String, i32), i64>,
+}
+
+impl Checkpoints {
+    /// Prepare the statements.
+    pub async fn new(session: Arc<Session>, projection: &'static str) -> Result<Self, StoreError> {
+        let select = session
+            .prepare("SELECT next_offset FROM projection_offsets WHERE projection = ? AND topic = ? AND partition = ?")
+            .await
+            .map_err(StoreError::prepare("select checkpoint"))?;
+        let upsert = session
+            .prepare("INSERT INTO projection_offsets (projection, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .await
+            .map_err(StoreError::prepare("upsert checkpoint"))?;
+        Ok(Checkpoints {
+            session,
+            projection,
+            select,
+            upsert,
+            known: HashMap::new(),
+        })
+    }
+
+    /// The next offset to apply for a partition, reading CQL the first time it is seen.
+    pub async fn next_offset(&mut self, topic: &str, partition: i32) -> Result<i64, StoreError> {
+        if let Some(n) = self.known.get(&(topic.to_owned(), partition)) {
+            return Ok(*n);
+        }
+        let row = self
+            .session
+            .execute_unpaged(&self.select, (self.projection, topic, partition))
+            .await
+            .map_err(StoreError::execute("read checkpoint"))?
+            .into_rows_result()
+            .map_err(StoreError::rows("read checkpoint"))?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(StoreError::rows("read checkpoint"))?;
+        let next = row.and_then(|(n,)| n).unwrap_or(0);
+        self.known.insert((topic.to_owned(), partition), next);
+        Ok(next)
+    }
+
+    /// Record that every offset below `next` of this partition is applied.
+    pub async fn save(&mut self, topic: &str, partition: i32, next: i64) -> Result<(), StoreError> {
+        let now = CqlTimestamp(chrono_like_now_ms());
+        self.session
+            .execute_unpaged(&self.upsert, (self.projection, topic, partition, next, now))
+            .await
+            .map_err(StoreError::execute("write checkpoint"))?;
+        self.known.insert((topic.to_owned(), partition), next);
+        Ok(())
+    }
+
+    /// Forget a partition this instance no longer owns; reassignment re-reads CQL.
+    pub fn forget(&mut self, topic: &str, partition: i32) {
+        self.known.remove(&(topic.to_owned(), partition));
+    }
+
+    /// Delete every checkpoint of this projection (used by `replay`).
+    pub async fn reset(&mut self) -> Result<(), StoreError> {
+        self.session
+            .query_unpaged(
+                "DELETE FROM projection_offsets WHERE projection = ?",
+                (self.projection,),
+            )
+            .await
+            .map_err(StoreError::execute("reset checkpoints"))?;
+        self.known.clear();
+        Ok(())
+    }
+}
+
+fn chrono_like_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

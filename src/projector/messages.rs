@@ -1,0 +1,125 @@
+//! Read models fed by `MessageReceived`: `messages_by_user` and `message_status`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlTimestamp, MaybeUnset};
+
+use crate::events::MessageReceived;
+use crate::store::StoreError;
+
+use super::position::Position;
+
+/// Prepared writes for the message read models.
+pub struct MessagesProjection {
+    session: Arc<Session>,
+    insert_message: PreparedStatement,
+    upsert_status: PreparedStatement,
+}
+
+impl MessagesProjection {
+    /// Prepare the statements once.
+    pub async fn new(session: Arc<Session>) -> Result<Self, StoreError> {
+        let insert_message = session
+            .prepare(
+                "INSERT INTO messages_by_user (user_id, received_at, message_sid, account_sid, messaging_service_sid, \
+                 from_number, to_number, body, num_segments, media, geo, event_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            )
+            .await
+            .map_err(StoreError::prepare("insert messages_by_user"))?;
+        let upsert_status = session
+            .prepare(
+                "UPDATE message_status USING TIMESTAMP ? SET user_id = ?, received_at = ?, parts_expected = ?, \
+                 stage_at = stage_at + ? WHERE message_sid = ?",
+            )
+            .await
+            .map_err(StoreError::prepare("upsert message_status"))?;
+        Ok(MessagesProjection {
+            session,
+            insert_message,
+            upsert_status,
+        })
+    }
+
+    /// Write one event's rows; safe to repeat.
+    pub async fn apply(&self, ev: &MessageReceived, pos: &Position) -> Result<(), StoreError> {
+        let ts = pos.write_timestamp();
+        let owner = ev.partition_key();
+        let received = CqlTimestamp(ev.received_at.div_euclid(1000));
+        let media: Vec<(&str, &str)> = ev
+            .media
+            .iter()
+            .map(|m| (m.url.as_str(), m.content_type.as_str()))
+            .collect();
+        let geo: HashMap<&str, &str> = ev
+            .geo
+            .as_ref()
+            .map(|g| {
+                [
+                    ("from_city", &g.from_city),
+                    ("from_state", &g.from_state),
+                    ("from_zip", &g.from_zip),
+                    ("from_country", &g.from_country),
+                    ("to_city", &g.to_city),
+                    ("to_state", &g.to_state),
+                    ("to_zip", &g.to_zip),
+                    ("to_country", &g.to_country),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+                .collect()
+            })
+            .unwrap_or_default();
+        // Unset instead of null: a null would write a tombstone for every absent value.
+        let mss = unset_if_none(ev.messaging_service_sid.as_deref());
+        let geo = if geo.is_empty() {
+            MaybeUnset::Unset
+        } else {
+            MaybeUnset::Set(geo)
+        };
+        let insert = self.session.execute_unpaged(
+            &self.insert_message,
+            (
+                owner,
+                received,
+                ev.message_sid.as_str(),
+                ev.account_sid.as_str(),
+                mss,
+                ev.from.as_str(),
+                ev.to.as_str(),
+                ev.body.as_str(),
+                ev.num_segments,
+                media,
+                geo,
+                ev.event_id.as_str(),
+                ts,
+            ),
+        );
+        let stages: HashMap<&str, CqlTimestamp> = HashMap::from([
+            ("received", received),
+            ("appended", CqlTimestamp(pos.log_time_ms)),
+        ]);
+        let status = self.session.execute_unpaged(
+            &self.upsert_status,
+            (
+                ts,
+                owner,
+                received,
+                ev.parts_expected(),
+                stages,
+                ev.message_sid.as_str(),
+            ),
+        );
+        let (a, b) = tokio::join!(insert, status);
+        a.map_err(StoreError::execute("insert messages_by_user"))?;
+        b.map_err(StoreError::execute("upsert message_status"))?;
+        Ok(())
+    }
+}
+
+fn unset_if_none(v: Option<&str>) -> MaybeUnset<&str> {
+    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
