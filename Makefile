@@ -1,0 +1,47 @@
+# smsflow: the two commands are `make demo` and `make test`. See README.md.
+
+SHELL := /bin/bash
+STACK := deploy/local/stack.sh
+CARGO ?= cargo
+
+.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench
+
+## System packages the Rust build needs (librdkafka is built from source with TLS and OIDC).
+deps:
+	@bash deploy/local/deps.sh
+
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+stack-up:
+	@bash $(STACK) up
+
+stack-down:
+	@bash $(STACK) down
+
+stack-status:
+	@bash $(STACK) status
+
+migrate: build
+	$(CARGO) run -q --bin smsflow -- migrate
+
+topics: build
+	$(CARGO) run -q --bin smsflow -- topics
+
+## Bring everything up on a fresh machine, run smsflow on sample traffic, print the read model.
+demo: deps stack-up
+	@bash deploy/local/demo.sh
+
+demo-stop:
+	@bash deploy/local/demo.sh stop
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Every test, against the real local stack (started if needed).
+test: deps stack-up lint
+	$(CARGO) test --workspace --all-targets -- --test-threads=4
+
+unit: deps
+	$(CARGO) test --workspace --lib

@@ -1,0 +1,90 @@
+//! `make demo` traffic: signs a handful of realistic Twilio webhooks, posts them to a running
+//! `smsflow serve`, waits until the projector wrote them, and prints the read model.
+//!
+//! Reads the same configuration as `smsflow` (smsflow.toml, SMSFLOW_*, TWILIO_AUTH_TOKEN).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use scylla::value::CqlTimestamp;
+use smsflow::config::Settings;
+use smsflow::ingress::signature;
+
+const SAMPLES: &[(&str, &str)] = &[
+    ("+15105550142", "met Dana Reyes at the Oakland expo, her cell is 510-555-0142, follow up next Tuesday 3pm #lead"),
+    ("+15105550142", "call Priya from Acme re pricing tomorrow at 5, priya@acme.io"),
+    ("+14155550123", "lunch with Sam at Tartine, 600 Guerrero St, Friday noon #personal"),
+    ("+14155550123", "this is Jordan Lee, new number 415-555-0199, see acme.io/pricing"),
+    ("+12125550100", "reminder: renew passport by June 3rd #todo"),
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::load(None).context("loading configuration")?;
+    let token = settings.twilio_auth_token()?.to_owned();
+    let base = format!("http://{}", settings.http.addr);
+    let public = settings.http.public_url.trim_end_matches('/').to_owned();
+    let path = "/webhooks/twilio/messages";
+    let client = reqwest::Client::new();
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+
+    let mut sids = Vec::new();
+    for (i, (from, body)) in SAMPLES.iter().enumerate() {
+        let sid = format!("SM{run:016x}{i:016x}");
+        let params: Vec<(String, String)> = [
+            ("MessageSid", sid.as_str()),
+            ("SmsSid", sid.as_str()),
+            ("AccountSid", "ACdemo0000000000000000000000000000"),
+            ("From", from),
+            ("To", "+14155550100"),
+            ("Body", body),
+            ("NumMedia", "0"),
+            ("NumSegments", "1"),
+            ("SmsStatus", "received"),
+            ("ApiVersion", "2010-04-01"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let sig = signature::compute(&token, &format!("{public}{path}"), &params);
+        let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+        let started = Instant::now();
+        let resp = client
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(form)
+            .send()
+            .await
+            .with_context(|| format!("posting to {base}{path}; is `smsflow serve` running?"))?;
+        println!("POST {path} {sid} -> {} in {:.1} ms", resp.status(), started.elapsed().as_secs_f64() * 1e3);
+        if !resp.status().is_success() {
+            bail!("webhook refused: {}", resp.text().await.unwrap_or_default());
+        }
+        sids.push((sid, from.to_string()));
+    }
+
+    let cql = smsflow::store::connect_to_keyspace(&settings.cql).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    println!("\nmessages_by_user (what the projector wrote):");
+    for (sid, owner) in &sids {
+        let row = loop {
+            let rows = cql
+                .query_unpaged(
+                    "SELECT received_at, body FROM messages_by_user WHERE user_id = ? AND message_sid = ? ALLOW FILTERING",
+                    (owner, sid),
+                )
+                .await?
+                .into_rows_result()?;
+            if let Some(r) = rows.maybe_first_row::<(CqlTimestamp, String)>()? {
+                break r;
+            }
+            if Instant::now() > deadline {
+                bail!("{sid} did not reach the read model within 30 s; check the projector's log");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!("  {owner}  {sid}  received_at={}  body={:?}", row.0 .0, row.1);
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Test harness: an isolated topic prefix and keyspace per test on the real local stack,
+//! an in-process app on port 0, a signing Twilio client, and condition waits with deadlines.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scylla::client::session::Session;
+use tokio_util::sync::CancellationToken;
+
+use smsflow::app::{Application, Role};
+use smsflow::config::Settings;
+use smsflow::ingress::signature;
+use smsflow::kafka::topology::{self, Topology};
+use smsflow::store::{self, migrate};
+
+/// Token every test webhook is signed with.
+pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
+/// The public URL Twilio "calls"; as behind a proxy, it differs from the bound address.
+pub const PUBLIC_URL: &str = "https://sms.example.test";
+/// The webhook path.
+pub const MESSAGES_PATH: &str = "/webhooks/twilio/messages";
+
+/// An isolated slice of the shared stack: its own topics and keyspace.
+pub struct TestEnv {
+    pub settings: Settings,
+    pub id: String,
+}
+
+fn unique_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:04x}", nanos & 0xffff_ffff_ffff, std::process::id() & 0xffff)
+}
+
+impl TestEnv {
+    /// Fresh prefix and keyspace, topics created and migrations applied.
+    pub async fn new() -> TestEnv {
+        let id = unique_id();
+        let mut settings = Settings::default();
+        settings.http.addr = "127.0.0.1:0".parse().unwrap();
+        settings.http.public_url = PUBLIC_URL.into();
+        settings.kafka.topic_prefix = format!("t{id}.");
+        settings.kafka.produce_deadline = Duration::from_secs(2);
+        settings.cql.keyspace = format!("t_{id}");
+        settings.projector.group_id = format!("t{id}-projector");
+        settings.twilio.auth_token = Some(AUTH_TOKEN.into());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let topo = Topology::load(&root.join("topology/topics.toml")).unwrap();
+        topology::apply(&settings.kafka, &topo).await.expect("topics (is the stack up? make stack-up)");
+        migrate::run(&settings.cql, &root.join("migrations")).await.expect("migrate (is the stack up? make stack-up)");
+        TestEnv { settings, id }
+    }
+
+    /// A CQL session on this test's keyspace.
+    pub async fn cql(&self) -> Arc<Session> {
+        store::connect_to_keyspace(&self.settings.cql).await.unwrap()
+    }
+
+    /// Full topic name.
+    pub fn topic(&self, base: &str) -> String {
+        self.settings.topic(base)
+    }
+
+    /// Environment for running the `smsflow` binary against this env.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("SMSFLOW_KAFKA__TOPIC_PREFIX".into(), self.settings.kafka.topic_prefix.clone()),
+            ("SMSFLOW_CQL__KEYSPACE".into(), self.settings.cql.keyspace.clone()),
+            ("SMSFLOW_PROJECTOR__GROUP_ID".into(), self.settings.projector.group_id.clone()),
+            ("SMSFLOW_HTTP__PUBLIC_URL".into(), PUBLIC_URL.into()),
+            ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
+        ]
+    }
+}
+
+/// A running in-process app.
+pub struct TestApp {
+    pub base_url: String,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    /// Start the given roles; HTTP binds port 0.
+    pub async fn spawn(settings: Settings, roles: &[Role]) -> TestApp {
+        smsflow::telemetry::init(&settings.telemetry);
+        let shutdown = CancellationToken::new();
+        let app = Application::start(settings, roles, shutdown.clone()).await.expect("app starts");
+        let base_url = app.http_addr().map(|a| format!("http://{a}")).unwrap_or_default();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = app.wait().await {
+                panic!("app failed: {e}");
+            }
+        });
+        TestApp { base_url, shutdown, handle }
+    }
+
+    /// Drain and stop.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.handle).await;
+    }
+}
+
+/// Twilio-shaped parameters for one inbound SMS.
+pub fn sms_params(n: usize) -> Vec<(String, String)> {
+    let sender = format!("+1510555{:04}", n % 17);
+    vec![
+        ("ToCountry".into(), "US".into()),
+        ("ToState".into(), "CA".into()),
+        ("SmsMessageSid".into(), format!("SM{n:032x}")),
+        ("NumMedia".into(), "0".into()),
+        ("ToCity".into(), "SAN FRANCISCO".into()),
+        ("FromZip".into(), "94607".into()),
+        ("SmsSid".into(), format!("SM{n:032x}")),
+        ("FromState".into(), "CA".into()),
+        ("SmsStatus".into(), "received".into()),
+        ("FromCity".into(), "OAKLAND".into()),
+        ("Body".into(), format!("met Dana Reyes #{n} at the Oakland expo, call 510-555-0142 & follow up Tue 3pm")),
+        ("FromCountry".into(), "US".into()),
+        ("To".into(), "+14155550100".into()),
+        ("ToZip".into(), "94105".into()),
+        ("NumSegments".into(), "1".into()),
+        ("MessageSid".into(), format!("SM{n:032x}")),
+        ("AccountSid".into(), "AC0123456789abcdef0123456789abcdef".into()),
+        ("From".into(), sender),
+        ("ApiVersion".into(), "2010-04-01".into()),
+    ]
+}
+
+/// Parameters as a map (one value per key).
+pub fn as_map(params: &[(String, String)]) -> BTreeMap<String, String> {
+    params.iter().cloned().collect()
+}
+
+/// Form-encode parameters.
+pub fn encode_form(params: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
+}
+
+/// Twilio's signature for `params` posted to `PUBLIC_URL + path`.
+pub fn sign(path: &str, params: &[(String, String)]) -> String {
+    signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), params)
+}
+
+/// POST a form with the given signature header (None = no header).
+pub async fn post_form(
+    client: &reqwest::Client,
+    base_url: &str,
+    path: &str,
+    params: &[(String, String)],
+    signature: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("{base_url}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(params));
+    if let Some(sig) = signature {
+        req = req.header("x-twilio-signature", sig);
+    }
+    req.send().await.expect("request reaches the server")
+}
+
+/// Send a correctly signed webhook.
+pub async fn post_signed(client: &reqwest::Client, base_url: &str, params: &[(String, String)]) -> reqwest::Response {
+    let sig = sign(MESSAGES_PATH, params);
+    post_form(client, base_url, MESSAGES_PATH, params, Some(&sig)).await
+}
+
+/// Poll `check` until it returns Some, or panic after `deadline` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// `SELECT COUNT(*)` of a table in the test keyspace.
+pub async fn count_rows(session: &Session, table: &str) -> i64 {
+    session
+        .query_unpaged(format!("SELECT COUNT(*) FROM {table}"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row::<(i64,)>()
+        .unwrap()
+        .0
+}
+
+/// Path to the stack script.
+pub fn stack_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh")
+}

@@ -1,0 +1,206 @@
+//! The spine end to end: signed webhooks become events in Kafka and rows in CQL; anything
+//! unsigned, forged or malformed is refused and appends nothing.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use scylla::value::CqlTimestamp;
+
+use common::*;
+use smsflow::app::Role;
+use smsflow::events::{decode, MessageReceived};
+use smsflow::kafka::client;
+
+type Row = (
+    String,
+    CqlTimestamp,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i32,
+    Option<Vec<(String, String)>>,
+    Option<HashMap<String, String>>,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_signed_webhooks_become_exactly_two_hundred_rows() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress, Role::Projector]).await;
+    let client = reqwest::Client::new();
+    let n = 200;
+
+    let statuses: Vec<u16> = futures::stream::iter(0..n)
+        .map(|i| {
+            let client = client.clone();
+            let base = app.base_url.clone();
+            async move { post_signed(&client, &base, &sms_params(i)).await.status().as_u16() }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200), "statuses: {statuses:?}");
+
+    let cql = env.cql().await;
+    wait_for("200 rows in messages_by_user", Duration::from_secs(60), || async {
+        (count_rows(&cql, "messages_by_user").await == n as i64).then_some(())
+    })
+    .await;
+
+    let rows = cql
+        .query_unpaged(
+            "SELECT user_id, received_at, message_sid, account_sid, messaging_service_sid, from_number, to_number, body, num_segments, media, geo FROM messages_by_user",
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let rows: Vec<Row> = rows.rows::<Row>().unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), n);
+    let by_sid: HashMap<&str, &Row> = rows.iter().map(|r| (r.2.as_str(), r)).collect();
+    assert_eq!(by_sid.len(), n, "message SIDs are distinct");
+    for i in 0..n {
+        let p = as_map(&sms_params(i));
+        let row = by_sid[p["MessageSid"].as_str()];
+        assert_eq!(row.0, p["From"], "owner is the sender until the phone registry knows the user");
+        assert_eq!(row.3, p["AccountSid"]);
+        assert_eq!(row.4, None);
+        assert_eq!(row.5, p["From"]);
+        assert_eq!(row.6, p["To"]);
+        assert_eq!(row.7, p["Body"]);
+        assert_eq!(row.8, 1);
+        assert_eq!(row.9, None, "no media");
+        let geo = row.10.clone().unwrap();
+        assert_eq!(geo["from_city"], "OAKLAND");
+        assert_eq!(geo["to_zip"], "94105");
+        assert!(row.1 .0 > 1_700_000_000_000, "received_at is set");
+    }
+    assert_eq!(count_rows(&cql, "message_status").await, n as i64);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_signature_wrong_url_and_dropped_parameter_are_refused_and_nothing_is_appended() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+    let params = sms_params(1);
+
+    let forged = signature_with_token("not-the-token", MESSAGES_PATH, &params);
+    let wrong_url = smsflow::ingress::signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}/other"), &params);
+    let mut dropped = params.clone();
+    dropped.retain(|(k, _)| k != "FromZip");
+    let signed_full = sign(MESSAGES_PATH, &params);
+
+    let cases: Vec<(&str, Vec<(String, String)>, Option<String>)> = vec![
+        ("forged", params.clone(), Some(forged)),
+        ("wrong url", params.clone(), Some(wrong_url)),
+        ("dropped parameter", dropped, Some(signed_full.clone())),
+        ("missing header", params.clone(), None),
+        ("query string added", params.clone(), Some(signed_full)),
+    ];
+    for (name, body, sig) in &cases {
+        let path = if *name == "query string added" { format!("{MESSAGES_PATH}?x=1") } else { MESSAGES_PATH.to_string() };
+        let resp = post_form(&client, &app.base_url, &path, body, sig.as_deref()).await;
+        assert_eq!(resp.status(), 403, "{name}");
+    }
+    // A valid sentinel: once the consumer sees it, everything sent before it would be visible.
+    let sentinel = sms_params(999);
+    assert_eq!(post_signed(&client, &app.base_url, &sentinel).await.status(), 200);
+
+    let seen = read_all_sids(&env, &as_map(&sentinel)["MessageSid"]).await;
+    assert_eq!(seen, vec![as_map(&sentinel)["MessageSid"].clone()], "only the sentinel was appended");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_oversized_and_wrongly_typed_bodies_get_400_413_415_and_nothing_is_appended() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings.clone();
+    settings.http.body_limit_bytes = 4096;
+    let app = TestApp::spawn(settings, &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+
+    // Signed but NumMedia disagrees with the media parameters: 400.
+    let mut bad = sms_params(2);
+    bad.retain(|(k, _)| k != "NumMedia");
+    bad.push(("NumMedia".into(), "1".into()));
+    assert_eq!(post_signed(&client, &app.base_url, &bad).await.status(), 400);
+
+    // Signed but without a MessageSid: 400.
+    let mut no_sid = sms_params(3);
+    no_sid.retain(|(k, _)| k != "MessageSid");
+    assert_eq!(post_signed(&client, &app.base_url, &no_sid).await.status(), 400);
+
+    // Larger than the body limit: 413.
+    let mut big = sms_params(4);
+    big.push(("Body2".into(), "x".repeat(8192)));
+    assert_eq!(post_signed(&client, &app.base_url, &big).await.status(), 413);
+
+    // JSON instead of a form: 415.
+    let resp = client
+        .post(format!("{}{MESSAGES_PATH}", app.base_url))
+        .header("content-type", "application/json")
+        .header("x-twilio-signature", "x")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+
+    let metrics = client.get(format!("{}/metrics", app.base_url)).send().await.unwrap().text().await.unwrap();
+    for reason in ["malformed_form", "body_too_large", "wrong_content_type"] {
+        assert!(metrics.contains(&format!("smsflow_webhook_refused_total{{reason=\"{reason}\"}}")), "{reason} counted:\n{metrics}");
+    }
+
+    let sentinel = sms_params(998);
+    assert_eq!(post_signed(&client, &app.base_url, &sentinel).await.status(), 200);
+    let seen = read_all_sids(&env, &as_map(&sentinel)["MessageSid"]).await;
+    assert_eq!(seen, vec![as_map(&sentinel)["MessageSid"].clone()]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_webhook_answers_empty_twiml_as_text_xml() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+    let resp = post_signed(&client, &app.base_url, &sms_params(7)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/xml");
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("<Response/>"), "{body}");
+    app.stop().await;
+}
+
+fn signature_with_token(token: &str, path: &str, params: &[(String, String)]) -> String {
+    smsflow::ingress::signature::compute(token, &format!("{PUBLIC_URL}{path}"), params)
+}
+
+/// Read the messages topic from the start until `until_sid` appears; return every SID seen.
+async fn read_all_sids(env: &TestEnv, until_sid: &str) -> Vec<String> {
+    let group = format!("t{}-reader", env.id);
+    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-reader", &group).create().unwrap();
+    consumer.subscribe(&[&env.topic(smsflow::topics::MESSAGES)]).unwrap();
+    let mut seen = Vec::new();
+    let mut stream = consumer.stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        let msg = msg.unwrap();
+        let ev: MessageReceived = decode(msg.payload().unwrap()).unwrap();
+        let done = ev.message_sid == until_sid;
+        seen.push(ev.message_sid);
+        if done {
+            return seen;
+        }
+    }
+    panic!("sentinel {until_sid} not seen; saw {seen:?}");
+}
