@@ -26,7 +26,9 @@ async fn main() -> anyhow::Result<()> {
     let public = settings.http.public_url.trim_end_matches('/').to_owned();
     let path = "/webhooks/twilio/messages";
     let client = reqwest::Client::new();
-    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
 
     let mut sids = Vec::new();
     for (i, (from, body)) in SAMPLES.iter().enumerate() {
@@ -47,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let sig = signature::compute(&token, &format!("{public}{path}"), &params);
-        let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .finish();
         let started = Instant::now();
         let resp = client
             .post(format!("{base}{path}"))
@@ -57,7 +61,11 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await
             .with_context(|| format!("posting to {base}{path}; is `smsflow serve` running?"))?;
-        println!("POST {path} {sid} -> {} in {:.1} ms", resp.status(), started.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "POST {path} {sid} -> {} in {:.1} ms",
+            resp.status(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
         if !resp.status().is_success() {
             bail!("webhook refused: {}", resp.text().await.unwrap_or_default());
         }
@@ -84,7 +92,10 @@ async fn main() -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        println!("  {owner}  {sid}  received_at={}  body={:?}", row.0 .0, row.1);
+        println!(
+            "  {owner}  {sid}  received_at={}  body={:?}",
+            row.0 .0, row.1
+        );
     }
     Ok(())
 }

@@ -17,7 +17,11 @@ fn smsflow(env: &TestEnv, args: &[&str]) -> (bool, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("smsflow runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -36,7 +40,10 @@ async fn migrate_and_topics_run_twice_change_nothing() {
     }
     let cql = env.cql().await;
     let files = migrate::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap();
-    assert_eq!(count_rows(&cql, "schema_migrations").await, files.len() as i64);
+    assert_eq!(
+        count_rows(&cql, "schema_migrations").await,
+        files.len() as i64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,11 +54,17 @@ async fn an_edited_migration_stops_migrate() {
         let f = f.unwrap().path();
         std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
     }
-    let first = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).min().unwrap();
+    let first = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
     let mut text = std::fs::read_to_string(&first).unwrap();
     text.push_str("\n-- an innocent-looking edit\n");
     std::fs::write(&first, text).unwrap();
-    let err = migrate::run(&env.settings.cql, dir.path()).await.expect_err("edited migration refused");
+    let err = migrate::run(&env.settings.cql, dir.path())
+        .await
+        .expect_err("edited migration refused");
     assert!(matches!(err, migrate::MigrateError::Edited { .. }), "{err}");
 }
 
@@ -63,11 +76,26 @@ async fn topics_reports_partition_and_config_drift() {
     let spec = changed.topics.get_mut("sms.reviews.v1").unwrap();
     spec.partitions = Some(9);
     spec.config.insert("retention.ms".into(), "86400000".into());
-    let report = topology::apply(&env.settings.kafka, &changed).await.unwrap();
+    let report = topology::apply(&env.settings.kafka, &changed)
+        .await
+        .unwrap();
     let reviews = env.topic("sms.reviews.v1");
-    let drift: Vec<_> = report.drift.iter().filter(|d| d.topic == reviews).map(|d| d.what.clone()).collect();
-    assert!(drift.contains(&"partitions".to_string()), "{:?}", report.drift);
-    assert!(drift.contains(&"config retention.ms".to_string()), "{:?}", report.drift);
+    let drift: Vec<_> = report
+        .drift
+        .iter()
+        .filter(|d| d.topic == reviews)
+        .map(|d| d.what.clone())
+        .collect();
+    assert!(
+        drift.contains(&"partitions".to_string()),
+        "{:?}",
+        report.drift
+    );
+    assert!(
+        drift.contains(&"config retention.ms".to_string()),
+        "{:?}",
+        report.drift
+    );
     let (ok, _) = smsflow(&env, &["topics", "--check"]);
     assert!(ok, "the checked-in file still matches");
 }

@@ -14,7 +14,12 @@ struct KafkaGuard;
 
 impl KafkaGuard {
     fn stop() -> KafkaGuard {
-        let ok = Command::new("bash").arg(stack_script()).args(["down", "kafka"]).status().unwrap().success();
+        let ok = Command::new("bash")
+            .arg(stack_script())
+            .args(["down", "kafka"])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "stack.sh down kafka");
         KafkaGuard
     }
@@ -23,7 +28,10 @@ impl KafkaGuard {
 impl Drop for KafkaGuard {
     // Whatever happens in the test, leave the broker running for the tests after it.
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(stack_script()).args(["up", "kafka"]).status();
+        let _ = Command::new("bash")
+            .arg(stack_script())
+            .args(["up", "kafka"])
+            .status();
     }
 }
 
@@ -32,8 +40,16 @@ async fn kafka_down_gives_503_within_the_deadline_and_kafka_back_gives_200() {
     let env = TestEnv::new().await;
     let deadline = env.settings.kafka.produce_deadline;
     let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(14)).build().unwrap();
-    assert_eq!(post_signed(&client, &app.base_url, &sms_params(1)).await.status(), 200);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(14))
+        .build()
+        .unwrap();
+    assert_eq!(
+        post_signed(&client, &app.base_url, &sms_params(1))
+            .await
+            .status(),
+        200
+    );
 
     let guard = KafkaGuard::stop();
     for i in 2..5 {
@@ -43,17 +59,26 @@ async fn kafka_down_gives_503_within_the_deadline_and_kafka_back_gives_200() {
         assert_eq!(resp.status(), 503, "Kafka is down");
         assert!(resp.headers().contains_key("retry-after"));
         // The deadline plus scheduling slack on a loaded two-core machine; far below Twilio's 15 s.
-        assert!(took < deadline + Duration::from_secs(2), "answered in {took:?}");
+        assert!(
+            took < deadline + Duration::from_secs(2),
+            "answered in {took:?}"
+        );
     }
     drop(guard);
 
     let mut i = 100;
-    wait_for("webhooks to be accepted again after Kafka restarts", Duration::from_secs(120), || {
-        i += 1;
-        let client = client.clone();
-        let base = app.base_url.clone();
-        async move { (post_signed(&client, &base, &sms_params(i)).await.status() == 200).then_some(()) }
-    })
+    wait_for(
+        "webhooks to be accepted again after Kafka restarts",
+        Duration::from_secs(120),
+        || {
+            i += 1;
+            let client = client.clone();
+            let base = app.base_url.clone();
+            async move {
+                (post_signed(&client, &base, &sms_params(i)).await.status() == 200).then_some(())
+            }
+        },
+    )
     .await;
     app.stop().await;
 }

@@ -35,7 +35,13 @@ fn spawn_projector(env: &TestEnv) -> Child {
 async fn produce(producer: &EventProducer, topic: &str, range: std::ops::Range<usize>) {
     let results: Vec<_> = futures::stream::iter(range)
         .map(|i| async move {
-            let ev = form::message_received(&sms_params(i), format!("ev-{i}"), 1_764_000_000_000_000 + i as i64, None).unwrap();
+            let ev = form::message_received(
+                &sms_params(i),
+                format!("ev-{i}"),
+                1_764_000_000_000_000 + i as i64,
+                None,
+            )
+            .unwrap();
             producer.send(topic, ev.partition_key(), &ev).await
         })
         .buffer_unordered(256)
@@ -53,21 +59,30 @@ async fn projector_killed_mid_stream_resumes_without_loss_or_duplicates() {
 
     produce(&producer, &topic, 0..HALF).await;
     let mut projector = spawn_projector(&env);
-    let at_kill = wait_for("the projector to write its first rows", Duration::from_secs(90), || async {
-        let n = count_rows(&cql, "messages_by_user").await;
-        (n > 0).then_some(n)
-    })
+    let at_kill = wait_for(
+        "the projector to write its first rows",
+        Duration::from_secs(90),
+        || async {
+            let n = count_rows(&cql, "messages_by_user").await;
+            (n > 0).then_some(n)
+        },
+    )
     .await;
     projector.kill().expect("SIGKILL");
     let _ = projector.wait();
-    assert!(at_kill < 2 * HALF as i64, "killed before the end of the stream");
+    assert!(
+        at_kill < 2 * HALF as i64,
+        "killed before the end of the stream"
+    );
 
     // More events arrive while it is down.
     produce(&producer, &topic, HALF..2 * HALF).await;
     let mut projector = spawn_projector(&env);
-    wait_for("every event to be projected", Duration::from_secs(180), || async {
-        (count_rows(&cql, "messages_by_user").await == 2 * HALF as i64).then_some(())
-    })
+    wait_for(
+        "every event to be projected",
+        Duration::from_secs(180),
+        || async { (count_rows(&cql, "messages_by_user").await == 2 * HALF as i64).then_some(()) },
+    )
     .await;
 
     // Let it idle past a few batches, then check nothing more appeared.
@@ -76,7 +91,10 @@ async fn projector_killed_mid_stream_resumes_without_loss_or_duplicates() {
     assert_eq!(count_rows(&cql, "message_status").await, 2 * HALF as i64);
 
     let rows = cql
-        .query_unpaged("SELECT message_sid, WRITETIME(body) FROM messages_by_user", ())
+        .query_unpaged(
+            "SELECT message_sid, WRITETIME(body) FROM messages_by_user",
+            (),
+        )
         .await
         .unwrap()
         .into_rows_result()
@@ -92,21 +110,35 @@ async fn projector_killed_mid_stream_resumes_without_loss_or_duplicates() {
 
     // A clean stop on SIGTERM.
     let pid = projector.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = wait_for("the projector to exit on SIGTERM", Duration::from_secs(30), || {
-        let s = projector.try_wait().unwrap();
-        async move { s }
-    })
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_for(
+        "the projector to exit on SIGTERM",
+        Duration::from_secs(30),
+        || {
+            let s = projector.try_wait().unwrap();
+            async move { s }
+        },
+    )
     .await;
     assert!(status.success(), "clean exit, got {status:?}");
 }
 
 /// Every event's position, read back from the topic.
 async fn positions_by_sid(env: &TestEnv, expected: usize) -> HashMap<String, Position> {
-    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-reader", &format!("t{}-positions", env.id))
-        .create()
+    let consumer: StreamConsumer = client::consumer(
+        &env.settings.kafka,
+        "test-reader",
+        &format!("t{}-positions", env.id),
+    )
+    .create()
+    .unwrap();
+    consumer
+        .subscribe(&[&env.topic(smsflow::topics::MESSAGES)])
         .unwrap();
-    consumer.subscribe(&[&env.topic(smsflow::topics::MESSAGES)]).unwrap();
     let mut out = HashMap::new();
     let mut stream = consumer.stream();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -118,7 +150,10 @@ async fn positions_by_sid(env: &TestEnv, expected: usize) -> HashMap<String, Pos
             .unwrap()
             .detach();
         let ev: MessageReceived = decode(msg.payload().unwrap()).unwrap();
-        assert!(out.insert(ev.message_sid, Position::of(&msg)).is_none(), "each SID appended once");
+        assert!(
+            out.insert(ev.message_sid, Position::of(&msg)).is_none(),
+            "each SID appended once"
+        );
     }
     out
 }

@@ -16,6 +16,8 @@ use smsflow::app::Role;
 use smsflow::events::{decode, MessageReceived};
 use smsflow::kafka::client;
 
+type Params = Vec<(String, String)>;
+
 type Row = (
     String,
     CqlTimestamp,
@@ -41,7 +43,12 @@ async fn two_hundred_signed_webhooks_become_exactly_two_hundred_rows() {
         .map(|i| {
             let client = client.clone();
             let base = app.base_url.clone();
-            async move { post_signed(&client, &base, &sms_params(i)).await.status().as_u16() }
+            async move {
+                post_signed(&client, &base, &sms_params(i))
+                    .await
+                    .status()
+                    .as_u16()
+            }
         })
         .buffer_unordered(16)
         .collect()
@@ -49,9 +56,11 @@ async fn two_hundred_signed_webhooks_become_exactly_two_hundred_rows() {
     assert!(statuses.iter().all(|s| *s == 200), "statuses: {statuses:?}");
 
     let cql = env.cql().await;
-    wait_for("200 rows in messages_by_user", Duration::from_secs(60), || async {
-        (count_rows(&cql, "messages_by_user").await == n as i64).then_some(())
-    })
+    wait_for(
+        "200 rows in messages_by_user",
+        Duration::from_secs(60),
+        || async { (count_rows(&cql, "messages_by_user").await == n as i64).then_some(()) },
+    )
     .await;
 
     let rows = cql
@@ -70,7 +79,10 @@ async fn two_hundred_signed_webhooks_become_exactly_two_hundred_rows() {
     for i in 0..n {
         let p = as_map(&sms_params(i));
         let row = by_sid[p["MessageSid"].as_str()];
-        assert_eq!(row.0, p["From"], "owner is the sender until the phone registry knows the user");
+        assert_eq!(
+            row.0, p["From"],
+            "owner is the sender until the phone registry knows the user"
+        );
         assert_eq!(row.3, p["AccountSid"]);
         assert_eq!(row.4, None);
         assert_eq!(row.5, p["From"]);
@@ -95,12 +107,13 @@ async fn forged_signature_wrong_url_and_dropped_parameter_are_refused_and_nothin
     let params = sms_params(1);
 
     let forged = signature_with_token("not-the-token", MESSAGES_PATH, &params);
-    let wrong_url = smsflow::ingress::signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}/other"), &params);
+    let wrong_url =
+        smsflow::ingress::signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}/other"), &params);
     let mut dropped = params.clone();
     dropped.retain(|(k, _)| k != "FromZip");
     let signed_full = sign(MESSAGES_PATH, &params);
 
-    let cases: Vec<(&str, Vec<(String, String)>, Option<String>)> = vec![
+    let cases: Vec<(&str, Params, Option<String>)> = vec![
         ("forged", params.clone(), Some(forged)),
         ("wrong url", params.clone(), Some(wrong_url)),
         ("dropped parameter", dropped, Some(signed_full.clone())),
@@ -108,16 +121,29 @@ async fn forged_signature_wrong_url_and_dropped_parameter_are_refused_and_nothin
         ("query string added", params.clone(), Some(signed_full)),
     ];
     for (name, body, sig) in &cases {
-        let path = if *name == "query string added" { format!("{MESSAGES_PATH}?x=1") } else { MESSAGES_PATH.to_string() };
+        let path = if *name == "query string added" {
+            format!("{MESSAGES_PATH}?x=1")
+        } else {
+            MESSAGES_PATH.to_string()
+        };
         let resp = post_form(&client, &app.base_url, &path, body, sig.as_deref()).await;
         assert_eq!(resp.status(), 403, "{name}");
     }
     // A valid sentinel: once the consumer sees it, everything sent before it would be visible.
     let sentinel = sms_params(999);
-    assert_eq!(post_signed(&client, &app.base_url, &sentinel).await.status(), 200);
+    assert_eq!(
+        post_signed(&client, &app.base_url, &sentinel)
+            .await
+            .status(),
+        200
+    );
 
     let seen = read_all_sids(&env, &as_map(&sentinel)["MessageSid"]).await;
-    assert_eq!(seen, vec![as_map(&sentinel)["MessageSid"].clone()], "only the sentinel was appended");
+    assert_eq!(
+        seen,
+        vec![as_map(&sentinel)["MessageSid"].clone()],
+        "only the sentinel was appended"
+    );
     app.stop().await;
 }
 
@@ -133,17 +159,26 @@ async fn malformed_oversized_and_wrongly_typed_bodies_get_400_413_415_and_nothin
     let mut bad = sms_params(2);
     bad.retain(|(k, _)| k != "NumMedia");
     bad.push(("NumMedia".into(), "1".into()));
-    assert_eq!(post_signed(&client, &app.base_url, &bad).await.status(), 400);
+    assert_eq!(
+        post_signed(&client, &app.base_url, &bad).await.status(),
+        400
+    );
 
     // Signed but without a MessageSid: 400.
     let mut no_sid = sms_params(3);
     no_sid.retain(|(k, _)| k != "MessageSid");
-    assert_eq!(post_signed(&client, &app.base_url, &no_sid).await.status(), 400);
+    assert_eq!(
+        post_signed(&client, &app.base_url, &no_sid).await.status(),
+        400
+    );
 
     // Larger than the body limit: 413.
     let mut big = sms_params(4);
     big.push(("Body2".into(), "x".repeat(8192)));
-    assert_eq!(post_signed(&client, &app.base_url, &big).await.status(), 413);
+    assert_eq!(
+        post_signed(&client, &app.base_url, &big).await.status(),
+        413
+    );
 
     // JSON instead of a form: 415.
     let resp = client
@@ -156,13 +191,30 @@ async fn malformed_oversized_and_wrongly_typed_bodies_get_400_413_415_and_nothin
         .unwrap();
     assert_eq!(resp.status(), 415);
 
-    let metrics = client.get(format!("{}/metrics", app.base_url)).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for reason in ["malformed_form", "body_too_large", "wrong_content_type"] {
-        assert!(metrics.contains(&format!("smsflow_webhook_refused_total{{reason=\"{reason}\"}}")), "{reason} counted:\n{metrics}");
+        assert!(
+            metrics.contains(&format!(
+                "smsflow_webhook_refused_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason} counted:\n{metrics}"
+        );
     }
 
     let sentinel = sms_params(998);
-    assert_eq!(post_signed(&client, &app.base_url, &sentinel).await.status(), 200);
+    assert_eq!(
+        post_signed(&client, &app.base_url, &sentinel)
+            .await
+            .status(),
+        200
+    );
     let seen = read_all_sids(&env, &as_map(&sentinel)["MessageSid"]).await;
     assert_eq!(seen, vec![as_map(&sentinel)["MessageSid"].clone()]);
     app.stop().await;
@@ -188,8 +240,12 @@ fn signature_with_token(token: &str, path: &str, params: &[(String, String)]) ->
 /// Read the messages topic from the start until `until_sid` appears; return every SID seen.
 async fn read_all_sids(env: &TestEnv, until_sid: &str) -> Vec<String> {
     let group = format!("t{}-reader", env.id);
-    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-reader", &group).create().unwrap();
-    consumer.subscribe(&[&env.topic(smsflow::topics::MESSAGES)]).unwrap();
+    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-reader", &group)
+        .create()
+        .unwrap();
+    consumer
+        .subscribe(&[&env.topic(smsflow::topics::MESSAGES)])
+        .unwrap();
     let mut seen = Vec::new();
     let mut stream = consumer.stream();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -35,7 +35,11 @@ fn unique_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{:x}{:04x}", nanos & 0xffff_ffff_ffff, std::process::id() & 0xffff)
+    format!(
+        "{:x}{:04x}",
+        nanos & 0xffff_ffff_ffff,
+        std::process::id() & 0xffff
+    )
 }
 
 impl TestEnv {
@@ -52,14 +56,20 @@ impl TestEnv {
         settings.twilio.auth_token = Some(AUTH_TOKEN.into());
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let topo = Topology::load(&root.join("topology/topics.toml")).unwrap();
-        topology::apply(&settings.kafka, &topo).await.expect("topics (is the stack up? make stack-up)");
-        migrate::run(&settings.cql, &root.join("migrations")).await.expect("migrate (is the stack up? make stack-up)");
+        topology::apply(&settings.kafka, &topo)
+            .await
+            .expect("topics (is the stack up? make stack-up)");
+        migrate::run(&settings.cql, &root.join("migrations"))
+            .await
+            .expect("migrate (is the stack up? make stack-up)");
         TestEnv { settings, id }
     }
 
     /// A CQL session on this test's keyspace.
     pub async fn cql(&self) -> Arc<Session> {
-        store::connect_to_keyspace(&self.settings.cql).await.unwrap()
+        store::connect_to_keyspace(&self.settings.cql)
+            .await
+            .unwrap()
     }
 
     /// Full topic name.
@@ -70,9 +80,18 @@ impl TestEnv {
     /// Environment for running the `smsflow` binary against this env.
     pub fn child_env(&self) -> Vec<(String, String)> {
         vec![
-            ("SMSFLOW_KAFKA__TOPIC_PREFIX".into(), self.settings.kafka.topic_prefix.clone()),
-            ("SMSFLOW_CQL__KEYSPACE".into(), self.settings.cql.keyspace.clone()),
-            ("SMSFLOW_PROJECTOR__GROUP_ID".into(), self.settings.projector.group_id.clone()),
+            (
+                "SMSFLOW_KAFKA__TOPIC_PREFIX".into(),
+                self.settings.kafka.topic_prefix.clone(),
+            ),
+            (
+                "SMSFLOW_CQL__KEYSPACE".into(),
+                self.settings.cql.keyspace.clone(),
+            ),
+            (
+                "SMSFLOW_PROJECTOR__GROUP_ID".into(),
+                self.settings.projector.group_id.clone(),
+            ),
             ("SMSFLOW_HTTP__PUBLIC_URL".into(), PUBLIC_URL.into()),
             ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
         ]
@@ -91,14 +110,23 @@ impl TestApp {
     pub async fn spawn(settings: Settings, roles: &[Role]) -> TestApp {
         smsflow::telemetry::init(&settings.telemetry);
         let shutdown = CancellationToken::new();
-        let app = Application::start(settings, roles, shutdown.clone()).await.expect("app starts");
-        let base_url = app.http_addr().map(|a| format!("http://{a}")).unwrap_or_default();
+        let app = Application::start(settings, roles, shutdown.clone())
+            .await
+            .expect("app starts");
+        let base_url = app
+            .http_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
         let handle = tokio::spawn(async move {
             if let Err(e) = app.wait().await {
                 panic!("app failed: {e}");
             }
         });
-        TestApp { base_url, shutdown, handle }
+        TestApp {
+            base_url,
+            shutdown,
+            handle,
+        }
     }
 
     /// Drain and stop.
@@ -122,13 +150,21 @@ pub fn sms_params(n: usize) -> Vec<(String, String)> {
         ("FromState".into(), "CA".into()),
         ("SmsStatus".into(), "received".into()),
         ("FromCity".into(), "OAKLAND".into()),
-        ("Body".into(), format!("met Dana Reyes #{n} at the Oakland expo, call 510-555-0142 & follow up Tue 3pm")),
+        (
+            "Body".into(),
+            format!(
+                "met Dana Reyes #{n} at the Oakland expo, call 510-555-0142 & follow up Tue 3pm"
+            ),
+        ),
         ("FromCountry".into(), "US".into()),
         ("To".into(), "+14155550100".into()),
         ("ToZip".into(), "94105".into()),
         ("NumSegments".into(), "1".into()),
         ("MessageSid".into(), format!("SM{n:032x}")),
-        ("AccountSid".into(), "AC0123456789abcdef0123456789abcdef".into()),
+        (
+            "AccountSid".into(),
+            "AC0123456789abcdef0123456789abcdef".into(),
+        ),
         ("From".into(), sender),
         ("ApiVersion".into(), "2010-04-01".into()),
     ]
@@ -141,7 +177,9 @@ pub fn as_map(params: &[(String, String)]) -> BTreeMap<String, String> {
 
 /// Form-encode parameters.
 pub fn encode_form(params: &[(String, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
 }
 
 /// Twilio's signature for `params` posted to `PUBLIC_URL + path`.
@@ -168,7 +206,11 @@ pub async fn post_form(
 }
 
 /// Send a correctly signed webhook.
-pub async fn post_signed(client: &reqwest::Client, base_url: &str, params: &[(String, String)]) -> reqwest::Response {
+pub async fn post_signed(
+    client: &reqwest::Client,
+    base_url: &str,
+    params: &[(String, String)],
+) -> reqwest::Response {
     let sig = sign(MESSAGES_PATH, params);
     post_form(client, base_url, MESSAGES_PATH, params, Some(&sig)).await
 }
