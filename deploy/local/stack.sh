@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Local service stack for smsflow: Kafka 4 (KRaft), Cassandra 5.0, Redis, Jaeger v2.
+#
+#   deploy/local/stack.sh up     [service...]   start (idempotent) and wait until ready
+#   deploy/local/stack.sh down   [service...]   stop what this script started
+#   deploy/local/stack.sh status [service...]   running/stopped + does it answer
+#
+# Services: kafka cassandra redis jaeger (default: all). Everything binds to 127.0.0.1.
+# Downloads/binaries: $SMSSTACK_CACHE (default ~/.cache/smsflow-stack)
+# Data, pid files, logs: $SMSSTACK_STATE (default ~/.local/state/smsflow-stack), logs in $STATE/logs
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="${SMSSTACK_CACHE:-$HOME/.cache/smsflow-stack}"
+STATE="${SMSSTACK_STATE:-$HOME/.local/state/smsflow-stack}"
+LOGS="$STATE/logs"
+RUN="$STATE/run"
+ALL_SERVICES=(cassandra kafka redis jaeger)   # cassandra first: slowest to start
+
+KAFKA_CLUSTER_ID="jzGEkUlWSr2SGYbBauDShg"   # fixed: one local cluster per state dir
+JAEGER_MODULE="github.com/jaegertracing/jaeger"
+JAEGER_VERSION="v1.76.0"                     # v1.7x tags = Jaeger v2.x releases; cmd/jaeger is v2
+JAEGER_BIN="$CACHE/bin/jaeger-$JAEGER_VERSION"
+PYTHON="${PYTHON:-python3}"
+
+# readiness deadline / stop grace period, seconds
+declare -A READY_DEADLINE=([kafka]=90 [cassandra]=180 [redis]=10 [jaeger]=30)
+declare -A STOP_GRACE=([kafka]=60 [cassandra]=60 [redis]=15 [jaeger]=15)
+# a string that must appear in /proc/<pid>/cmdline, to never signal a recycled pid
+declare -A CMD_MARK=([kafka]=kafka.Kafka [cassandra]=CassandraDaemon [redis]=redis-server [jaeger]=jaeger-)
+
+mkdir -p "$CACHE" "$LOGS" "$RUN"
+
+log() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$1" "${*:2}"; }
+die() { log "$1" "ERROR: ${*:2}" >&2; exit 1; }
+
+# ---------------------------------------------------------------- prerequisites
+
+apt_install() {  # apt_install PKG... (serialised; never starts the distro's own services)
+  (
+    flock 9
+    local policy=/usr/sbin/policy-rc.d created=""
+    if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
+    trap '[[ -n $created ]] && rm -f "$policy"' EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+  ) 9>"$CACHE/.apt.lock"
+}
+
+java_home() {  # Cassandra 5.0 supports Java 11/17 only: always use 17
+  local jh="${SMSSTACK_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
+  if [[ ! -x $jh/bin/java ]]; then
+    jh="$(ls -d /usr/lib/jvm/java-17-openjdk-* 2>/dev/null | head -n1 || true)"
+  fi
+  if [[ -z $jh || ! -x $jh/bin/java ]]; then
+    apt_install openjdk-17-jre-headless >&2
+    jh="$(ls -d /usr/lib/jvm/java-17-openjdk-* | head -n1)"
+  fi
+  echo "$jh"
+}
+
+fetch_jars() {  # fetch_jars NAME: $HERE/maven/NAME/pom.xml -> $CACHE/NAME/lib (cached by pom hash)
+  local name=$1 pom="$HERE/maven/$1/pom.xml" dest="$CACHE/$1"
+  local sum; sum="$(sha256sum "$pom" | cut -c1-16)"
+  [[ -f $dest/.stamp && "$(cat "$dest/.stamp")" == "$sum" ]] && return 0
+  command -v mvn >/dev/null || apt_install maven
+  log "$name" "fetching jars with Maven (first run only) -> $dest/lib"
+  (
+    flock 9
+    [[ -f $dest/.stamp && "$(cat "$dest/.stamp")" == "$sum" ]] && exit 0
+    local tmp="$dest.tmp.$$"
+    rm -rf "$tmp"
+    JAVA_HOME="$JAVA_HOME" mvn -B -q -f "$pom" -Dmaven.repo.local="$CACHE/m2" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp/lib" \
+      >"$LOGS/$name-fetch.log" 2>&1 \
+      || { tail -n 30 "$LOGS/$name-fetch.log" >&2; rm -rf "$tmp"; exit 1; }
+    echo "$sum" >"$tmp/.stamp"
+    rm -rf "$dest" && mv "$tmp" "$dest"
+  ) 9>"$CACHE/.mvn.lock"
+}
+
+# ---------------------------------------------------------------- process helpers
+
+pidfile() { echo "$RUN/$1.pid"; }
+
+running_pid() {  # prints the pid if the service we started is alive; cleans stale pid files
+  local f; f="$(pidfile "$1")"
+  [[ -f $f ]] || return 1
+  local pid; pid="$(cat "$f" 2>/dev/null || true)"
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null \
+     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "${CMD_MARK[$1]}"; then
+    echo "$pid"; return 0
+  fi
+  rm -f "$f"; return 1
+}
+
+spawn() {  # spawn SERVICE LOGFILE CMD... : detached, pid of CMD itself recorded
+  local svc=$1 logfile=$2; shift 2
+  # shellcheck disable=SC2016
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$svc")" "$@" >>"$logfile" 2>&1 </dev/null &
+  local i; for i in $(seq 50); do [[ -s "$(pidfile "$svc")" ]] && break; sleep 0.1; done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+service_log() {  # main log file(s) of a service
+  case $1 in
+    cassandra) echo "$LOGS/cassandra.log $LOGS/cassandra.stdout.log" ;;
+    jaeger) echo "$LOGS/jaeger.log $LOGS/jaeger-build.log" ;;
+    *) echo "$LOGS/$1.log" ;;
+  esac
+}
+
+show_log_tail() {
+  local f
+  for f in $(service_log "$1"); do
+    [[ -s $f ]] || continue
+    echo "----- last 30 lines of $f -----" >&2
+    tail -n 30 "$f" >&2
+  done
+}
+
+wait_ready() {  # wait_ready SERVICE: poll the real probe until it answers or the deadline passes
+  local svc=$1 deadline=$((SECONDS + READY_DEADLINE[$1]))
+  until probe "$svc" >/dev/null 2>&1; do
+    if ! running_pid "$svc" >/dev/null; then
+      show_log_tail "$svc"; die "$svc" "process exited before it became ready (logs: $(service_log "$svc"))"
+    fi
+    if ((SECONDS >= deadline)); then
+      show_log_tail "$svc"; die "$svc" "not ready after ${READY_DEADLINE[$svc]}s (logs: $(service_log "$svc"))"
+    fi
+    sleep 1
+  done
+  log "$svc" "ready: $(probe "$svc" 2>&1)"
+}
+
+stop_service() {
+  local svc=$1 pid
+  if ! pid="$(running_pid "$svc")"; then log "$svc" "not running"; return 0; fi
+  log "$svc" "stopping pid $pid (SIGTERM)"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_GRACE[$svc]))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$svc" "still alive after ${STOP_GRACE[$svc]}s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$(pidfile "$svc")"
+  log "$svc" "stopped"
+}
+
+# ---------------------------------------------------------------- probes (real requests)
+
+probe() {
+  case $1 in
+    kafka) "$PYTHON" "$HERE/probe.py" kafka 127.0.0.1:9092 ;;
+    cassandra) "$PYTHON" "$HERE/probe.py" cql 127.0.0.1:9042 ;;
+    redis)
+      local out; out="$(redis-cli -h 127.0.0.1 -p 6379 PING 2>&1)" && [[ $out == PONG ]] && echo "redis ok: PING -> $out" ;;
+    jaeger) "$PYTHON" "$HERE/probe.py" http http://127.0.0.1:16686/api/services ;;
+  esac
+}
+
+# ---------------------------------------------------------------- kafka
+
+start_kafka() {
+  fetch_jars kafka
+  local dir="$STATE/kafka" props="$STATE/kafka/server.properties" lib="$CACHE/kafka/lib"
+  mkdir -p "$dir/data"
+  { cat "$HERE/kafka/server.properties"; echo; echo "log.dirs=$dir/data"; } >"$props"
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    log kafka "formatting KRaft storage in $dir/data"
+    "$JAVA_HOME/bin/java" -Xmx256m -Dlog4j2.configurationFile="$HERE/kafka/log4j2.xml" -cp "$lib/*" \
+      kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$props" --ignore-formatted \
+      >>"$LOGS/kafka.log" 2>&1 || { show_log_tail kafka; die kafka "storage format failed"; }
+  fi
+  log kafka "starting (127.0.0.1:9092, controller 127.0.0.1:9093)"
+  spawn kafka "$LOGS/kafka.log" "$JAVA_HOME/bin/java" -Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$HERE/kafka/log4j2.xml" -Dkafka.logs.dir="$LOGS" \
+    -cp "$lib/*" kafka.Kafka "$props"
+}
+
+# ---------------------------------------------------------------- cassandra
+
+start_cassandra() {
+  fetch_jars cassandra
+  local dir="$STATE/cassandra" lib="$CACHE/cassandra/lib"
+  mkdir -p "$dir/triggers"
+  local jamm; jamm="$(ls "$lib"/jamm-*.jar | head -n1)"
+  local -a opts
+  mapfile -t opts < <(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$HERE/cassandra/jvm17-server.options")
+  log cassandra "starting (CQL 127.0.0.1:9042, storage 127.0.0.1:7000)"
+  spawn cassandra "$LOGS/cassandra.stdout.log" "$JAVA_HOME/bin/java" "${opts[@]}" \
+    -javaagent:"$jamm" \
+    -Dcassandra.config="file://$HERE/cassandra/cassandra.yaml" \
+    -Dlogback.configurationFile="file://$HERE/cassandra/logback.xml" \
+    -Dcassandra.logdir="$LOGS" \
+    -Dcassandra.storagedir="$dir" \
+    -Dcassandra.triggers_dir="$dir/triggers" \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 \
+    -Dcassandra.ring_delay_ms=100 \
+    -Dcassandra.unsafesystem=true \
+    -Dcassandra.jmx.local.port=7199 -Djava.rmi.server.hostname=127.0.0.1 \
+    -cp "$lib/*" org.apache.cassandra.service.CassandraDaemon
+}
+
+# ---------------------------------------------------------------- redis
+
+start_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    log redis "installing redis-server from Debian (first run only)"
+    apt_install redis-server redis-tools
+  fi
+  mkdir -p "$STATE/redis"
+  log redis "starting (127.0.0.1:6379)"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --pidfile "$(pidfile redis)" \
+    --dir "$STATE/redis" --logfile "$LOGS/redis.log" --save '' --appendonly no
+  local i; for i in $(seq 50); do [[ -s "$(pidfile redis)" ]] && break; sleep 0.1; done
+}
+
+# ---------------------------------------------------------------- jaeger
+
+build_jaeger() {
+  [[ -x $JAEGER_BIN ]] && return 0
+  command -v go >/dev/null || die jaeger "Go toolchain not found (needed to build Jaeger once)"
+  (
+    flock 9
+    [[ -x $JAEGER_BIN ]] && exit 0
+    log jaeger "building $JAEGER_MODULE/cmd/jaeger@$JAEGER_VERSION (first run only, several minutes; log: $LOGS/jaeger-build.log)"
+    # 'go install mod@ver' refuses modules with replace directives: build inside a copy instead.
+    local moddir src="$CACHE/src/jaeger-$JAEGER_VERSION"
+    moddir="$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$JAEGER_MODULE@$JAEGER_VERSION" \
+      | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+    rm -rf "$src" && mkdir -p "$(dirname "$src")" "$CACHE/bin"
+    cp -r "$moddir" "$src" && chmod -R u+w "$src"
+    if ! (cd "$src" && GOTOOLCHAIN=local GOFLAGS=-trimpath CGO_ENABLED=0 \
+          go build -ldflags="-s -w" -o "$JAEGER_BIN.tmp" ./cmd/jaeger) >"$LOGS/jaeger-build.log" 2>&1; then
+      tail -n 30 "$LOGS/jaeger-build.log" >&2; exit 1
+    fi
+    mv "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+    rm -rf "$src"
+  ) 9>"$CACHE/.jaeger-build.lock"
+}
+
+start_jaeger() {
+  build_jaeger
+  log jaeger "starting (OTLP 127.0.0.1:4317 grpc / 4318 http, UI+API http://127.0.0.1:16686)"
+  spawn jaeger "$LOGS/jaeger.log" "$JAEGER_BIN" --config "$HERE/jaeger/jaeger.yaml"
+}
+
+# ---------------------------------------------------------------- up / down / status
+
+declare -A PORT=([kafka]=9092 [cassandra]=9042 [redis]=6379 [jaeger]=16686)
+
+up_service() {  # start one service unless already up, then wait until it answers
+  local svc=$1 pid
+  if pid="$(running_pid "$svc")"; then
+    if probe "$svc" >/dev/null 2>&1; then log "$svc" "already running (pid $pid)"; return 0; fi
+    log "$svc" "pid $pid alive but not answering yet: waiting"
+  else
+    if port_open "${PORT[$svc]}"; then
+      die "$svc" "port ${PORT[$svc]} is in use by a process this script did not start"
+    fi
+    "start_$svc"
+  fi
+  wait_ready "$svc"
+}
+
+select_services() {  # validate names; default = all
+  if (($# == 0)); then echo "${ALL_SERVICES[@]}"; return; fi
+  local s
+  for s in "$@"; do
+    [[ " ${ALL_SERVICES[*]} " == *" $s "* ]] || die stack "unknown service '$s' (known: ${ALL_SERVICES[*]})"
+  done
+  echo "$@"
+}
+
+cmd_up() {
+  local -a svcs; read -r -a svcs <<<"$(select_services "$@")"
+  JAVA_HOME="$(java_home)"; export JAVA_HOME
+  log stack "logs: $LOGS   state: $STATE   cache: $CACHE"
+  local -A pids=()
+  local svc rc=0
+  for svc in "${svcs[@]}"; do   # all in parallel; each waits for its own readiness
+    up_service "$svc" &
+    pids[$svc]=$!
+  done
+  for svc in "${svcs[@]}"; do
+    wait "${pids[$svc]}" || { rc=1; log "$svc" "FAILED"; }
+  done
+  if ((rc)); then log stack "some services failed; logs in $LOGS"; return 1; fi
+  log stack "all up: ${svcs[*]}   (logs: $LOGS)"
+}
+
+cmd_down() {
+  local -a svcs; read -r -a svcs <<<"$(select_services "$@")"
+  local svc
+  for svc in "${svcs[@]}"; do stop_service "$svc" & done
+  wait
+}
+
+cmd_status() {
+  local -a svcs; read -r -a svcs <<<"$(select_services "$@")"
+  local svc pid out rc=0
+  for svc in "${svcs[@]}"; do
+    if pid="$(running_pid "$svc")"; then
+      if out="$(probe "$svc" 2>&1)"; then
+        printf '%-10s running (pid %s), answering: %s\n' "$svc" "$pid" "$out"
+      else
+        printf '%-10s running (pid %s), NOT answering\n' "$svc" "$pid"; rc=1
+      fi
+    else
+      printf '%-10s stopped\n' "$svc"; rc=1
+    fi
+  done
+  echo "logs: $LOGS"
+  return "$rc"
+}
+
+main() {
+  local cmd="${1:-}"; shift || true
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    status) cmd_status "$@" ;;
+    *) echo "usage: $0 up|down|status [kafka|cassandra|redis|jaeger ...]" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
