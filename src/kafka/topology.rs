@@ -176,7 +176,7 @@ pub async fn apply(settings: &KafkaSettings, topology: &Topology) -> Result<Repo
         }
     }
 
-    let existing: BTreeMap<String, i32> = metadata
+    let mut existing: BTreeMap<String, i32> = metadata
         .topics()
         .iter()
         .map(|t| (t.name().to_string(), t.partitions().len() as i32))
@@ -212,8 +212,12 @@ pub async fn apply(settings: &KafkaSettings, topology: &Topology) -> Result<Repo
         for r in results {
             match r {
                 Ok(name) => report.created.push(name),
-                // Another `topics` run won the race: that is the idempotent outcome.
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => report.unchanged.push(name),
+                // Created since our metadata snapshot (another run, or metadata lag): compare it
+                // like any existing topic below.
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    let partitions = partition_count(&admin, &name, timeout).await?;
+                    existing.insert(name, partitions);
+                }
                 Err((topic, code)) => return Err(TopologyError::Create { topic, code }),
             }
         }
@@ -276,6 +280,32 @@ pub async fn apply(settings: &KafkaSettings, topology: &Topology) -> Result<Repo
         }
     }
     Ok(report)
+}
+
+/// A topic's partition count, waiting briefly for metadata to catch up with a fresh topic.
+async fn partition_count(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i32, TopologyError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let md = admin
+            .inner()
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|source| TopologyError::Kafka {
+                context: "fetch topic metadata",
+                source,
+            })?;
+        let n = md
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len() as i32);
+        if n > 0 || tokio::time::Instant::now() >= deadline {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]

@@ -30,16 +30,91 @@ pub struct TestEnv {
     pub id: String,
 }
 
+/// Leftovers of earlier runs older than this are removed (a whole test binary takes less).
+const LEFTOVER_AGE: Duration = Duration::from_secs(30 * 60);
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Creation second (8 hex digits) then the process, a per-process counter and clock noise.
 fn unique_id() -> String {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos();
+        .subsec_nanos();
     format!(
-        "{:x}{:04x}",
-        nanos & 0xffff_ffff_ffff,
-        std::process::id() & 0xffff
+        "{:08x}{:04x}{:02x}{:06x}",
+        now_secs(),
+        std::process::id() & 0xffff,
+        seq & 0xff,
+        nanos & 0xff_ffff
     )
+}
+
+/// The creation time encoded in a test id, if `name` holds one after `prefix`.
+fn created_at(name: &str, prefix: &str) -> Option<u64> {
+    let id = name.strip_prefix(prefix)?;
+    u64::from_str_radix(id.get(..8)?, 16).ok()
+}
+
+/// Remove test topics and keyspaces that earlier runs left behind, once per test binary, so a
+/// long-lived local stack does not accumulate thousands of partitions and tables.
+async fn sweep_leftovers(settings: &Settings) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let cutoff = now_secs().saturating_sub(LEFTOVER_AGE.as_secs());
+            if let Ok(session) = store::connect(&settings.cql).await {
+                if let Ok(res) = session
+                    .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces", ())
+                    .await
+                {
+                    let names: Vec<String> = res
+                        .into_rows_result()
+                        .ok()
+                        .and_then(|r| {
+                            r.rows::<(String,)>()
+                                .ok()
+                                .map(|it| it.filter_map(|r| r.ok()).map(|r| r.0).collect())
+                        })
+                        .unwrap_or_default();
+                    for ks in names
+                        .into_iter()
+                        .filter(|k| created_at(k, "t_").is_some_and(|t| t < cutoff))
+                    {
+                        let _ = session
+                            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
+                            .await;
+                    }
+                }
+            }
+            let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+                match smsflow::kafka::client::base(&settings.kafka, "test-janitor").create() {
+                    Ok(a) => a,
+                    Err(_) => return,
+                };
+            if let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(10)) {
+                let old: Vec<String> = md
+                    .topics()
+                    .iter()
+                    .map(|t| t.name().to_string())
+                    .filter(|n| created_at(n, "t").is_some_and(|t| t < cutoff))
+                    .collect();
+                if !old.is_empty() {
+                    let names: Vec<&str> = old.iter().map(String::as_str).collect();
+                    let _ = admin
+                        .delete_topics(&names, &rdkafka::admin::AdminOptions::new())
+                        .await;
+                }
+            }
+        })
+        .await;
 }
 
 impl TestEnv {
@@ -54,6 +129,7 @@ impl TestEnv {
         settings.cql.keyspace = format!("t_{id}");
         settings.projector.group_id = format!("t{id}-projector");
         settings.twilio.auth_token = Some(AUTH_TOKEN.into());
+        sweep_leftovers(&settings).await;
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let topo = Topology::load(&root.join("topology/topics.toml")).unwrap();
         topology::apply(&settings.kafka, &topo)
