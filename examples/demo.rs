@@ -97,5 +97,42 @@ async fn main() -> anyhow::Result<()> {
             row.0 .0, row.1
         );
     }
+    if let Some((sid, _)) = sids.first() {
+        print_trace_link(&client, sid).await;
+    }
     Ok(())
+}
+
+/// Find the first demo message's trace through Jaeger's query API and print where to look.
+async fn print_trace_link(client: &reqwest::Client, sid: &str) {
+    let jaeger = std::env::var("JAEGER_URL").unwrap_or_else(|_| "http://127.0.0.1:16686".into());
+    let tags = format!("{{\"message_sid\":\"{sid}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let found = client
+            .get(format!("{jaeger}/api/traces"))
+            .query(&[
+                ("service", "smsflow"),
+                ("tags", tags.as_str()),
+                ("lookback", "1h"),
+            ])
+            .send()
+            .await
+            .ok();
+        if let Some(resp) = found {
+            if let Ok(body) = resp.json::<serde_json::Value>().await {
+                if let Some(id) = body["data"][0]["traceID"].as_str() {
+                    let spans = body["data"][0]["spans"].as_array().map_or(0, |s| s.len());
+                    println!("\ntrace of {sid} ({spans} spans so far):");
+                    println!("  UI:  {jaeger}/trace/{id}");
+                    println!("  API: {jaeger}/api/traces/{id}");
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "\nno trace found for {sid} in Jaeger at {jaeger} (is it running? `make stack-status`)"
+    );
 }

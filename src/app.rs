@@ -10,6 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::api::admin::AdminState;
+use crate::api::health::{self, DependencyError};
+use crate::api::{self, Dependencies};
 use crate::config::{ConfigError, Settings};
 use crate::ingress::{self, IngressState};
 use crate::kafka::{EventProducer, ProduceError};
@@ -49,6 +52,8 @@ pub enum AppError {
     #[error(transparent)]
     Produce(#[from] ProduceError),
     #[error(transparent)]
+    Dependency(#[from] DependencyError),
+    #[error(transparent)]
     Http(#[from] http::ServeError),
     #[error(transparent)]
     Projector(#[from] projector::ProjectorError),
@@ -74,15 +79,21 @@ impl Application {
             return Err(AppError::RoleUnavailable(*r));
         }
         let mut tasks = JoinSet::new();
-        let mut http_addr = None;
         let metrics_handle = crate::metrics::install();
 
+        let deps = Arc::new(Dependencies::new(&settings)?);
+        let admin = Arc::new(AdminState {
+            token: settings.admin.token.clone(),
+            deps: deps.clone(),
+        });
         let mut router = Router::new()
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz).with_state(deps.clone()))
             .route(
                 "/metrics",
                 get(move || std::future::ready(metrics_handle.render())),
-            );
+            )
+            .merge(api::admin::router(admin));
 
         if roles.contains(&Role::Ingress) {
             let kafka = settings.kafka.clone();
@@ -107,7 +118,8 @@ impl Application {
             });
         }
 
-        if roles.contains(&Role::Ingress) || roles.contains(&Role::Api) {
+        // Every process serves health, readiness and metrics; ingress adds the webhook.
+        let http_addr = {
             let router = router.layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
                 settings.http.request_timeout,
@@ -118,14 +130,15 @@ impl Application {
                     addr: settings.http.addr,
                     source,
                 })?;
-            http_addr = listener.local_addr().ok();
+            let http_addr = listener.local_addr().ok();
             let http_settings = settings.http.clone();
             let token = shutdown.clone();
             tasks.spawn(
                 async move { Ok(http::serve(listener, router, &http_settings, token).await?) },
             );
             tracing::info!(addr = ?http_addr, "HTTP listening");
-        }
+            http_addr
+        };
 
         if roles.contains(&Role::Projector) {
             let token = shutdown.clone();

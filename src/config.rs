@@ -16,6 +16,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub kafka: KafkaSettings,
     pub cql: CqlSettings,
+    pub redis: RedisSettings,
+    pub admin: AdminSettings,
     pub twilio: TwilioSettings,
     pub ingress: IngressSettings,
     pub projector: ProjectorSettings,
@@ -80,6 +82,32 @@ pub struct CqlSettings {
     pub request_timeout: Duration,
 }
 
+/// Redis (rate limits and dedupe arrive with the edge issue; readiness checks it now).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Most pooled connections.
+    pub pool_max_size: usize,
+}
+
+/// Operator endpoints.
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token for `/v1/admin/*`; unset disables those endpoints.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// Twilio credentials, read from `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`.
 #[derive(Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +158,11 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     /// `text` or `json`.
     pub log_format: String,
+    /// Export spans over OTLP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default 127.0.0.1:4317).
+    /// `OTEL_SDK_DISABLED=true` also turns export off.
+    pub traces: bool,
+    /// Most finished spans queued for export; beyond it spans are dropped, never waited for.
+    pub trace_queue_size: usize,
 }
 
 impl Default for Settings {
@@ -158,6 +191,11 @@ impl Default for Settings {
                 replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
                 request_timeout: Duration::from_secs(5),
             },
+            redis: RedisSettings {
+                url: "redis://127.0.0.1:6379".into(),
+                pool_max_size: 32,
+            },
+            admin: AdminSettings::default(),
             twilio: TwilioSettings::default(),
             ingress: IngressSettings {
                 verify_signature: true,
@@ -171,6 +209,8 @@ impl Default for Settings {
             telemetry: TelemetrySettings {
                 log_filter: "info".into(),
                 log_format: "text".into(),
+                traces: true,
+                trace_queue_size: 8192,
             },
         }
     }

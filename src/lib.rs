@@ -1,5 +1,6 @@
 //! smsflow: an event-sourced stream processor for inbound SMS and MMS enrichment.
 
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod events;
@@ -9,6 +10,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod projector;
 pub mod shutdown;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod topics;

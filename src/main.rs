@@ -52,8 +52,21 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
-    smsflow::telemetry::init(&settings.telemetry);
+    let mut settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
+    let role = match &cli.command {
+        Command::Serve { roles } if !roles.is_empty() => roles
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join("+"),
+        Command::Serve { .. } => "all".to_string(),
+        // One-shot admin commands are not worth a trace pipeline.
+        _ => {
+            settings.telemetry.traces = false;
+            "cli".to_string()
+        }
+    };
+    let _telemetry = smsflow::telemetry::init(&settings.telemetry, &role);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,9 +1,29 @@
-//! Metric names as one typed list, so dashboards can rely on them. Exported at `/metrics`.
+//! Metric names as one typed list, so dashboards and alerts can rely on them. Exported at
+//! `/metrics` in Prometheus text format; the resettable view is in `stats`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `smsflow_webhook_duration_seconds` | histogram | `outcome` |
+//! | `smsflow_webhook_refused_total` | counter | `reason` |
+//! | `smsflow_webhooks_in_flight` | gauge | |
+//! | `smsflow_kafka_produce_duration_seconds` | histogram | |
+//! | `smsflow_stage_duration_seconds` | histogram | `stage` |
+//! | `smsflow_stage_errors_total` | counter | `stage` |
+//! | `smsflow_projector_events_total` | counter | `projection` |
+//! | `smsflow_projector_poison_total` | counter | `projection` |
+//! | `smsflow_projector_retries_total` | counter | `projection` |
+//! | `smsflow_end_to_end_duration_seconds` | histogram | |
+//! | `smsflow_consumer_lag` | gauge | `group`, `topic`, `partition` |
+//! | `smsflow_http_open_connections` | gauge | |
+//! | `smsflow_trace_spans_exported_total` / `_dropped_total` | counter | |
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::stats::{stats, Stats};
 
 /// Why a webhook was refused; a label with a small fixed set of values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +36,8 @@ pub enum RefusedReason {
 }
 
 impl RefusedReason {
-    fn as_str(self) -> &'static str {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
         match self {
             RefusedReason::BadSignature => "bad_signature",
             RefusedReason::MalformedForm => "malformed_form",
@@ -27,15 +48,29 @@ impl RefusedReason {
     }
 }
 
+fn bump(c: &AtomicU64, n: u64) {
+    Stats::incr(c, n);
+}
+
 /// A webhook got a non-200 answer.
 pub fn webhook_refused(reason: RefusedReason) {
     counter!("smsflow_webhook_refused_total", "reason" => reason.as_str()).increment(1);
+    bump(&stats().webhooks_refused, 1);
 }
 
 /// A webhook was answered; `outcome` is `accepted` or a refusal reason.
 pub fn webhook_latency(outcome: &'static str, elapsed: Duration) {
     histogram!("smsflow_webhook_duration_seconds", "outcome" => outcome)
         .record(elapsed.as_secs_f64());
+    stats().webhook_latency(elapsed);
+    if outcome == "accepted" {
+        bump(&stats().webhooks_accepted, 1);
+    }
+}
+
+/// Webhooks being handled right now (+1 on entry, -1 on exit).
+pub fn webhooks_in_flight(delta: f64) {
+    gauge!("smsflow_webhooks_in_flight").increment(delta);
 }
 
 /// Time from send to Kafka's acknowledgement.
@@ -46,21 +81,60 @@ pub fn produce_latency(elapsed: Duration) {
 /// The projector applied `n` events of a read model.
 pub fn projected(projection: &'static str, n: u64) {
     counter!("smsflow_projector_events_total", "projection" => projection).increment(n);
+    bump(&stats().events_projected, n);
+}
+
+/// Time the projector spent applying one batch.
+pub fn projector_batch(elapsed: Duration) {
+    histogram!("smsflow_stage_duration_seconds", "stage" => "projector")
+        .record(elapsed.as_secs_f64());
 }
 
 /// The projector skipped an event it cannot decode.
 pub fn projector_poison(projection: &'static str) {
     counter!("smsflow_projector_poison_total", "projection" => projection).increment(1);
+    counter!("smsflow_stage_errors_total", "stage" => "projector").increment(1);
+    bump(&stats().projector_poison, 1);
 }
 
 /// A projector batch failed and will be retried.
 pub fn projector_retry(projection: &'static str) {
     counter!("smsflow_projector_retries_total", "projection" => projection).increment(1);
+    counter!("smsflow_stage_errors_total", "stage" => "projector").increment(1);
+    bump(&stats().projector_retries, 1);
 }
 
 /// From webhook receipt until the projector applied the event.
 pub fn end_to_end_latency(elapsed: Duration) {
     histogram!("smsflow_end_to_end_duration_seconds").record(elapsed.as_secs_f64());
+    stats().end_to_end(elapsed);
+}
+
+/// Records behind the end of a partition for a consumer group.
+pub fn consumer_lag(group: &str, topic: &str, partition: i32, lag: i64) {
+    gauge!(
+        "smsflow_consumer_lag",
+        "group" => group.to_owned(),
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
+    .set(lag as f64);
+}
+
+/// Open HTTP connections.
+pub fn open_connections(n: usize) {
+    gauge!("smsflow_http_open_connections").set(n as f64);
+}
+
+/// Spans the OTLP exporter delivered.
+pub fn spans_exported(n: u64) {
+    counter!("smsflow_trace_spans_exported_total").increment(n);
+}
+
+/// Spans lost because the trace backend did not take them; the pipeline went on.
+pub fn spans_dropped(n: u64) {
+    counter!("smsflow_trace_spans_dropped_total").increment(n);
+    bump(&stats().spans_dropped, n);
 }
 
 /// Install the Prometheus recorder once per process and return its handle.

@@ -2,4 +2,4 @@
 
 mod server;
 
-pub use server::{serve, ServeError};
+pub use server::{open_connections, serve, ServeError};

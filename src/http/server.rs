@@ -1,6 +1,7 @@
 //! An accept loop over hyper with the limits axum's `serve` does not expose: a header read
 //! timeout (slowloris), a connection cap, and a bounded graceful drain.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpSettings;
+
+static OPEN_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// HTTP connections open right now.
+pub fn open_connections() -> usize {
+    OPEN_CONNECTIONS.load(Ordering::Relaxed)
+}
 
 /// Why the server stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +73,15 @@ pub async fn serve(
         let service = TowerToHyperService::new(app.clone());
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
+        OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::open_connections(open_connections());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
+            OPEN_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+            crate::metrics::open_connections(open_connections());
         });
     }
 

@@ -17,7 +17,20 @@ use crate::telemetry::mask_phone;
 /// The empty TwiML document: "received, nothing to reply".
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
 
-#[instrument(name = "webhook.message", skip_all, fields(message_sid = field::Empty, from = field::Empty, kafka.partition = field::Empty, kafka.offset = field::Empty))]
+#[instrument(
+    name = "webhook.message",
+    skip_all,
+    fields(
+        otel.name = "POST /webhooks/twilio/messages",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/webhooks/twilio/messages",
+        http.response.status_code = field::Empty,
+        outcome = field::Empty,
+        message_sid = field::Empty,
+        from = field::Empty,
+    )
+)]
 pub(super) async fn receive_message(
     State(state): State<Arc<IngressState>>,
     OriginalUri(uri): OriginalUri,
@@ -25,13 +38,14 @@ pub(super) async fn receive_message(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
+    let _in_flight = InFlight::enter();
     let result = accept(&state, &uri, &headers, body).await;
     let outcome = match &result {
         Ok(_) => "accepted",
         Err(e) => e.outcome(),
     };
     metrics::webhook_latency(outcome, started.elapsed());
-    match result {
+    let response = match result {
         Ok(()) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/xml")],
@@ -39,7 +53,11 @@ pub(super) async fn receive_message(
         )
             .into_response(),
         Err(e) => e.into_response(),
-    }
+    };
+    let span = Span::current();
+    span.record("outcome", outcome);
+    span.record("http.response.status_code", response.status().as_u16());
+    response
 }
 
 async fn accept(
@@ -77,13 +95,11 @@ async fn accept(
     span.record("from", mask_phone(&event.from).as_str());
 
     let started = Instant::now();
-    let produced = state
+    state
         .producer
         .send(&state.messages_topic, event.partition_key(), &event)
         .await?;
     metrics::produce_latency(started.elapsed());
-    span.record("kafka.partition", produced.partition);
-    span.record("kafka.offset", produced.offset);
     Ok(())
 }
 
@@ -107,6 +123,22 @@ fn check_signature(
         Ok(())
     } else {
         Err(IngressError::BadSignature)
+    }
+}
+
+/// Counts a webhook as in flight until dropped, also when the client goes away mid-request.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        metrics::webhooks_in_flight(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::webhooks_in_flight(-1.0);
     }
 }
 

@@ -60,15 +60,37 @@ impl EventProducer {
     }
 
     /// Append one event and wait until Kafka has it (acks=all), or the deadline passes.
-    #[instrument(name = "kafka.produce", skip_all, fields(messaging.system = "kafka", messaging.destination.name = %topic, event_type = E::NAME))]
+    /// The span follows the OpenTelemetry messaging conventions; the key is never recorded
+    /// because it can be a phone number.
+    #[instrument(
+        name = "kafka.produce",
+        skip_all,
+        fields(
+            otel.name = format!("send {topic}"),
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.operation.type = "send",
+            messaging.destination.name = %topic,
+            messaging.destination.partition.id = tracing::field::Empty,
+            messaging.kafka.offset = tracing::field::Empty,
+            event_type = E::NAME,
+        )
+    )]
     pub async fn send<E: Event>(
         &self,
         topic: &str,
         key: &str,
         event: &E,
     ) -> Result<Produced, ProduceError> {
+        let span = tracing::Span::current();
         let payload = encode(event)?;
-        self.send_bytes(topic, key, E::NAME, &payload).await
+        let produced = self.send_bytes(topic, key, E::NAME, &payload).await?;
+        span.record(
+            "messaging.destination.partition.id",
+            produced.partition.to_string(),
+        );
+        span.record("messaging.kafka.offset", produced.offset);
+        Ok(produced)
     }
 
     /// Append pre-encoded bytes.
@@ -82,7 +104,7 @@ impl EventProducer {
         let record = FutureRecord::to(topic)
             .key(key)
             .payload(payload)
-            .headers(headers::for_event(event_type, None));
+            .headers(headers::for_event(event_type, &tracing::Span::current()));
         let delivery = match self.inner.send_result(record) {
             Ok(fut) => fut,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

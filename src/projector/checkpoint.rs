@@ -16,6 +16,7 @@ use crate::store::StoreError;
 /// Loads and saves checkpoints for one projection.
 pub struct Checkpoints {
     session: Arc<Session>,
+    keyspace: String,
     projection: &'static str,
     select: PreparedStatement,
     upsert: PreparedStatement,
@@ -25,17 +26,22 @@ pub struct Checkpoints {
 
 impl Checkpoints {
     /// Prepare the statements.
-    pub async fn new(session: Arc<Session>, projection: &'static str) -> Result<Self, StoreError> {
+    pub async fn new(
+        session: Arc<Session>,
+        keyspace: &str,
+        projection: &'static str,
+    ) -> Result<Self, StoreError> {
         let select = session
-            .prepare("SELECT next_offset FROM projection_offsets WHERE projection = ? AND topic = ? AND partition = ?")
+            .prepare(format!("SELECT next_offset FROM {keyspace}.projection_offsets WHERE projection = ? AND topic = ? AND partition = ?"))
             .await
             .map_err(StoreError::prepare("select checkpoint"))?;
         let upsert = session
-            .prepare("INSERT INTO projection_offsets (projection, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .prepare(format!("INSERT INTO {keyspace}.projection_offsets (projection, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)"))
             .await
             .map_err(StoreError::prepare("upsert checkpoint"))?;
         Ok(Checkpoints {
             session,
+            keyspace: keyspace.to_owned(),
             projection,
             select,
             upsert,
@@ -82,7 +88,10 @@ impl Checkpoints {
     pub async fn reset(&mut self) -> Result<(), StoreError> {
         self.session
             .query_unpaged(
-                "DELETE FROM projection_offsets WHERE projection = ?",
+                format!(
+                    "DELETE FROM {}.projection_offsets WHERE projection = ?",
+                    self.keyspace
+                ),
                 (self.projection,),
             )
             .await

@@ -7,6 +7,8 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, MaybeUnset};
 
+use tracing::Instrument;
+
 use crate::events::MessageReceived;
 use crate::store::StoreError;
 
@@ -21,19 +23,19 @@ pub struct MessagesProjection {
 
 impl MessagesProjection {
     /// Prepare the statements once.
-    pub async fn new(session: Arc<Session>) -> Result<Self, StoreError> {
+    pub async fn new(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
         let insert_message = session
             .prepare(
-                "INSERT INTO messages_by_user (user_id, received_at, message_sid, account_sid, messaging_service_sid, \
+                format!("INSERT INTO {keyspace}.messages_by_user (user_id, received_at, message_sid, account_sid, messaging_service_sid, \
                  from_number, to_number, body, num_segments, media, geo, event_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"),
             )
             .await
             .map_err(StoreError::prepare("insert messages_by_user"))?;
         let upsert_status = session
             .prepare(
-                "UPDATE message_status USING TIMESTAMP ? SET user_id = ?, received_at = ?, parts_expected = ?, \
-                 stage_at = stage_at + ? WHERE message_sid = ?",
+                format!("UPDATE {keyspace}.message_status USING TIMESTAMP ? SET user_id = ?, received_at = ?, parts_expected = ?, \
+                 stage_at = stage_at + ? WHERE message_sid = ?"),
             )
             .await
             .map_err(StoreError::prepare("upsert message_status"))?;
@@ -113,11 +115,26 @@ impl MessagesProjection {
                 ev.message_sid.as_str(),
             ),
         );
-        let (a, b) = tokio::join!(insert, status);
+        let (a, b) = tokio::join!(
+            insert.instrument(cql_span("INSERT", "messages_by_user")),
+            status.instrument(cql_span("UPDATE", "message_status"))
+        );
         a.map_err(StoreError::execute("insert messages_by_user"))?;
         b.map_err(StoreError::execute("upsert message_status"))?;
         Ok(())
     }
+}
+
+/// A client span for one CQL statement, following the database semantic conventions.
+fn cql_span(operation: &'static str, table: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "cql.statement",
+        otel.name = %format_args!("{operation} {table}"),
+        otel.kind = "client",
+        db.system.name = "cassandra",
+        db.operation.name = operation,
+        db.collection.name = table,
+    )
 }
 
 fn unset_if_none(v: Option<&str>) -> MaybeUnset<&str> {

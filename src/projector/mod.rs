@@ -10,16 +10,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
+use opentelemetry::trace::TraceContextExt;
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::Settings;
 use crate::events::{decode, MessageReceived};
-use crate::kafka::client;
+use crate::kafka::{client, headers};
 use crate::metrics;
 use crate::store::{self, StoreError};
 
@@ -41,13 +43,25 @@ pub enum ProjectorError {
     Task(String),
 }
 
-/// Partitions taken away by a rebalance, handed from librdkafka's callback to the loop.
-#[derive(Default)]
+/// Partitions taken away by a rebalance, handed from librdkafka's callback to the loop; and
+/// librdkafka's periodic statistics, turned into the consumer lag gauge.
 struct ProjectorContext {
+    group: String,
     revoked: Mutex<Vec<(String, i32)>>,
 }
 
-impl ClientContext for ProjectorContext {}
+impl ClientContext for ProjectorContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 means "not known yet" (e.g. not assigned to this member).
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::consumer_lag(&self.group, topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for ProjectorContext {
     fn post_rebalance(
@@ -69,16 +83,24 @@ impl ConsumerContext for ProjectorContext {
 
 /// Run the message projection until `shutdown` is cancelled.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), ProjectorError> {
-    let session = store::connect_to_keyspace(&settings.cql).await?;
-    let projection = MessagesProjection::new(session.clone()).await?;
-    let mut checkpoints = Checkpoints::new(session, MESSAGES_PROJECTION).await?;
+    // Statements name their keyspace; no `USE`, which both engines discourage with prepared
+    // statements.
+    let session = store::connect(&settings.cql).await?;
+    let keyspace = settings.cql.keyspace.as_str();
+    let projection = MessagesProjection::new(session.clone(), keyspace).await?;
+    let mut checkpoints = Checkpoints::new(session, keyspace, MESSAGES_PROJECTION).await?;
     let topic = settings.topic(crate::topics::MESSAGES);
 
     let kafka = settings.kafka.clone();
     let group = settings.projector.group_id.clone();
     let consumer: StreamConsumer<ProjectorContext> = tokio::task::spawn_blocking(move || {
+        let context = ProjectorContext {
+            group: group.clone(),
+            revoked: Mutex::new(Vec::new()),
+        };
         client::consumer(&kafka, "smsflow-projector", &group)
-            .create_with_context(ProjectorContext::default())
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(context)
     })
     .await
     .map_err(|e| ProjectorError::Task(e.to_string()))?
@@ -108,6 +130,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         if records.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
         let applied = apply_batch(
             &consumer,
             &projection,
@@ -121,6 +144,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         if !applied {
             break; // shutdown during retries: the batch will be re-read after restart
         }
+        metrics::projector_batch(started.elapsed());
     }
     drop(batches);
     tracing::info!("projector stopping: last batch checkpointed");
@@ -171,7 +195,9 @@ async fn try_apply_batch(
     settings: &Settings,
     records: &[OwnedMessage],
 ) -> Result<(), StoreError> {
-    let mut todo: Vec<(Position, MessageReceived)> = Vec::with_capacity(records.len());
+    let mut todo: Vec<(Position, MessageReceived, opentelemetry::Context)> =
+        Vec::with_capacity(records.len());
+    let batch_span = tracing::Span::current();
     // Highest next-offset per partition in this batch, including poison and skipped records.
     let mut advance: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut behind: BTreeMap<(String, i32), i64> = BTreeMap::new();
@@ -188,7 +214,16 @@ async fn try_apply_batch(
         let entry = advance.entry(key).or_insert(pos.offset + 1);
         *entry = (*entry).max(pos.offset + 1);
         match msg.payload().map(decode::<MessageReceived>) {
-            Some(Ok(ev)) => todo.push((pos, ev)),
+            Some(Ok(ev)) => {
+                let parent = headers::trace_context(msg.headers());
+                // One batch serves many traces: link it to each, and parent each apply span to
+                // its own message's trace.
+                let sc = parent.span().span_context().clone();
+                if sc.is_valid() {
+                    batch_span.add_link(sc);
+                }
+                todo.push((pos, ev, parent))
+            }
             Some(Err(e)) => {
                 metrics::projector_poison(MESSAGES_PROJECTION);
                 tracing::error!(topic = %pos.topic, partition = pos.partition, offset = pos.offset, error = %e, "undecodable event skipped");
@@ -211,9 +246,25 @@ async fn try_apply_batch(
         }
     }
 
+    let group = settings.projector.group_id.as_str();
     let writes: Vec<_> = todo
         .iter()
-        .map(|(pos, ev)| projection.apply(ev, pos))
+        .map(|(pos, ev, parent)| {
+            let span = info_span!(
+                "projector.apply",
+                otel.name = %format_args!("process {}", pos.topic),
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                messaging.operation.type = "process",
+                messaging.destination.name = %pos.topic,
+                messaging.destination.partition.id = %pos.partition,
+                messaging.kafka.offset = pos.offset,
+                messaging.consumer.group.name = group,
+                message_sid = %ev.message_sid,
+            );
+            let _ = span.set_parent(parent.clone());
+            projection.apply(ev, pos).instrument(span)
+        })
         .collect();
     let results: Vec<Result<(), StoreError>> = futures::stream::iter(writes)
         .buffer_unordered(settings.projector.max_in_flight)
@@ -227,7 +278,7 @@ async fn try_apply_batch(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
-    for (_, ev) in &todo {
+    for (_, ev, _) in &todo {
         metrics::end_to_end_latency(Duration::from_micros(
             now_us.saturating_sub(ev.received_at).max(0) as u64,
         ));

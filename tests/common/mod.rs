@@ -170,8 +170,18 @@ impl TestEnv {
             ),
             ("SMSFLOW_HTTP__PUBLIC_URL".into(), PUBLIC_URL.into()),
             ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
+            ("SMSFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
         ]
     }
+}
+
+/// One trace pipeline per test binary, kept for the life of the process.
+pub fn init_telemetry(settings: &Settings) {
+    static GUARD: std::sync::OnceLock<std::sync::Mutex<smsflow::telemetry::TelemetryGuard>> =
+        std::sync::OnceLock::new();
+    GUARD.get_or_init(|| {
+        std::sync::Mutex::new(smsflow::telemetry::init(&settings.telemetry, "test"))
+    });
 }
 
 /// A running in-process app.
@@ -184,7 +194,7 @@ pub struct TestApp {
 impl TestApp {
     /// Start the given roles; HTTP binds port 0.
     pub async fn spawn(settings: Settings, roles: &[Role]) -> TestApp {
-        smsflow::telemetry::init(&settings.telemetry);
+        init_telemetry(&settings);
         let shutdown = CancellationToken::new();
         let app = Application::start(settings, roles, shutdown.clone())
             .await

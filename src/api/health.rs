@@ -1,0 +1,155 @@
+//! `/healthz` (the process is alive) and `/readyz` (its dependencies answer).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use scylla::client::session::Session;
+use serde_json::{json, Map, Value};
+use tokio::sync::OnceCell;
+
+use crate::config::{CqlSettings, Settings};
+use crate::kafka::client;
+use crate::store::{self, StoreError};
+
+/// What readiness checks, shared with the admin endpoints.
+pub struct Dependencies {
+    /// A metadata-only Kafka client.
+    pub kafka: Arc<BaseConsumer>,
+    cql_settings: CqlSettings,
+    // Connected on first use, so a role that does not need CQL starts while CQL is down.
+    cql: OnceCell<Arc<Session>>,
+    pub redis: deadpool_redis::Pool,
+}
+
+/// Why the dependency clients could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum DependencyError {
+    #[error("cannot create the Kafka metadata client: {0}")]
+    Kafka(rdkafka::error::KafkaError),
+    #[error("redis.url is invalid: {0}")]
+    Redis(String),
+}
+
+impl Dependencies {
+    /// Create the clients; nothing here waits for a dependency to answer.
+    pub fn new(settings: &Settings) -> Result<Dependencies, DependencyError> {
+        let kafka: BaseConsumer = client::base(&settings.kafka, "smsflow-health")
+            .create()
+            .map_err(DependencyError::Kafka)?;
+        let redis = deadpool_redis::Config::from_url(&settings.redis.url)
+            .builder()
+            .map_err(|e| DependencyError::Redis(e.to_string()))?
+            .max_size(settings.redis.pool_max_size)
+            .wait_timeout(Some(CHECK_TIMEOUT))
+            .create_timeout(Some(CHECK_TIMEOUT))
+            .recycle_timeout(Some(CHECK_TIMEOUT))
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DependencyError::Redis(e.to_string()))?;
+        Ok(Dependencies {
+            kafka: Arc::new(kafka),
+            cql_settings: settings.cql.clone(),
+            cql: OnceCell::new(),
+            redis,
+        })
+    }
+
+    /// The CQL session, connecting on first use.
+    pub async fn cql(&self) -> Result<&Arc<Session>, StoreError> {
+        self.cql
+            .get_or_try_init(|| store::connect(&self.cql_settings))
+            .await
+    }
+
+    /// The CQL session if one is connected already.
+    pub fn cql_if_connected(&self) -> Option<&Arc<Session>> {
+        self.cql.get()
+    }
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness: answers as long as the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: 200 when Kafka, CQL and Redis all answer, else 503 naming the ones that failed.
+pub async fn readyz(State(deps): State<Arc<Dependencies>>) -> impl IntoResponse {
+    let (kafka, cql, redis) =
+        tokio::join!(check_kafka(&deps), check_cql(&deps), check_redis(&deps));
+    let mut body = Map::new();
+    let mut failed = Vec::new();
+    for (name, result) in [("kafka", kafka), ("cql", cql), ("redis", redis)] {
+        match result {
+            Ok(()) => {
+                body.insert(name.into(), json!("ok"));
+            }
+            Err(e) => {
+                failed.push(name);
+                body.insert(name.into(), json!(format!("failed: {e}")));
+            }
+        }
+    }
+    let status = if failed.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !failed.is_empty() {
+        body.insert("failed".into(), json!(failed));
+    }
+    (status, Json(Value::Object(body)))
+}
+
+async fn check_kafka(deps: &Dependencies) -> Result<(), String> {
+    let client = deps.kafka.clone();
+    // librdkafka's metadata call blocks; keep it off the async workers.
+    let md = tokio::task::spawn_blocking(move || client.fetch_metadata(None, CHECK_TIMEOUT))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if md.brokers().is_empty() {
+        return Err("no brokers in metadata".into());
+    }
+    Ok(())
+}
+
+async fn check_cql(deps: &Dependencies) -> Result<(), String> {
+    let q = async {
+        let session = deps.cql().await.map_err(|e| e.to_string())?;
+        session
+            .query_unpaged("SELECT release_version FROM system.local", ())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, q).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+async fn check_redis(deps: &Dependencies) -> Result<(), String> {
+    let ping = async {
+        let mut conn = deps.redis.get().await.map_err(|e| e.to_string())?;
+        let pong: String = deadpool_redis::redis::cmd("PING")
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(format!("unexpected PING answer {pong:?}"))
+        }
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}

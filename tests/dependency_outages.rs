@@ -1,0 +1,118 @@
+//! Telemetry and readiness under outages: with Jaeger down the pipeline goes on and lost spans
+//! are counted; with Cassandra down `/readyz` answers 503 and names CQL. These tests stop
+//! shared services, so they live in their own test binary and run one at a time.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use smsflow::app::Role;
+
+/// Stops a stack service and brings it back (waiting until it answers) when dropped.
+struct Outage(&'static str);
+
+impl Outage {
+    fn start(service: &'static str) -> Outage {
+        let ok = Command::new("bash")
+            .arg(stack_script())
+            .args(["down", service])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "stack.sh down {service}");
+        Outage(service)
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(stack_script())
+            .args(["up", self.0])
+            .status();
+    }
+}
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jaeger_down_webhooks_still_answer_200_rows_are_projected_and_lost_spans_are_counted() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress, Role::Projector]).await;
+    let client = reqwest::Client::new();
+    let outage = Outage::start("jaeger");
+
+    for i in 0..20 {
+        assert_eq!(
+            post_signed(&client, &app.base_url, &sms_params(i))
+                .await
+                .status(),
+            200
+        );
+    }
+    let cql = env.cql().await;
+    wait_for(
+        "20 rows projected with Jaeger down",
+        Duration::from_secs(60),
+        || async { (count_rows(&cql, "messages_by_user").await == 20).then_some(()) },
+    )
+    .await;
+    wait_for(
+        "dropped spans to be counted",
+        Duration::from_secs(60),
+        || {
+            let client = client.clone();
+            let url = format!("{}/metrics", app.base_url);
+            async move {
+                let m = client.get(url).send().await.ok()?.text().await.ok()?;
+                (metric_value(&m, "smsflow_trace_spans_dropped_total") > 0.0).then_some(())
+            }
+        },
+    )
+    .await;
+    drop(outage);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_down_makes_readyz_503_and_name_cql() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+    let outage = Outage::start("cassandra");
+
+    let body = wait_for("readyz to report CQL down", Duration::from_secs(60), || {
+        let client = client.clone();
+        let url = format!("{}/readyz", app.base_url);
+        async move {
+            let r = client.get(url).send().await.ok()?;
+            (r.status() == 503).then_some(())?;
+            r.json::<serde_json::Value>().await.ok()
+        }
+    })
+    .await;
+    assert_eq!(body["failed"], serde_json::json!(["cql"]), "{body}");
+    assert_eq!(body["kafka"], "ok");
+    assert_eq!(body["redis"], "ok");
+    // Ingress does not need CQL: webhooks are still accepted.
+    assert_eq!(
+        post_signed(&client, &app.base_url, &sms_params(1))
+            .await
+            .status(),
+        200
+    );
+    drop(outage);
+    app.stop().await;
+}

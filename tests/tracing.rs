@@ -1,0 +1,345 @@
+//! One inbound message is one trace in Jaeger, from the webhook to the projector's CQL writes,
+//! with no phone number or body text in it; and `/metrics` is valid Prometheus text that moves
+//! with traffic.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::*;
+use smsflow::app::Role;
+
+const JAEGER: &str = "http://127.0.0.1:16686";
+
+fn unique_params(env: &TestEnv, n: usize) -> Vec<(String, String)> {
+    let mut p = sms_params(n);
+    let sid = format!("SM{}{n:08x}", env.id);
+    for (k, v) in p.iter_mut() {
+        if k == "MessageSid" || k == "SmsSid" || k == "SmsMessageSid" {
+            *v = sid.clone();
+        }
+    }
+    p
+}
+
+async fn find_trace(client: &reqwest::Client, sid: &str) -> Option<Value> {
+    let tags = serde_json::json!({ "message_sid": sid }).to_string();
+    let resp = client
+        .get(format!("{JAEGER}/api/traces"))
+        .query(&[
+            ("service", "smsflow"),
+            ("tags", tags.as_str()),
+            ("lookback", "1h"),
+            ("limit", "5"),
+        ])
+        .send()
+        .await
+        .ok()?;
+    let body: Value = resp.json().await.ok()?;
+    let traces = body["data"].as_array()?;
+    // Wait until the projector's spans have been exported too.
+    traces
+        .iter()
+        .find(|t| {
+            t["spans"].as_array().is_some_and(|spans| {
+                spans.iter().any(|s| {
+                    s["operationName"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("process "))
+                }) && spans
+                    .iter()
+                    .any(|s| s["operationName"] == "POST /webhooks/twilio/messages")
+                    && spans
+                        .iter()
+                        .filter(|s| {
+                            s["operationName"].as_str().is_some_and(|n| {
+                                n.ends_with("messages_by_user") || n.ends_with("message_status")
+                            })
+                        })
+                        .count()
+                        == 2
+            })
+        })
+        .cloned()
+}
+
+fn parent_of(span: &Value) -> Option<String> {
+    span["references"]
+        .as_array()?
+        .iter()
+        .find(|r| r["refType"] == "CHILD_OF")
+        .and_then(|r| r["spanID"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_webhook_is_one_trace_from_ingress_to_the_projectors_writes() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress, Role::Projector]).await;
+    let client = reqwest::Client::new();
+    let params = unique_params(&env, 1);
+    let map = as_map(&params);
+    let sid = map["MessageSid"].clone();
+    assert_eq!(
+        post_signed(&client, &app.base_url, &params).await.status(),
+        200
+    );
+
+    let trace = wait_for("the trace in Jaeger", Duration::from_secs(60), || {
+        find_trace(&client, &sid)
+    })
+    .await;
+    let spans = trace["spans"].as_array().unwrap();
+    let by_name: HashMap<&str, &Value> = spans
+        .iter()
+        .map(|s| (s["operationName"].as_str().unwrap(), s))
+        .collect();
+    let id = |s: &Value| s["spanID"].as_str().unwrap().to_owned();
+    let topic = env.topic(smsflow::topics::MESSAGES);
+
+    let span = |name: &str| -> &Value {
+        by_name
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| panic!("no span {name:?}; spans: {:?}", by_name.keys()))
+    };
+    let webhook = span("POST /webhooks/twilio/messages");
+    let signature = span("webhook.signature");
+    let produce = span(&format!("send {topic}"));
+    let process = span(&format!("process {topic}"));
+    let insert = span("INSERT messages_by_user");
+    let update = span("UPDATE message_status");
+
+    assert!(
+        spans.iter().all(|s| s["traceID"] == trace["traceID"]),
+        "one trace"
+    );
+    assert_eq!(parent_of(webhook), None, "the webhook starts the trace");
+    assert_eq!(parent_of(signature), Some(id(webhook)));
+    assert_eq!(parent_of(produce), Some(id(webhook)));
+    assert_eq!(
+        parent_of(process),
+        Some(id(produce)),
+        "the consumer continues the producer's context from Kafka headers"
+    );
+    assert_eq!(parent_of(insert), Some(id(process)));
+    assert_eq!(parent_of(update), Some(id(process)));
+
+    let tag = |s: &Value, key: &str| -> Option<Value> {
+        s["tags"]
+            .as_array()?
+            .iter()
+            .find(|t| t["key"] == key)
+            .map(|t| t["value"].clone())
+    };
+    assert_eq!(
+        tag(webhook, "message_sid"),
+        Some(Value::String(sid.clone()))
+    );
+    assert_eq!(
+        tag(process, "message_sid"),
+        Some(Value::String(sid.clone()))
+    );
+    assert_eq!(
+        tag(process, "messaging.system"),
+        Some(Value::String("kafka".into()))
+    );
+    assert_eq!(
+        tag(process, "messaging.consumer.group.name"),
+        Some(Value::String(env.settings.projector.group_id.clone()))
+    );
+    assert_eq!(
+        tag(produce, "span.kind"),
+        Some(Value::String("producer".into()))
+    );
+    assert_eq!(
+        tag(process, "span.kind"),
+        Some(Value::String("consumer".into()))
+    );
+
+    let text = trace.to_string();
+    let from_digits: String = map["From"].chars().filter(|c| c.is_ascii_digit()).collect();
+    assert!(
+        !text.contains(&from_digits),
+        "sender number leaked into the trace"
+    );
+    assert!(
+        !text.contains(&from_digits[1..8]),
+        "sender number leaked into the trace"
+    );
+    assert!(
+        !text.contains("Dana Reyes"),
+        "message body leaked into the trace"
+    );
+    assert!(
+        !text.contains("follow up"),
+        "message body leaked into the trace"
+    );
+    app.stop().await;
+}
+
+fn histogram_count(metrics: &str, name: &str) -> f64 {
+    let lines = metrics.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == format!("{name}_count"))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_valid_prometheus_text_and_histograms_move_with_traffic() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress, Role::Projector]).await;
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        client
+            .get(format!("{}/metrics", app.base_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+
+    let before = scrape().await;
+    let webhooks_before = histogram_count(&before, "smsflow_webhook_duration_seconds");
+    let e2e_before = histogram_count(&before, "smsflow_end_to_end_duration_seconds");
+    for i in 0..5 {
+        assert_eq!(
+            post_signed(&client, &app.base_url, &unique_params(&env, i))
+                .await
+                .status(),
+            200
+        );
+    }
+    let cql = env.cql().await;
+    wait_for("5 projected rows", Duration::from_secs(60), || async {
+        (count_rows(&cql, "messages_by_user").await == 5).then_some(())
+    })
+    .await;
+    let after = scrape().await;
+    assert!(
+        histogram_count(&after, "smsflow_webhook_duration_seconds") >= webhooks_before + 5.0,
+        "{after}"
+    );
+    assert!(
+        histogram_count(&after, "smsflow_end_to_end_duration_seconds") >= e2e_before + 5.0,
+        "{after}"
+    );
+    assert!(after.contains("smsflow_kafka_produce_duration_seconds_bucket"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_200_when_kafka_cql_and_redis_answer() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{}/readyz", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["kafka"], "ok");
+    assert_eq!(body["cql"], "ok");
+    assert_eq!(body["redis"], "ok");
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", app.base_url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_stats_need_the_token_and_reset_zeroes_counters() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings.clone();
+    settings.admin.token = Some("admin-secret".into());
+    let app = TestApp::spawn(settings, &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", app.base_url);
+
+    assert_eq!(
+        client
+            .get(url("/v1/admin/stats"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(url("/v1/admin/stats"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        post_signed(&client, &app.base_url, &unique_params(&env, 1))
+            .await
+            .status(),
+        200
+    );
+
+    let stats: Value = client
+        .get(url("/v1/admin/stats"))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        stats["counters"]["webhooks_accepted"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    for part in ["cache", "database", "connections"] {
+        let r = client
+            .get(url(&format!("/v1/admin/stats/{part}")))
+            .bearer_auth("admin-secret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{part}");
+    }
+    let r = client
+        .post(url("/v1/admin/stats/reset"))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stats: Value = client
+        .get(url("/v1/admin/stats"))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["counters"]["webhooks_accepted"], 0, "{stats}");
+    app.stop().await;
+}
