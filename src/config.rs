@@ -21,6 +21,7 @@ pub struct Settings {
     pub twilio: TwilioSettings,
     pub ingress: IngressSettings,
     pub projector: ProjectorSettings,
+    pub stages: StageSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -150,6 +151,34 @@ pub struct ProjectorSettings {
     pub max_in_flight: usize,
 }
 
+/// The transactional stage runner, shared by every stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSettings {
+    /// Stable name of this process among a stage's instances; part of the transactional id,
+    /// so a restarted instance fences its predecessor's open transaction at once.
+    /// Default: the host name.
+    pub instance_id: Option<String>,
+    /// Most inputs handled in one transaction.
+    pub batch_max: usize,
+    /// How long a batch waits to fill up after its first input.
+    #[serde(with = "humantime_serde")]
+    pub batch_linger: Duration,
+    /// Most inputs handled concurrently (inputs with the same key are always sequential).
+    pub max_in_flight: usize,
+    /// Attempts for a transient failure before the input is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Kafka transaction timeout; also bounds commit and abort on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub transaction_timeout: Duration,
+}
+
 /// Logging and tracing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +234,16 @@ impl Default for Settings {
                 group_id: "smsflow-projector".into(),
                 batch_max: 512,
                 max_in_flight: 256,
+            },
+            stages: StageSettings {
+                instance_id: None,
+                batch_max: 500,
+                batch_linger: Duration::from_millis(20),
+                max_in_flight: 64,
+                max_attempts: 5,
+                backoff_initial: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+                transaction_timeout: Duration::from_secs(30),
             },
             telemetry: TelemetrySettings {
                 log_filter: "info".into(),
@@ -314,6 +353,21 @@ impl Settings {
             return Err(invalid(
                 "projector.batch_max",
                 "batch_max and max_in_flight must be positive",
+            ));
+        }
+        if self.stages.batch_max == 0
+            || self.stages.max_in_flight == 0
+            || self.stages.max_attempts == 0
+        {
+            return Err(invalid(
+                "stages.batch_max",
+                "batch_max, max_in_flight and max_attempts must be positive",
+            ));
+        }
+        if self.stages.transaction_timeout < self.kafka.produce_deadline {
+            return Err(invalid(
+                "stages.transaction_timeout",
+                "must be at least kafka.produce_deadline",
             ));
         }
         if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {

@@ -10,6 +10,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod projector;
 pub mod shutdown;
+pub mod stages;
 pub mod stats;
 pub mod store;
 pub mod telemetry;

@@ -110,6 +110,23 @@ pub fn end_to_end_latency(elapsed: Duration) {
     stats().end_to_end(elapsed);
 }
 
+/// A stage committed a batch: inputs consumed, outputs appended, inputs dead-lettered.
+pub fn stage_processed(stage: &'static str, inputs: u64, outputs: u64, dead: u64) {
+    counter!("smsflow_stage_inputs_total", "stage" => stage).increment(inputs);
+    counter!("smsflow_stage_outputs_total", "stage" => stage).increment(outputs);
+    counter!("smsflow_dead_letters_total", "stage" => stage).increment(dead);
+}
+
+/// One failed attempt in a stage (retried, dead-lettered, or an aborted transaction).
+pub fn stage_error(stage: &'static str) {
+    counter!("smsflow_stage_errors_total", "stage" => stage).increment(1);
+}
+
+/// Time a stage spent on one input attempt.
+pub fn stage_latency(stage: &'static str, elapsed: Duration) {
+    histogram!("smsflow_stage_duration_seconds", "stage" => stage).record(elapsed.as_secs_f64());
+}
+
 /// Records behind the end of a partition for a consumer group.
 pub fn consumer_lag(group: &str, topic: &str, partition: i32, lag: i64) {
     gauge!(

@@ -1,10 +1,12 @@
 //! Event types, their Avro schemas in `schemas/`, and the single-object codec.
 
 mod codec;
+mod dead_letter;
 mod message_received;
 mod registry;
 
 pub use codec::{decode, decode_with_reader, encode, CodecError};
+pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use message_received::{Geo, MediaRef, MessageReceived};
 pub use registry::{fingerprint, registry, SchemaRegistry};
 

@@ -7,10 +7,16 @@ use apache_avro::rabin::Rabin;
 use apache_avro::Schema;
 
 /// Every `.avsc` in `schemas/`, embedded at build time so the binary carries its contract.
-const SCHEMA_FILES: &[(&str, &str)] = &[(
-    "MessageReceived.avsc",
-    include_str!("../../schemas/MessageReceived.avsc"),
-)];
+const SCHEMA_FILES: &[(&str, &str)] = &[
+    (
+        "MessageReceived.avsc",
+        include_str!("../../schemas/MessageReceived.avsc"),
+    ),
+    (
+        "DeadLetter.avsc",
+        include_str!("../../schemas/DeadLetter.avsc"),
+    ),
+];
 
 /// Known writer schemas.
 #[derive(Debug)]

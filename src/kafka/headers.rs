@@ -10,9 +10,13 @@ pub const EVENT_TYPE: &str = "event-type";
 
 /// Headers for a new event, carrying the trace context of `span`.
 pub fn for_event(event_type: &str, span: &tracing::Span) -> OwnedHeaders {
+    for_event_in(event_type, &span.context())
+}
+
+/// Headers for a new event, carrying an explicit trace context.
+pub fn for_event_in(event_type: &str, cx: &opentelemetry::Context) -> OwnedHeaders {
     let mut trace = TraceHeaders::default();
-    let cx = span.context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut trace));
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, &mut trace));
     let mut h = OwnedHeaders::new_with_capacity(1 + trace.0.len()).insert(Header {
         key: EVENT_TYPE,
         value: Some(event_type),

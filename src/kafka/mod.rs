@@ -3,6 +3,7 @@
 pub mod client;
 pub mod headers;
 pub mod producer;
+pub mod runner;
 pub mod topology;
 
 pub use producer::{EventProducer, ProduceError, Produced};

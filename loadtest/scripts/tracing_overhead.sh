@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Webhook throughput and ack latency with 100 % trace sampling, as a ratio to tracing off,
+# measured in the same run with wrk (closed loop, one signed request replayed).
+# Usage: loadtest/scripts/tracing_overhead.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${1:-20}
+CONNS=${2:-32}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/smsflow}
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+[[ -x $BIN ]] || cargo build --release --bin smsflow
+
+export TWILIO_AUTH_TOKEN=bench-token
+export SMSFLOW_KAFKA__TOPIC_PREFIX="bench$(date +%s)."
+export SMSFLOW_HTTP__ADDR=127.0.0.1:18080
+export SMSFLOW_HTTP__PUBLIC_URL=http://127.0.0.1:18080
+export RUST_LOG=warn
+"$BIN" topics >/dev/null
+
+lua=$(mktemp --suffix=.lua)
+python3 - "$lua" <<'PY'
+import base64, hashlib, hmac, sys, urllib.parse
+params = {"AccountSid": "ACbench000000000000000000000000000", "Body": "met Dana Reyes at the Oakland expo #lead",
+          "From": "+15105550142", "MessageSid": "SMbench00000000000000000000000001", "NumMedia": "0",
+          "NumSegments": "1", "To": "+14155550100"}
+url = "http://127.0.0.1:18080/webhooks/twilio/messages"
+sig = base64.b64encode(hmac.new(b"bench-token", (url + "".join(k + params[k] for k in sorted(params))).encode(), hashlib.sha1).digest()).decode()
+body = urllib.parse.urlencode(params)
+open(sys.argv[1], "w").write(f'''wrk.method = "POST"
+wrk.body = "{body}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["X-Twilio-Signature"] = "{sig}"
+''')
+PY
+
+run() { # $1 = label, rest = env assignments
+  local label=$1; shift
+  env "$@" "$BIN" serve --role ingress &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  wrk -t1 -c"$CONNS" -d3s -s "$lua" http://127.0.0.1:18080/webhooks/twilio/messages >/dev/null  # warm-up
+  local out; out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$lua" http://127.0.0.1:18080/webhooks/twilio/messages)
+  kill -TERM "$pid"; wait "$pid" || true
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  echo "$label rps=$rps p50=$p50 p99=$p99 non2xx=${non2xx:-0}"
+}
+
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print v }'; }
+
+results=()
+for round in 1 2; do
+  results+=("$(run off OTEL_SDK_DISABLED=true)")
+  results+=("$(run on OTEL_TRACES_SAMPLER=always_on)")
+done
+printf '%s\n' "${results[@]}"
+printf '%s\n' "${results[@]}" | awk -v OFS='\t' '
+  function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+  { split($2,a,"="); split($4,c,"="); rps[$1]+=a[2]; p99[$1]+=ms(c[2]); n[$1]++ }
+  END { printf "tracing on/off: throughput ratio %.3f, ack p99 ratio %.3f (on: %.0f req/s p99 %.2f ms; off: %.0f req/s p99 %.2f ms; %d rounds)\n",
+        rps["on"]/rps["off"], p99["on"]/p99["off"], rps["on"]/n["on"], p99["on"]/n["on"], rps["off"]/n["off"], p99["off"]/n["off"], n["on"] }'
+rm -f "$lua"
