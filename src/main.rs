@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use smsflow::app::{Application, Role};
 use smsflow::config::Settings;
+use smsflow::kafka::dlq;
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::store::migrate;
 
@@ -39,6 +40,11 @@ enum Command {
         #[arg(long, default_value = "migrations")]
         dir: PathBuf,
     },
+    /// Inspect or re-inject dead letters.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Create the topics of topology/topics.toml and report drift.
     Topics {
         /// Topology file.
@@ -47,6 +53,28 @@ enum Command {
         /// Exit with status 3 when the cluster differs from the file.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Print dead letters (oldest first).
+    List {
+        /// Only this stage's dead letters.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Print at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Re-inject dead letters to their source topics, each once.
+    Replay {
+        /// Only this stage's dead letters.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Count what would be replayed without producing or committing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -103,6 +131,30 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 report.already_applied.len()
             );
         }
+        Command::Dlq { action } => match action {
+            DlqAction::List { stage, limit } => {
+                let letters = dlq::list(&settings, &dlq::Filter { stage }, limit).await?;
+                for l in &letters {
+                    println!(
+                        "{}  stage={} kind={} attempts={} source={}/{}@{}  {}",
+                        l.event_id,
+                        l.stage,
+                        l.error_kind,
+                        l.attempts,
+                        l.source_topic,
+                        l.source_partition,
+                        l.source_offset,
+                        l.error
+                    );
+                }
+                println!("{} dead letter(s)", letters.len());
+            }
+            DlqAction::Replay { stage, dry_run } => {
+                let n = dlq::replay(&settings, &dlq::Filter { stage }, dry_run).await?;
+                let verb = if dry_run { "would replay" } else { "replayed" };
+                println!("{verb} {n} dead letter(s)");
+            }
+        },
         Command::Topics { file, check } => {
             let topo = Topology::load(&file)?;
             let report = topology::apply(&settings.kafka, &topo).await?;

@@ -337,3 +337,65 @@ async fn stage_killed_mid_run_outputs_each_input_exactly_once() {
     .await;
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_once() {
+    let env = TestEnv::new().await;
+    let settings = stage_settings(&env);
+    let input_topic = env.topic(smsflow::topics::MESSAGES);
+    let producer = EventProducer::new(&settings.kafka, "test-producer").unwrap();
+    for _ in 0..3 {
+        producer
+            .send_bytes(&input_topic, "+15105550000", "MessageReceived", b"garbage")
+            .await
+            .unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(runner::run(
+        settings.clone(),
+        Arc::new(Echo),
+        shutdown.clone(),
+    ));
+    wait_for_zero_lag(
+        &env,
+        &format!("{}smsflow-echo", settings.kafka.topic_prefix),
+        &input_topic,
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let listed = smsflow::kafka::dlq::list(&settings, &Default::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    let filter = smsflow::kafka::dlq::Filter {
+        stage: Some("echo".into()),
+    };
+    assert_eq!(
+        smsflow::kafka::dlq::replay(&settings, &filter, true)
+            .await
+            .unwrap(),
+        3,
+        "dry run counts"
+    );
+    assert_eq!(
+        smsflow::kafka::dlq::replay(&settings, &filter, false)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        smsflow::kafka::dlq::replay(&settings, &filter, false)
+            .await
+            .unwrap(),
+        0,
+        "each letter replays once"
+    );
+    let inputs = read_committed_to_end(&env, &input_topic).await;
+    assert_eq!(
+        inputs.iter().filter(|b| b.as_slice() == b"garbage").count(),
+        6,
+        "3 originals + 3 replays"
+    );
+}

@@ -1,6 +1,7 @@
 //! Kafka: client settings, the event producer, headers, and the topology (admin) tool.
 
 pub mod client;
+pub mod dlq;
 pub mod headers;
 pub mod producer;
 pub mod runner;
