@@ -136,3 +136,106 @@ fn truncated_or_garbage_body_is_an_error_not_a_panic() {
     garbage.extend(std::iter::repeat_n(0xFFu8, 64));
     assert!(decode::<MessageReceived>(&garbage).is_err());
 }
+
+#[test]
+fn every_event_type_round_trips() {
+    use smsflow::events::{
+        DeadLetter, DeadLetterHeader, MediaRejected, MediaStored, TranscriptFailed, TranscriptReady,
+    };
+    let stored = MediaStored {
+        event_id: "e".into(),
+        stored_at: 2,
+        message_sid: "MM1".into(),
+        media_index: 0,
+        sender: "+15105550142".into(),
+        user_id: Some("u1".into()),
+        received_at: 1,
+        content_type: "audio/ogg".into(),
+        size_bytes: 10,
+        sha256: "ab".into(),
+        object_key: "media/MM1/0".into(),
+        source_url: "https://api.twilio.com/x".into(),
+    };
+    assert_eq!(
+        decode::<MediaStored>(&encode(&stored).unwrap()).unwrap(),
+        stored
+    );
+    let rejected = MediaRejected {
+        event_id: "e".into(),
+        rejected_at: 2,
+        message_sid: "MM1".into(),
+        media_index: 1,
+        sender: "+1".into(),
+        user_id: None,
+        received_at: 1,
+        declared_content_type: "image/png".into(),
+        reason: "too_large".into(),
+        detail: "over 5 MiB".into(),
+    };
+    assert_eq!(
+        decode::<MediaRejected>(&encode(&rejected).unwrap()).unwrap(),
+        rejected
+    );
+    let ready = TranscriptReady {
+        event_id: "e".into(),
+        transcribed_at: 3,
+        message_sid: "MM1".into(),
+        media_index: 0,
+        sender: "+1".into(),
+        user_id: None,
+        received_at: 1,
+        provider: "local".into(),
+        model: None,
+        language: Some("en-US".into()),
+        text: "go forward ten meters".into(),
+        confidence: Some(0.9),
+        audio_duration_ms: Some(1500),
+        object_key: "media/MM1/0".into(),
+    };
+    assert_eq!(
+        decode::<TranscriptReady>(&encode(&ready).unwrap()).unwrap(),
+        ready
+    );
+    let failed = TranscriptFailed {
+        event_id: "e".into(),
+        failed_at: 3,
+        message_sid: "MM1".into(),
+        media_index: 0,
+        sender: "+1".into(),
+        user_id: None,
+        received_at: 1,
+        provider: "openai".into(),
+        reason: "too_long".into(),
+        detail: "over 10 minutes".into(),
+    };
+    assert_eq!(
+        decode::<TranscriptFailed>(&encode(&failed).unwrap()).unwrap(),
+        failed
+    );
+    let letter = DeadLetter {
+        event_id: "e".into(),
+        failed_at: 1,
+        stage: "media".into(),
+        error_kind: "poison".into(),
+        error: "x".into(),
+        attempts: 1,
+        source_topic: "t".into(),
+        source_partition: 0,
+        source_offset: 5,
+        original_key: None,
+        original_value: Some(vec![0, 1]),
+        original_headers: vec![DeadLetterHeader {
+            key: "k".into(),
+            value: None,
+        }],
+    };
+    assert_eq!(
+        decode::<DeadLetter>(&encode(&letter).unwrap()).unwrap(),
+        letter
+    );
+    // A MediaStored body is not a MediaRejected, even on the same topic.
+    assert!(matches!(
+        decode::<MediaRejected>(&encode(&stored).unwrap()),
+        Err(CodecError::WrongType { .. })
+    ));
+}

@@ -2,11 +2,13 @@
 
 mod codec;
 mod dead_letter;
+mod media;
 mod message_received;
 mod registry;
 
 pub use codec::{decode, decode_with_reader, encode, CodecError};
 pub use dead_letter::{DeadLetter, DeadLetterHeader};
+pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
 pub use registry::{fingerprint, registry, SchemaRegistry};
 

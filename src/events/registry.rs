@@ -16,6 +16,22 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         "DeadLetter.avsc",
         include_str!("../../schemas/DeadLetter.avsc"),
     ),
+    (
+        "MediaStored.avsc",
+        include_str!("../../schemas/MediaStored.avsc"),
+    ),
+    (
+        "MediaRejected.avsc",
+        include_str!("../../schemas/MediaRejected.avsc"),
+    ),
+    (
+        "TranscriptReady.avsc",
+        include_str!("../../schemas/TranscriptReady.avsc"),
+    ),
+    (
+        "TranscriptFailed.avsc",
+        include_str!("../../schemas/TranscriptFailed.avsc"),
+    ),
 ];
 
 /// Known writer schemas.
