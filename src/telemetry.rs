@@ -71,7 +71,12 @@ pub fn init(settings: &TelemetrySettings, role: &str) -> TelemetryGuard {
                 guard.provider = Some(provider);
                 guard.runtime = Some(runtime);
                 // Spans for export are chosen by their own level, not by the log filter.
-                Some(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(EnvFilter::new(
+                Some(tracing_opentelemetry::layer()
+                    // Keep per-span work small: no busy/idle timing, thread or code attributes.
+                    .with_tracked_inactivity(false)
+                    .with_threads(false)
+                    .with_location(false)
+                    .with_tracer(tracer).with_filter(EnvFilter::new(
                     "info,h2=off,hyper=off,tonic=off,tower=off,opentelemetry=off,rdkafka=off,scylla=off",
                 )))
             }

@@ -1,6 +1,9 @@
 //! Stage logic: plain code behind a small trait, unit-testable without Kafka. The Kafka runner
 //! (`kafka::runner`) owns transactions, retries, dead letters, tracing and shutdown.
 
+pub mod media;
+pub mod transcribe;
+
 use std::future::Future;
 
 /// One consumed record, as a stage sees it.

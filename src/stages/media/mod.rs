@@ -1,0 +1,1 @@
+//! The media stage: fetch MMS attachments from Twilio safely and store them.
