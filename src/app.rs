@@ -15,7 +15,9 @@ use crate::api::health::{self, DependencyError};
 use crate::api::{self, Dependencies};
 use crate::config::{ConfigError, Settings};
 use crate::ingress::{self, IngressState};
+use crate::kafka::runner;
 use crate::kafka::{EventProducer, ProduceError};
+use crate::stages::media::MediaStage;
 use crate::{http, projector};
 
 /// A role `serve` can run. Roles not yet built are refused with a clear message.
@@ -32,13 +34,15 @@ pub enum Role {
 
 impl Role {
     /// Roles this build can run.
-    pub const AVAILABLE: &'static [Role] = &[Role::Ingress, Role::Projector];
+    pub const AVAILABLE: &'static [Role] = &[Role::Ingress, Role::Media, Role::Projector];
 }
 
 /// Why the application could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("role {0:?} is not available in this build yet; available roles: ingress, projector")]
+    #[error(
+        "role {0:?} is not available in this build yet; available roles: ingress, media, projector"
+    )]
     RoleUnavailable(Role),
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -57,6 +61,10 @@ pub enum AppError {
     Http(#[from] http::ServeError),
     #[error(transparent)]
     Projector(#[from] projector::ProjectorError),
+    #[error("cannot start a stage: {0}")]
+    Stage(String),
+    #[error(transparent)]
+    Runner(#[from] runner::RunnerError),
     #[error("a task failed: {0}")]
     Task(String),
 }
@@ -144,6 +152,18 @@ impl Application {
             let token = shutdown.clone();
             let s = settings.clone();
             tasks.spawn(async move { Ok(projector::run(s, token).await?) });
+        }
+
+        if roles.contains(&Role::Media) {
+            let stage = MediaStage::new(
+                &settings.media,
+                settings.twilio.account_sid.clone(),
+                settings.twilio.auth_token.clone(),
+            )
+            .map_err(|e| AppError::Stage(e.to_string()))?;
+            let token = shutdown.clone();
+            let s = settings.clone();
+            tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
         }
 
         Ok(Application {

@@ -22,6 +22,7 @@ pub struct Settings {
     pub ingress: IngressSettings,
     pub projector: ProjectorSettings,
     pub stages: StageSettings,
+    pub media: crate::stages::media::MediaSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -235,6 +236,7 @@ impl Default for Settings {
                 batch_max: 512,
                 max_in_flight: 256,
             },
+            media: crate::stages::media::MediaSettings::default(),
             stages: StageSettings {
                 instance_id: None,
                 batch_max: 500,
@@ -369,6 +371,12 @@ impl Settings {
                 "stages.transaction_timeout",
                 "must be at least kafka.produce_deadline",
             ));
+        }
+        if let Err(reason) = self.media.validate() {
+            return Err(ConfigError::Invalid {
+                key: "media",
+                reason,
+            });
         }
         if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
             return Err(invalid("telemetry.log_format", "must be text or json"));

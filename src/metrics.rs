@@ -127,6 +127,11 @@ pub fn stage_latency(stage: &'static str, elapsed: Duration) {
     histogram!("smsflow_stage_duration_seconds", "stage" => stage).record(elapsed.as_secs_f64());
 }
 
+/// What became of one MMS attachment: `stored` or a rejection reason.
+pub fn media_outcome(outcome: &'static str) {
+    counter!("smsflow_media_attachments_total", "outcome" => outcome).increment(1);
+}
+
 /// Records behind the end of a partition for a consumer group.
 pub fn consumer_lag(group: &str, topic: &str, partition: i32, lag: i64) {
     gauge!(

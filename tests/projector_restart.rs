@@ -54,7 +54,7 @@ async fn produce(producer: &EventProducer, topic: &str, range: std::ops::Range<u
 async fn projector_killed_mid_stream_resumes_without_loss_or_duplicates() {
     let env = TestEnv::new().await;
     let topic = env.topic(smsflow::topics::MESSAGES);
-    let producer = EventProducer::new(&env.settings.kafka, "test-producer").unwrap();
+    let producer = env.fixture_producer();
     let cql = env.cql().await;
 
     produce(&producer, &topic, 0..HALF).await;

@@ -8,15 +8,13 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use common::*;
@@ -75,100 +73,12 @@ async fn produce_events(producer: &EventProducer, topic: &str, range: std::ops::
     assert!(results.iter().all(|r| r.is_ok()));
 }
 
-/// Everything a `read_committed` reader sees on `topic`, read to the end of every partition.
-async fn read_committed_to_end(env: &TestEnv, topic: &str) -> Vec<Vec<u8>> {
-    let consumer: StreamConsumer = client::consumer(
-        &env.settings.kafka,
-        "test-reader",
-        &format!("t{}-{}", env.id, fastrand_suffix()),
-    )
-    .set("enable.partition.eof", "true")
-    .create()
-    .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let partitions = wait_for("the topic's metadata", Duration::from_secs(30), || {
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok();
-        async move {
-            md.and_then(|m| m.topics().first().map(|t| t.partitions().len()))
-                .filter(|n| *n > 0)
-        }
-    })
-    .await;
-    let mut at_end = HashSet::new();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while at_end.len() < partitions {
-        match tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .expect("read to the end in time")
-        {
-            Ok(m) => {
-                at_end.remove(&m.partition());
-                out.push(m.payload().unwrap_or_default().to_vec());
-            }
-            Err(KafkaError::PartitionEOF(p)) => {
-                at_end.insert(p);
-            }
-            Err(e) => panic!("consumer error: {e}"),
-        }
-    }
-    out
-}
-
-fn fastrand_suffix() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
-/// Committed offsets of the stage's group equal the input's high watermarks (lag 0).
-async fn wait_for_zero_lag(env: &TestEnv, group: &str, topic: &str) {
-    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-lag", group)
-        .create()
-        .unwrap();
-    wait_for(
-        "the stage's lag to reach 0",
-        Duration::from_secs(120),
-        || {
-            let lag = (|| -> Option<i64> {
-                let md = consumer
-                    .fetch_metadata(Some(topic), Duration::from_secs(5))
-                    .ok()?;
-                let mut tpl = rdkafka::TopicPartitionList::new();
-                for p in md.topics().first()?.partitions() {
-                    tpl.add_partition(topic, p.id());
-                }
-                let committed = consumer
-                    .committed_offsets(tpl, Duration::from_secs(5))
-                    .ok()?;
-                let mut lag = 0;
-                for e in committed.elements() {
-                    let (_, high) = consumer
-                        .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
-                        .ok()?;
-                    let at = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
-                    lag += high - at;
-                }
-                Some(lag)
-            })();
-            async move { (lag == Some(0)).then_some(()) }
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_inputs_are_dead_lettered_and_the_partition_keeps_moving() {
     let env = TestEnv::new().await;
     let settings = stage_settings(&env);
     let input_topic = env.topic(smsflow::topics::MESSAGES);
-    let producer = EventProducer::new(&settings.kafka, "test-producer").unwrap();
+    let producer = env.fixture_producer();
 
     // 190 good events with 10 garbage records spread among them, on the same keys.
     let mut garbage_at = Vec::new();
@@ -277,7 +187,7 @@ async fn stage_killed_mid_run_outputs_each_input_exactly_once() {
     let env = TestEnv::new().await;
     let input_topic = env.topic(smsflow::topics::MESSAGES);
     let output_topic = env.topic(smsflow::topics::ENRICHMENTS);
-    let producer = EventProducer::new(&env.settings.kafka, "test-producer").unwrap();
+    let producer = env.fixture_producer();
     let n = 1000;
     produce_events(&producer, &input_topic, 0..n).await;
 
@@ -343,7 +253,7 @@ async fn dead_letters_are_listed_and_replayed_once() {
     let env = TestEnv::new().await;
     let settings = stage_settings(&env);
     let input_topic = env.topic(smsflow::topics::MESSAGES);
-    let producer = EventProducer::new(&settings.kafka, "test-producer").unwrap();
+    let producer = env.fixture_producer();
     for _ in 0..3 {
         producer
             .send_bytes(&input_topic, "+15105550000", "MessageReceived", b"garbage")

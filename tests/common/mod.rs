@@ -8,12 +8,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::Message;
 use scylla::client::session::Session;
+use std::collections::HashSet;
 use tokio_util::sync::CancellationToken;
 
 use smsflow::app::{Application, Role};
 use smsflow::config::Settings;
 use smsflow::ingress::signature;
+use smsflow::kafka::client;
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::store::{self, migrate};
 
@@ -139,6 +144,13 @@ impl TestEnv {
             .await
             .expect("migrate (is the stack up? make stack-up)");
         TestEnv { settings, id }
+    }
+
+    /// A producer for test fixtures, patient enough for a loaded two-core machine.
+    pub fn fixture_producer(&self) -> smsflow::kafka::EventProducer {
+        let mut kafka = self.settings.kafka.clone();
+        kafka.produce_deadline = Duration::from_secs(14);
+        smsflow::kafka::EventProducer::new(&kafka, "test-fixtures").unwrap()
     }
 
     /// A CQL session on this test's keyspace.
@@ -337,4 +349,92 @@ pub async fn count_rows(session: &Session, table: &str) -> i64 {
 /// Path to the stack script.
 pub fn stack_script() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh")
+}
+
+/// Everything a `read_committed` reader sees on `topic`, read to the end of every partition.
+pub async fn read_committed_to_end(env: &TestEnv, topic: &str) -> Vec<Vec<u8>> {
+    let consumer: StreamConsumer = client::consumer(
+        &env.settings.kafka,
+        "test-reader",
+        &format!("t{}-{}", env.id, fastrand_suffix()),
+    )
+    .set("enable.partition.eof", "true")
+    .create()
+    .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let partitions = wait_for("the topic's metadata", Duration::from_secs(30), || {
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok();
+        async move {
+            md.and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+                .filter(|n| *n > 0)
+        }
+    })
+    .await;
+    let mut at_end = HashSet::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while at_end.len() < partitions {
+        match tokio::time::timeout_at(deadline, consumer.recv())
+            .await
+            .expect("read to the end in time")
+        {
+            Ok(m) => {
+                at_end.remove(&m.partition());
+                out.push(m.payload().unwrap_or_default().to_vec());
+            }
+            Err(KafkaError::PartitionEOF(p)) => {
+                at_end.insert(p);
+            }
+            Err(e) => panic!("consumer error: {e}"),
+        }
+    }
+    out
+}
+
+pub fn fastrand_suffix() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// Committed offsets of the stage's group equal the input's high watermarks (lag 0).
+pub async fn wait_for_zero_lag(env: &TestEnv, group: &str, topic: &str) {
+    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-lag", group)
+        .create()
+        .unwrap();
+    wait_for(
+        "the stage's lag to reach 0",
+        Duration::from_secs(120),
+        || {
+            let lag = (|| -> Option<i64> {
+                let md = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .ok()?;
+                let mut tpl = rdkafka::TopicPartitionList::new();
+                for p in md.topics().first()?.partitions() {
+                    tpl.add_partition(topic, p.id());
+                }
+                let committed = consumer
+                    .committed_offsets(tpl, Duration::from_secs(5))
+                    .ok()?;
+                let mut lag = 0;
+                for e in committed.elements() {
+                    let (_, high) = consumer
+                        .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
+                        .ok()?;
+                    let at = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
+                    lag += high - at;
+                }
+                Some(lag)
+            })();
+            async move { (lag == Some(0)).then_some(()) }
+        },
+    )
+    .await;
 }
