@@ -109,7 +109,11 @@ impl Application {
                 tokio::task::spawn_blocking(move || EventProducer::new(&kafka, "smsflow-ingress"))
                     .await
                     .map_err(|e| AppError::Task(e.to_string()))??;
-            let state = Arc::new(IngressState::new(&settings, producer.clone())?);
+            let state = Arc::new(IngressState::new(
+                &settings,
+                producer.clone(),
+                deps.redis.clone(),
+            )?);
             router = router.merge(ingress::router(state, settings.http.body_limit_bytes));
             let flush_on_exit = producer;
             let token = shutdown.clone();

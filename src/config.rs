@@ -138,6 +138,13 @@ pub struct IngressSettings {
     pub verify_signature: bool,
     /// Deliberate opt-in for local experiments without signatures.
     pub allow_unsigned: bool,
+    /// Drop repeated deliveries of one MessageSid (or I-Twilio-Idempotency-Token) in Redis.
+    pub dedupe: bool,
+    /// How long an appended MessageSid is remembered.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_ttl: Duration,
+    /// When Redis does not answer: `fail_open` (accept, counted) or `fail_closed` (503).
+    pub redis_failure: crate::ingress::dedupe::RedisFailurePolicy,
 }
 
 /// Projector tuning.
@@ -230,6 +237,9 @@ impl Default for Settings {
             ingress: IngressSettings {
                 verify_signature: true,
                 allow_unsigned: false,
+                dedupe: true,
+                dedupe_ttl: Duration::from_secs(24 * 3600),
+                redis_failure: crate::ingress::dedupe::RedisFailurePolicy::FailOpen,
             },
             projector: ProjectorSettings {
                 group_id: "smsflow-projector".into(),

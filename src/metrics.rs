@@ -33,6 +33,8 @@ pub enum RefusedReason {
     BodyTooLarge,
     WrongContentType,
     KafkaUnavailable,
+    InFlight,
+    RedisUnavailable,
 }
 
 impl RefusedReason {
@@ -44,6 +46,8 @@ impl RefusedReason {
             RefusedReason::BodyTooLarge => "body_too_large",
             RefusedReason::WrongContentType => "wrong_content_type",
             RefusedReason::KafkaUnavailable => "kafka_unavailable",
+            RefusedReason::InFlight => "in_flight",
+            RefusedReason::RedisUnavailable => "redis_unavailable",
         }
     }
 }
@@ -130,6 +134,16 @@ pub fn stage_latency(stage: &'static str, elapsed: Duration) {
 /// What became of one MMS attachment: `stored` or a rejection reason.
 pub fn media_outcome(outcome: &'static str) {
     counter!("smsflow_media_attachments_total", "outcome" => outcome).increment(1);
+}
+
+/// A repeated delivery of an already appended message was answered without appending.
+pub fn webhook_duplicate() {
+    counter!("smsflow_webhook_duplicates_total").increment(1);
+}
+
+/// Redis did not answer; `policy` says what ingress did about it.
+pub fn redis_unavailable(policy: &'static str) {
+    counter!("smsflow_redis_unavailable_total", "policy" => policy).increment(1);
 }
 
 /// Records behind the end of a partition for a consumer group.

@@ -86,6 +86,49 @@ async fn jaeger_down_webhooks_still_answer_200_rows_are_projected_and_lost_spans
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_open_by_default_and_closed_when_configured() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new().await;
+    let open = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
+    let mut closed_settings = env.settings.clone();
+    closed_settings.ingress.redis_failure =
+        smsflow::ingress::dedupe::RedisFailurePolicy::FailClosed;
+    let closed = TestApp::spawn(closed_settings, &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+    let outage = Outage::start("redis");
+
+    assert_eq!(
+        post_signed(&client, &open.base_url, &sms_params(1))
+            .await
+            .status(),
+        200,
+        "fail_open accepts"
+    );
+    assert_eq!(
+        post_signed(&client, &closed.base_url, &sms_params(2))
+            .await
+            .status(),
+        503,
+        "fail_closed refuses"
+    );
+    let m = client
+        .get(format!("{}/metrics", open.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric_value(&m, "smsflow_redis_unavailable_total") >= 1.0,
+        "{m}"
+    );
+    drop(outage);
+    open.stop().await;
+    closed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cassandra_down_makes_readyz_503_and_name_cql() {
     let _serial = SERIAL.lock().await;
     let env = TestEnv::new().await;

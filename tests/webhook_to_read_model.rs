@@ -260,3 +260,85 @@ async fn read_all_sids(env: &TestEnv, until_sid: &str) -> Vec<String> {
     }
     panic!("sentinel {until_sid} not seen; saw {seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_deliveries_of_one_message_are_appended_once() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
+    let client = reqwest::Client::new();
+    let params = sms_params(11);
+    let sig = sign(MESSAGES_PATH, &params);
+    // Twilio retries carry the same idempotency token.
+    let send = |client: reqwest::Client, base: String, params: Params, sig: String| async move {
+        let token = format!("retry-token-{}", as_map(&params)["MessageSid"]);
+        client
+            .post(format!("{base}{MESSAGES_PATH}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .header("i-twilio-idempotency-token", token)
+            .body(encode_form(&params))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            send(
+                client.clone(),
+                app.base_url.clone(),
+                params.clone(),
+                sig.clone()
+            )
+            .await,
+            200
+        );
+    }
+    // Concurrent duplicates: each answer is 200 (appended or duplicate) or 503 (in flight).
+    let other = sms_params(12);
+    let other_sig = sign(MESSAGES_PATH, &other);
+    let statuses: Vec<u16> = futures::future::join_all((0..5).map(|_| {
+        send(
+            client.clone(),
+            app.base_url.clone(),
+            other.clone(),
+            other_sig.clone(),
+        )
+    }))
+    .await;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+
+    let sentinel = sms_params(997);
+    assert_eq!(
+        post_signed(&client, &app.base_url, &sentinel)
+            .await
+            .status(),
+        200
+    );
+    let seen = read_all_sids(&env, &as_map(&sentinel)["MessageSid"]).await;
+    let count = |p: &Params| {
+        seen.iter()
+            .filter(|s| **s == as_map(p)["MessageSid"])
+            .count()
+    };
+    assert_eq!(count(&params), 1, "{seen:?}");
+    assert_eq!(count(&other), 1, "{seen:?}");
+    let metrics = client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("smsflow_webhook_duplicates_total"),
+        "duplicates are counted"
+    );
+    app.stop().await;
+}

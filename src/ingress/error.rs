@@ -22,6 +22,10 @@ pub enum IngressError {
     Form(#[from] FormError),
     #[error("event not stored, retry later: {0}")]
     Unavailable(#[from] ProduceError),
+    #[error("this message is being appended by another request; retry later")]
+    InFlight,
+    #[error(transparent)]
+    DedupeUnavailable(#[from] crate::ingress::dedupe::DedupeUnavailable),
 }
 
 impl IngressError {
@@ -32,6 +36,8 @@ impl IngressError {
             IngressError::BodyTooLarge => RefusedReason::BodyTooLarge,
             IngressError::BadBody(_) | IngressError::Form(_) => RefusedReason::MalformedForm,
             IngressError::Unavailable(_) => RefusedReason::KafkaUnavailable,
+            IngressError::InFlight => RefusedReason::InFlight,
+            IngressError::DedupeUnavailable(_) => RefusedReason::RedisUnavailable,
         }
     }
 
@@ -41,19 +47,15 @@ impl IngressError {
             IngressError::WrongContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngressError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             IngressError::BadBody(_) | IngressError::Form(_) => StatusCode::BAD_REQUEST,
-            IngressError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngressError::Unavailable(_)
+            | IngressError::InFlight
+            | IngressError::DedupeUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// Label for the latency histogram.
     pub fn outcome(&self) -> &'static str {
-        match self.reason() {
-            RefusedReason::BadSignature => "bad_signature",
-            RefusedReason::WrongContentType => "wrong_content_type",
-            RefusedReason::BodyTooLarge => "body_too_large",
-            RefusedReason::MalformedForm => "malformed_form",
-            RefusedReason::KafkaUnavailable => "kafka_unavailable",
-        }
+        self.reason().as_str()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Ingress: the Twilio webhook. Checks the signature, builds the event, appends it to Kafka,
 //! and answers 200 only once Kafka has it.
 
+pub mod dedupe;
 mod error;
 pub mod form;
 pub mod signature;
@@ -24,6 +25,8 @@ pub struct IngressState {
     pub public_url: String,
     /// `None` only when signature checks were deliberately disabled.
     pub auth_token: Option<String>,
+    /// `None` when duplicate detection is switched off.
+    pub dedupe: Option<dedupe::Deduper>,
 }
 
 impl IngressState {
@@ -31,6 +34,7 @@ impl IngressState {
     pub fn new(
         settings: &Settings,
         producer: EventProducer,
+        redis: deadpool_redis::Pool,
     ) -> Result<Self, crate::config::ConfigError> {
         let auth_token = if settings.ingress.verify_signature {
             Some(settings.twilio_auth_token()?.to_owned())
@@ -43,6 +47,16 @@ impl IngressState {
             messages_topic: settings.topic(crate::topics::MESSAGES),
             public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
             auth_token,
+            dedupe: settings.ingress.dedupe.then(|| {
+                dedupe::Deduper::new(
+                    redis,
+                    &settings.kafka.topic_prefix,
+                    // A claim outlives the slowest append it guards.
+                    settings.kafka.produce_deadline + std::time::Duration::from_secs(10),
+                    settings.ingress.dedupe_ttl,
+                    settings.ingress.redis_failure,
+                )
+            }),
         })
     }
 }

@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::{field, instrument, Span};
 
+use super::dedupe::Claim;
 use super::{form, signature, IngressError, IngressState};
 use crate::metrics;
 use crate::telemetry::mask_phone;
@@ -41,12 +42,13 @@ pub(super) async fn receive_message(
     let _in_flight = InFlight::enter();
     let result = accept(&state, &uri, &headers, body).await;
     let outcome = match &result {
-        Ok(_) => "accepted",
+        Ok(Accepted::Appended) => "accepted",
+        Ok(Accepted::Duplicate) => "duplicate",
         Err(e) => e.outcome(),
     };
     metrics::webhook_latency(outcome, started.elapsed());
     let response = match result {
-        Ok(()) => (
+        Ok(_) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/xml")],
             EMPTY_TWIML,
@@ -65,7 +67,7 @@ async fn accept(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(), IngressError> {
+) -> Result<Accepted, IngressError> {
     if !is_form(headers) {
         return Err(IngressError::WrongContentType);
     }
@@ -94,13 +96,46 @@ async fn accept(
     span.record("message_sid", event.message_sid.as_str());
     span.record("from", mask_phone(&event.from).as_str());
 
+    let claim = match &state.dedupe {
+        Some(d) => {
+            d.claim(&event.message_sid, event.idempotency_token.as_deref())
+                .await?
+        }
+        None => Claim::Unchecked,
+    };
+    let keys = match claim {
+        Claim::Duplicate => {
+            metrics::webhook_duplicate();
+            tracing::info!("repeated delivery of an appended message; nothing appended");
+            return Ok(Accepted::Duplicate);
+        }
+        Claim::InFlight => return Err(IngressError::InFlight),
+        Claim::Fresh(keys) => Some(keys),
+        Claim::Unchecked => None,
+    };
+
     let started = Instant::now();
-    state
+    let produced = state
         .producer
         .send(&state.messages_topic, event.partition_key(), &event)
-        .await?;
+        .await;
     metrics::produce_latency(started.elapsed());
-    Ok(())
+    match (produced, &state.dedupe, keys) {
+        (Ok(_), Some(d), Some(keys)) => d.confirm(&keys).await,
+        (Err(e), Some(d), Some(keys)) => {
+            d.release(&keys).await;
+            return Err(e.into());
+        }
+        (Err(e), _, _) => return Err(e.into()),
+        (Ok(_), _, _) => {}
+    }
+    Ok(Accepted::Appended)
+}
+
+/// How an accepted webhook was handled.
+enum Accepted {
+    Appended,
+    Duplicate,
 }
 
 #[instrument(name = "webhook.signature", skip_all)]
