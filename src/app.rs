@@ -18,6 +18,7 @@ use crate::ingress::{self, IngressState};
 use crate::kafka::runner;
 use crate::kafka::{EventProducer, ProduceError};
 use crate::stages::media::MediaStage;
+use crate::stages::transcribe::TranscribeStage;
 use crate::{http, projector};
 
 /// A role `serve` can run. Roles not yet built are refused with a clear message.
@@ -34,14 +35,19 @@ pub enum Role {
 
 impl Role {
     /// Roles this build can run.
-    pub const AVAILABLE: &'static [Role] = &[Role::Ingress, Role::Media, Role::Projector];
+    pub const AVAILABLE: &'static [Role] = &[
+        Role::Ingress,
+        Role::Media,
+        Role::Transcribe,
+        Role::Projector,
+    ];
 }
 
 /// Why the application could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(
-        "role {0:?} is not available in this build yet; available roles: ingress, media, projector"
+        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, projector"
     )]
     RoleUnavailable(Role),
     #[error(transparent)]
@@ -156,6 +162,16 @@ impl Application {
             let token = shutdown.clone();
             let s = settings.clone();
             tasks.spawn(async move { Ok(projector::run(s, token).await?) });
+        }
+
+        if roles.contains(&Role::Transcribe) {
+            let (store, _) = crate::stages::media::store::open(&settings.media.store_url)
+                .map_err(|e| AppError::Stage(e.to_string()))?;
+            let stage = TranscribeStage::new(&settings.transcribe, store)
+                .map_err(|e| AppError::Stage(e.to_string()))?;
+            let token = shutdown.clone();
+            let s = settings.clone();
+            tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
         }
 
         if roles.contains(&Role::Media) {

@@ -23,6 +23,7 @@ pub struct Settings {
     pub projector: ProjectorSettings,
     pub stages: StageSettings,
     pub media: crate::stages::media::MediaSettings,
+    pub transcribe: crate::stages::transcribe::TranscribeSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -247,6 +248,7 @@ impl Default for Settings {
                 max_in_flight: 256,
             },
             media: crate::stages::media::MediaSettings::default(),
+            transcribe: crate::stages::transcribe::TranscribeSettings::default(),
             stages: StageSettings {
                 instance_id: None,
                 batch_max: 500,
@@ -386,6 +388,12 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "media",
                 reason,
+            });
+        }
+        if let Err(e) = self.transcribe.validate() {
+            return Err(ConfigError::Invalid {
+                key: e.key,
+                reason: e.reason,
             });
         }
         if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {

@@ -16,6 +16,15 @@
 //! | `smsflow_consumer_lag` | gauge | `group`, `topic`, `partition` |
 //! | `smsflow_http_open_connections` | gauge | |
 //! | `smsflow_trace_spans_exported_total` / `_dropped_total` | counter | |
+//! | `smsflow_stage_inputs_total`, `_outputs_total`, `smsflow_dead_letters_total` | counter | `stage` |
+//! | `smsflow_media_attachments_total` | counter | `outcome` |
+//! | `smsflow_webhook_duplicates_total` | counter | |
+//! | `smsflow_redis_unavailable_total` | counter | `policy` |
+//! | `smsflow_transcribe_outcomes_total` | counter | `provider`, `outcome` |
+//! | `smsflow_transcribe_provider_duration_seconds` | histogram | `provider`, `result` |
+//! | `smsflow_transcribe_provider_retries_total` | counter | `provider` |
+//! | `smsflow_transcribe_breaker_open` | gauge | `provider` |
+//! | `smsflow_transcribe_audio_seconds` | histogram | |
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;

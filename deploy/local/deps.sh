@@ -3,7 +3,9 @@
 set -euo pipefail
 
 need=()
-for pkg in build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev zlib1g-dev; do
+# ffmpeg and pocketsphinx: the transcribe stage's decoder and offline recognizer (and its tests).
+for pkg in build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev zlib1g-dev \
+  ffmpeg pocketsphinx pocketsphinx-en-us pocketsphinx-testdata; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

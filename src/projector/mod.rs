@@ -52,14 +52,7 @@ struct ProjectorContext {
 
 impl ClientContext for ProjectorContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                // -1 means "not known yet" (e.g. not assigned to this member).
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    metrics::consumer_lag(&self.group, topic, *partition, p.consumer_lag);
-                }
-            }
-        }
+        client::report_lag(&self.group, &statistics);
     }
 }
 
@@ -99,7 +92,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             revoked: Mutex::new(Vec::new()),
         };
         client::consumer(&kafka, "smsflow-projector", &group)
-            .set("statistics.interval.ms", "5000")
+            .set("statistics.interval.ms", client::STATISTICS_INTERVAL_MS)
             .create_with_context(context)
     })
     .await

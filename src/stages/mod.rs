@@ -63,6 +63,12 @@ pub trait Stage: Send + Sync + 'static {
     /// Topic base names this stage consumes.
     fn inputs(&self) -> Vec<&'static str>;
 
+    /// Most inputs per transaction for this stage, when slow work (transcription) must keep a
+    /// batch well inside Kafka's poll interval; `None` uses `stages.batch_max`.
+    fn batch_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// Turn one input into zero or more outputs. Must be safe to call again for the same
     /// input (retries and replays): side effects are keyed by the input, not by luck.
     fn handle(&self, input: &Input)

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::Settings;
+use crate::kafka::client::LagContext;
 use crate::kafka::{client, headers};
 use crate::stages::{Input, Output, Stage};
 
@@ -81,13 +82,16 @@ pub async fn run<S: Stage>(
         let group = names.group.clone();
         let txn_id = names.transactional_id.clone();
         tokio::task::spawn_blocking(
-            move || -> Result<(StreamConsumer, FutureProducer), KafkaError> {
+            move || -> Result<(StreamConsumer<LagContext>, FutureProducer), KafkaError> {
                 // Static membership: a restarted instance takes its partitions back at once instead
                 // of waiting for its predecessor's session to time out.
-                let consumer: StreamConsumer =
+                let consumer: StreamConsumer<LagContext> =
                     client::consumer(&kafka, &format!("smsflow-{}", S::NAME), &group)
                         .set("group.instance.id", &txn_id)
-                        .create()?;
+                        .set("statistics.interval.ms", client::STATISTICS_INTERVAL_MS)
+                        .create_with_context(LagContext {
+                            group: group.clone(),
+                        })?;
                 let producer: FutureProducer =
                     client::producer(&kafka, &format!("smsflow-{}", S::NAME))
                         .set("transactional.id", &txn_id)
@@ -146,7 +150,7 @@ pub async fn run<S: Stage>(
 struct Runner<'a, S: Stage> {
     settings: &'a Settings,
     stage: &'a Arc<S>,
-    consumer: &'a StreamConsumer,
+    consumer: &'a StreamConsumer<LagContext>,
     producer: &'a FutureProducer,
     names: &'a Names,
 }
@@ -154,7 +158,13 @@ struct Runner<'a, S: Stage> {
 impl<S: Stage> Runner<'_, S> {
     /// Wait for one record, then take what else arrives within the linger, up to the cap.
     async fn next_batch(&self) -> Vec<OwnedMessage> {
-        let cap = self.settings.stages.batch_max;
+        let cap = self
+            .stage
+            .batch_limit()
+            .map_or(self.settings.stages.batch_max, |l| {
+                l.min(self.settings.stages.batch_max)
+            })
+            .max(1);
         let mut batch = Vec::new();
         match self.consumer.recv().await {
             Ok(m) => batch.push(m.detach()),

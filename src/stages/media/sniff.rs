@@ -51,7 +51,10 @@ fn is_vcard_type(ct: &str) -> bool {
 fn looks_like_vcard(head: &[u8]) -> bool {
     let text = String::from_utf8_lossy(head);
     let t = text.trim_start_matches('\u{feff}').trim_start();
-    t.len() >= 11 && t[..11].eq_ignore_ascii_case("BEGIN:VCARD")
+    // Compare bytes: the head may end inside a multi-byte character.
+    t.as_bytes()
+        .get(..11)
+        .is_some_and(|b| b.eq_ignore_ascii_case(b"BEGIN:VCARD"))
 }
 
 fn describe(head: &[u8]) -> String {
