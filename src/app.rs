@@ -96,6 +96,20 @@ impl Application {
         let metrics_handle = crate::metrics::install();
 
         let deps = Arc::new(Dependencies::new(&settings)?);
+        {
+            // Pool statistics as gauges, sampled every few seconds until shutdown.
+            let deps = deps.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return Ok(()),
+                        _ = tick.tick() => deps.export_pool_gauges(),
+                    }
+                }
+            });
+        }
         let admin = Arc::new(AdminState {
             token: settings.admin.token.clone(),
             deps: deps.clone(),

@@ -15,6 +15,7 @@
 //! | `smsflow_end_to_end_duration_seconds` | histogram | |
 //! | `smsflow_consumer_lag` | gauge | `group`, `topic`, `partition` |
 //! | `smsflow_http_open_connections` | gauge | |
+//! | `smsflow_pool` | gauge | `pool` (`redis`, `cql`), `stat` (`size`, `available`, `waiting`, `max_size`, `connections`, `connection_timeouts`) |
 //! | `smsflow_trace_spans_exported_total` / `_dropped_total` | counter | |
 //! | `smsflow_stage_inputs_total`, `_outputs_total`, `smsflow_dead_letters_total` | counter | `stage` |
 //! | `smsflow_media_attachments_total` | counter | `outcome` |
@@ -164,6 +165,11 @@ pub fn consumer_lag(group: &str, topic: &str, partition: i32, lag: i64) {
         "partition" => partition.to_string()
     )
     .set(lag as f64);
+}
+
+/// One statistic of a client pool (`pool` = redis, cql; `stat` = size, available, ...).
+pub fn pool(pool: &'static str, stat: &'static str, value: f64) {
+    gauge!("smsflow_pool", "pool" => pool, "stat" => stat).set(value);
 }
 
 /// Open HTTP connections.

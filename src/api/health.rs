@@ -66,6 +66,24 @@ impl Dependencies {
             .await
     }
 
+    /// Export pool statistics (Redis pool, CQL connections) as gauges.
+    pub fn export_pool_gauges(&self) {
+        let redis = self.redis.status();
+        crate::metrics::pool("redis", "size", redis.size as f64);
+        crate::metrics::pool("redis", "available", redis.available as f64);
+        crate::metrics::pool("redis", "waiting", redis.waiting as f64);
+        crate::metrics::pool("redis", "max_size", redis.max_size as f64);
+        if let Some(cql) = self.cql_if_connected() {
+            let m = cql.get_metrics();
+            crate::metrics::pool("cql", "connections", m.get_total_connections() as f64);
+            crate::metrics::pool(
+                "cql",
+                "connection_timeouts",
+                m.get_connection_timeouts() as f64,
+            );
+        }
+    }
+
     /// The CQL session if one is connected already.
     pub fn cql_if_connected(&self) -> Option<&Arc<Session>> {
         self.cql.get()
