@@ -146,6 +146,8 @@ pub struct IngressSettings {
     pub dedupe_ttl: Duration,
     /// When Redis does not answer: `fail_open` (accept, counted) or `fail_closed` (503).
     pub redis_failure: crate::ingress::dedupe::RedisFailurePolicy,
+    /// Per-sender rate limit.
+    pub rate_limit: crate::ingress::rate_limit::RateLimitSettings,
 }
 
 /// Projector tuning.
@@ -241,6 +243,7 @@ impl Default for Settings {
                 dedupe: true,
                 dedupe_ttl: Duration::from_secs(24 * 3600),
                 redis_failure: crate::ingress::dedupe::RedisFailurePolicy::FailOpen,
+                rate_limit: crate::ingress::rate_limit::RateLimitSettings::default(),
             },
             projector: ProjectorSettings {
                 group_id: "smsflow-projector".into(),

@@ -19,7 +19,7 @@
 //! | `smsflow_trace_spans_exported_total` / `_dropped_total` | counter | |
 //! | `smsflow_stage_inputs_total`, `_outputs_total`, `smsflow_dead_letters_total` | counter | `stage` |
 //! | `smsflow_media_attachments_total` | counter | `outcome` |
-//! | `smsflow_webhook_duplicates_total` | counter | |
+//! | `smsflow_webhook_duplicates_total`, `smsflow_webhook_rate_limited_total` | counter | |
 //! | `smsflow_redis_unavailable_total` | counter | `policy` |
 //! | `smsflow_transcribe_outcomes_total` | counter | `provider`, `outcome` |
 //! | `smsflow_transcribe_provider_duration_seconds` | histogram | `provider`, `result` |
@@ -149,6 +149,11 @@ pub fn media_outcome(outcome: &'static str) {
 /// A repeated delivery of an already appended message was answered without appending.
 pub fn webhook_duplicate() {
     counter!("smsflow_webhook_duplicates_total").increment(1);
+}
+
+/// A sender went over its rate limit; the message was recorded as `SenderRejected`.
+pub fn rate_limited() {
+    counter!("smsflow_webhook_rate_limited_total").increment(1);
 }
 
 /// Redis did not answer; `policy` says what ingress did about it.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::Message;
+use rdkafka::message::Message;
 use scylla::value::CqlTimestamp;
 
 use common::*;
@@ -237,28 +237,24 @@ fn signature_with_token(token: &str, path: &str, params: &[(String, String)]) ->
     smsflow::ingress::signature::compute(token, &format!("{PUBLIC_URL}{path}"), params)
 }
 
-/// Read the messages topic from the start until `until_sid` appears; return every SID seen.
+/// Every MessageReceived SID on the messages topic, read to the end of every partition once
+/// `until_sid` (appended last, acknowledged with 200) is among them.
 async fn read_all_sids(env: &TestEnv, until_sid: &str) -> Vec<String> {
-    let group = format!("t{}-reader", env.id);
-    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-reader", &group)
-        .create()
-        .unwrap();
-    consumer
-        .subscribe(&[&env.topic(smsflow::topics::MESSAGES)])
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut stream = consumer.stream();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, stream.next()).await {
-        let msg = msg.unwrap();
-        let ev: MessageReceived = decode(msg.payload().unwrap()).unwrap();
-        let done = ev.message_sid == until_sid;
-        seen.push(ev.message_sid);
-        if done {
-            return seen;
-        }
-    }
-    panic!("sentinel {until_sid} not seen; saw {seen:?}");
+    let topic = env.topic(smsflow::topics::MESSAGES);
+    wait_for(
+        "the sentinel on the topic",
+        Duration::from_secs(60),
+        || async {
+            let sids: Vec<String> = read_committed_to_end(env, &topic)
+                .await
+                .iter()
+                .filter_map(|b| decode::<MessageReceived>(b).ok())
+                .map(|ev| ev.message_sid)
+                .collect();
+            sids.iter().any(|s| s == until_sid).then_some(sids)
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,5 +336,93 @@ async fn repeated_deliveries_of_one_message_are_appended_once() {
         metrics.contains("smsflow_webhook_duplicates_total"),
         "duplicates are counted"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_over_its_rate_limit_gets_200_and_is_recorded_as_sender_rejected() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings.clone();
+    settings.ingress.rate_limit.sender_limit = 6;
+    settings.ingress.rate_limit.sender_period = Duration::from_secs(60);
+    settings.ingress.rate_limit.sender_burst = 3;
+    let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
+    let client = reqwest::Client::new();
+    // One sender, seven messages at once: three fit the burst, four are over the limit.
+    let same_sender = |i: usize| -> Params {
+        let mut p = sms_params(100 + i);
+        for (k, v) in p.iter_mut() {
+            if k == "From" {
+                *v = "+15105559999".into();
+            }
+        }
+        p
+    };
+    for i in 0..7 {
+        assert_eq!(
+            post_signed(&client, &app.base_url, &same_sender(i))
+                .await
+                .status(),
+            200,
+            "Twilio must not retry"
+        );
+    }
+    let sentinel = sms_params(996);
+    assert_eq!(
+        post_signed(&client, &app.base_url, &sentinel)
+            .await
+            .status(),
+        200
+    );
+
+    let consumer: StreamConsumer = client::consumer(
+        &env.settings.kafka,
+        "test-reader",
+        &format!("t{}-rl", env.id),
+    )
+    .create()
+    .unwrap();
+    consumer
+        .subscribe(&[&env.topic(smsflow::topics::MESSAGES)])
+        .unwrap();
+    let (mut received, mut rejected, mut sentinel_seen) = (0, Vec::new(), false);
+    let mut stream = consumer.stream();
+    // Partitions interleave freely: read until all eight records are in.
+    while !(sentinel_seen && received + rejected.len() == 7) {
+        let msg = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        let event_type = msg
+            .headers()
+            .and_then(|h| smsflow::kafka::headers::get(h, "event-type"))
+            .unwrap_or_default()
+            .to_owned();
+        if event_type == "SenderRejected" {
+            let r: smsflow::events::SenderRejected = decode(msg.payload().unwrap()).unwrap();
+            rejected.push(r);
+            continue;
+        }
+        let ev: MessageReceived = decode(msg.payload().unwrap()).unwrap();
+        if ev.message_sid == as_map(&sentinel)["MessageSid"] {
+            sentinel_seen = true;
+        } else {
+            received += 1;
+        }
+    }
+    assert_eq!(received, 3, "the burst is accepted");
+    assert_eq!(rejected.len(), 4);
+    assert!(rejected
+        .iter()
+        .all(|r| r.reason == "rate_limited" && r.retry_after_ms.unwrap_or(0) > 0));
+    // Rejected messages are recorded but not projected as messages.
+    let cql = env.cql().await;
+    wait_for(
+        "the accepted messages and the sentinel projected",
+        Duration::from_secs(60),
+        || async { (count_rows(&cql, "messages_by_user").await == 4).then_some(()) },
+    )
+    .await;
     app.stop().await;
 }

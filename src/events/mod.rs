@@ -5,12 +5,14 @@ mod dead_letter;
 mod media;
 mod message_received;
 mod registry;
+mod sender_rejected;
 
 pub use codec::{decode, decode_with_reader, encode, CodecError};
 pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
 pub use registry::{fingerprint, registry, SchemaRegistry};
+pub use sender_rejected::SenderRejected;
 
 /// An event that lives on a topic as Avro single-object encoding.
 pub trait Event: serde::Serialize + serde::de::DeserializeOwned {

@@ -17,6 +17,10 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         include_str!("../../schemas/DeadLetter.avsc"),
     ),
     (
+        "SenderRejected.avsc",
+        include_str!("../../schemas/SenderRejected.avsc"),
+    ),
+    (
         "MediaStored.avsc",
         include_str!("../../schemas/MediaStored.avsc"),
     ),

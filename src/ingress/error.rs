@@ -26,6 +26,8 @@ pub enum IngressError {
     InFlight,
     #[error(transparent)]
     DedupeUnavailable(#[from] crate::ingress::dedupe::DedupeUnavailable),
+    #[error(transparent)]
+    RateLimitUnavailable(#[from] crate::ingress::rate_limit::RateLimitUnavailable),
 }
 
 impl IngressError {
@@ -37,7 +39,9 @@ impl IngressError {
             IngressError::BadBody(_) | IngressError::Form(_) => RefusedReason::MalformedForm,
             IngressError::Unavailable(_) => RefusedReason::KafkaUnavailable,
             IngressError::InFlight => RefusedReason::InFlight,
-            IngressError::DedupeUnavailable(_) => RefusedReason::RedisUnavailable,
+            IngressError::DedupeUnavailable(_) | IngressError::RateLimitUnavailable(_) => {
+                RefusedReason::RedisUnavailable
+            }
         }
     }
 
@@ -49,7 +53,8 @@ impl IngressError {
             IngressError::BadBody(_) | IngressError::Form(_) => StatusCode::BAD_REQUEST,
             IngressError::Unavailable(_)
             | IngressError::InFlight
-            | IngressError::DedupeUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | IngressError::DedupeUnavailable(_)
+            | IngressError::RateLimitUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

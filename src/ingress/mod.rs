@@ -4,6 +4,7 @@
 pub mod dedupe;
 mod error;
 pub mod form;
+pub mod rate_limit;
 pub mod signature;
 mod webhook;
 
@@ -27,6 +28,8 @@ pub struct IngressState {
     pub auth_token: Option<String>,
     /// `None` when duplicate detection is switched off.
     pub dedupe: Option<dedupe::Deduper>,
+    /// `None` when rate limiting is switched off.
+    pub rate_limit: Option<rate_limit::RateLimiter>,
 }
 
 impl IngressState {
@@ -47,6 +50,14 @@ impl IngressState {
             messages_topic: settings.topic(crate::topics::MESSAGES),
             public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
             auth_token,
+            rate_limit: settings.ingress.rate_limit.enabled.then(|| {
+                rate_limit::RateLimiter::new(
+                    redis.clone(),
+                    &settings.kafka.topic_prefix,
+                    &settings.ingress.rate_limit,
+                    settings.ingress.redis_failure,
+                )
+            }),
             dedupe: settings.ingress.dedupe.then(|| {
                 dedupe::Deduper::new(
                     redis,

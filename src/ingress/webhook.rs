@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use tracing::{field, instrument, Span};
 
 use super::dedupe::Claim;
+use super::rate_limit::Decision;
 use super::{form, signature, IngressError, IngressState};
+use crate::events::SenderRejected;
 use crate::metrics;
 use crate::telemetry::mask_phone;
 
@@ -114,11 +116,46 @@ async fn accept(
         Claim::Unchecked => None,
     };
 
+    let decision = match &state.rate_limit {
+        Some(r) => r.check_sender(&event.from).await,
+        None => Ok(Decision::Unchecked),
+    };
+    let decision = match decision {
+        Ok(d) => d,
+        Err(e) => {
+            if let (Some(d), Some(keys)) = (&state.dedupe, &keys) {
+                d.release(keys).await;
+            }
+            return Err(e.into());
+        }
+    };
     let started = Instant::now();
-    let produced = state
-        .producer
-        .send(&state.messages_topic, event.partition_key(), &event)
-        .await;
+    let produced = match decision {
+        Decision::Limited { retry_after } => {
+            // Recorded, answered 200 so Twilio does not retry, and never enriched.
+            metrics::rate_limited();
+            let rejected = SenderRejected {
+                event_id: event.event_id.clone(),
+                received_at: event.received_at,
+                message_sid: event.message_sid.clone(),
+                from: event.from.clone(),
+                to: event.to.clone(),
+                user_id: event.user_id.clone(),
+                reason: "rate_limited".into(),
+                retry_after_ms: Some(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX)),
+            };
+            state
+                .producer
+                .send(&state.messages_topic, rejected.partition_key(), &rejected)
+                .await
+        }
+        Decision::Allowed | Decision::Unchecked => {
+            state
+                .producer
+                .send(&state.messages_topic, event.partition_key(), &event)
+                .await
+        }
+    };
     metrics::produce_latency(started.elapsed());
     match (produced, &state.dedupe, keys) {
         (Ok(_), Some(d), Some(keys)) => d.confirm(&keys).await,

@@ -20,7 +20,7 @@ use tracing::{info_span, Instrument};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::Settings;
-use crate::events::{decode, MessageReceived};
+use crate::events::{decode, Event, MessageReceived};
 use crate::kafka::{client, headers};
 use crate::metrics;
 use crate::store::{self, StoreError};
@@ -206,6 +206,13 @@ async fn try_apply_batch(
         let key = (pos.topic.clone(), pos.partition);
         let entry = advance.entry(key).or_insert(pos.offset + 1);
         *entry = (*entry).max(pos.offset + 1);
+        // Other events on the topic (SenderRejected) have no read model yet: skip them.
+        let event_type = msg
+            .headers()
+            .and_then(|h| headers::get(h, headers::EVENT_TYPE));
+        if event_type.is_some_and(|t| t != MessageReceived::NAME) {
+            continue;
+        }
         match msg.payload().map(decode::<MessageReceived>) {
             Some(Ok(ev)) => {
                 let parent = headers::trace_context(msg.headers());

@@ -1,0 +1,137 @@
+//! Rate limits per sender: GCRA (the generic cell rate algorithm) in one atomic Redis script,
+//! so every ingress instance shares the same budget and time comes from Redis's clock.
+
+use std::time::Duration;
+
+use deadpool_redis::redis::Script;
+use serde::{Deserialize, Serialize};
+
+use super::dedupe::RedisFailurePolicy;
+
+/// A budget: `limit` messages per `period`, with bursts of up to `burst` at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Off switch.
+    pub enabled: bool,
+    /// Messages allowed per period per sender.
+    pub sender_limit: u32,
+    /// The period.
+    #[serde(with = "humantime_serde")]
+    pub sender_period: Duration,
+    /// Messages that may arrive at once before spacing applies.
+    pub sender_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            enabled: true,
+            sender_limit: 60,
+            sender_period: Duration::from_secs(60),
+            sender_burst: 20,
+        }
+    }
+}
+
+/// The answer for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Over the limit; the sender may send again after this long.
+    Limited {
+        retry_after: Duration,
+    },
+    /// Redis did not answer and the policy is fail-open.
+    Unchecked,
+}
+
+/// Redis did not answer and the policy is fail-closed.
+#[derive(Debug, thiserror::Error)]
+#[error("rate limit check unavailable (Redis: {0}); retry later")]
+pub struct RateLimitUnavailable(pub String);
+
+// KEYS[1] = bucket; ARGV[1] = emission interval (ms), ARGV[2] = burst tolerance (ms).
+// Returns {1, 0} when allowed, {0, retry_after_ms} when limited.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance - interval
+if allow_at > now then
+  return {0, allow_at - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now + tolerance))
+return {1, 0}
+"#;
+
+/// Checks senders against their budget.
+pub struct RateLimiter {
+    pool: deadpool_redis::Pool,
+    prefix: String,
+    interval_ms: u64,
+    tolerance_ms: u64,
+    policy: RedisFailurePolicy,
+    script: Script,
+}
+
+impl RateLimiter {
+    /// `prefix` isolates key spaces (the Kafka topic prefix).
+    pub fn new(
+        pool: deadpool_redis::Pool,
+        prefix: &str,
+        settings: &RateLimitSettings,
+        policy: RedisFailurePolicy,
+    ) -> Self {
+        let interval_ms = (settings.sender_period.as_millis() as u64
+            / u64::from(settings.sender_limit.max(1)))
+        .max(1);
+        RateLimiter {
+            pool,
+            prefix: prefix.to_owned(),
+            interval_ms,
+            tolerance_ms: interval_ms * u64::from(settings.sender_burst.saturating_sub(1)),
+            policy,
+            script: Script::new(GCRA),
+        }
+    }
+
+    /// Take one message from the sender's budget.
+    pub async fn check_sender(&self, sender: &str) -> Result<Decision, RateLimitUnavailable> {
+        let key = format!("{}smsflow:rate:sender:{sender}", self.prefix);
+        let result: Result<(i64, i64), String> = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            self.script
+                .key(&key)
+                .arg(self.interval_ms)
+                .arg(self.tolerance_ms)
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok((1, _)) => Ok(Decision::Allowed),
+            Ok((_, wait)) => Ok(Decision::Limited {
+                retry_after: Duration::from_millis(wait.max(0) as u64),
+            }),
+            Err(e) => {
+                crate::metrics::redis_unavailable(match self.policy {
+                    RedisFailurePolicy::FailOpen => "fail_open",
+                    RedisFailurePolicy::FailClosed => "fail_closed",
+                });
+                match self.policy {
+                    RedisFailurePolicy::FailOpen => {
+                        tracing::warn!(error = %e, "Redis unavailable; accepting without the rate limit (fail_open)");
+                        Ok(Decision::Unchecked)
+                    }
+                    RedisFailurePolicy::FailClosed => Err(RateLimitUnavailable(e)),
+                }
+            }
+        }
+    }
+}
