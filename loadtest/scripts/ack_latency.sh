@@ -8,7 +8,8 @@ RATE=${1:-500}
 DURATION=${2:-20}
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
-cargo build -q --release --bin smsflow -p smsflow -p smsflow-loadtest
+cargo build -q --release -p smsflow --bin smsflow
+cargo build -q --release -p smsflow-loadtest
 T=${CARGO_TARGET_DIR:-target}/release
 
 export TWILIO_AUTH_TOKEN=bench-token
