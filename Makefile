@@ -43,5 +43,10 @@ lint: deps
 test: deps stack-up lint
 	$(CARGO) test --workspace --all-targets -- --test-threads=4
 
+## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).
+bench: deps stack-up
+	bash loadtest/scripts/ack_latency.sh 500 20
+	bash loadtest/scripts/tracing_overhead.sh 15 32
+
 unit: deps
 	$(CARGO) test --workspace --lib

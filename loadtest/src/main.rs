@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Send signed webhooks at a fixed rate and report ack latency from the intended send time.
     Run(RunArgs),
+    /// Produce to Kafka at a fixed rate with smsflow's own producer settings (acks=all,
+    /// idempotent) and report the acknowledgement latency: the produce ceiling for the webhook.
+    Produce(ProduceArgs),
     /// Serve `POST /*` with 200 and empty TwiML: the ceiling for the webhook.
     BareRoute {
         #[arg(long, default_value = "127.0.0.1:18090")]
@@ -73,6 +76,26 @@ struct RunArgs {
     label: String,
 }
 
+#[derive(Parser, Clone)]
+struct ProduceArgs {
+    /// Topic (created by `smsflow topics`, with the prefix).
+    #[arg(long)]
+    topic: String,
+    /// Payload bytes per record (an encoded MessageReceived is about 400 bytes).
+    #[arg(long, default_value_t = 400)]
+    record_size: usize,
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -86,6 +109,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::BareRoute { addr } => bare_route(addr).await,
+        Command::Produce(args) => {
+            let result = produce(args.clone()).await?;
+            println!("{}", report::table(&result));
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&result)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -165,6 +197,71 @@ async fn run(args: RunArgs) -> anyhow::Result<report::RunResult> {
         ok.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
         measured_wall,
+    ))
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<report::RunResult> {
+    // smsflow.toml / SMSFLOW_* apply, so the client settings are exactly the webhook's.
+    let settings = smsflow::config::Settings::load(None)?;
+    let producer = smsflow::kafka::EventProducer::new(&settings.kafka, "loadtest-produce")?;
+    let payload = vec![0x5Au8; args.record_size];
+    let warmup_n = schedule::count(args.warmup, args.rate);
+    let total = warmup_n + schedule::count(args.duration, args.rate);
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = start + schedule::due(i, args.rate);
+        tokio::time::sleep_until(due).await;
+        let (producer, topic, payload, hist, ok, failed) = (
+            producer.clone(),
+            args.topic.clone(),
+            payload.clone(),
+            hist.clone(),
+            ok.clone(),
+            failed.clone(),
+        );
+        let key = format!("k{}", i % args.keys.max(1));
+        let measured = i >= warmup_n;
+        tasks.spawn(async move {
+            let r = producer
+                .send_bytes(&topic, &key, "LoadTest", &payload)
+                .await;
+            let latency = due.elapsed();
+            if !measured {
+                return;
+            }
+            if r.is_ok() {
+                ok.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut h) = hist.lock() {
+                    h.saturating_record(latency.as_micros().max(1) as u64);
+                }
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    let sent_by = Instant::now();
+    while tasks.join_next().await.is_some() {}
+    let wall = sent_by
+        .duration_since(start.into_std() + args.warmup)
+        .as_secs_f64()
+        .max(1e-9);
+    let hist = hist
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?
+        .clone();
+    Ok(report::RunResult::new(
+        "raw-produce",
+        args.rate,
+        &hist,
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        wall,
     ))
 }
 
