@@ -4,8 +4,9 @@ set -euo pipefail
 
 need=()
 # ffmpeg and pocketsphinx: the transcribe stage's decoder and offline recognizer (and its tests).
+# wrk: make bench.
 for pkg in build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev zlib1g-dev \
-  ffmpeg pocketsphinx pocketsphinx-en-us pocketsphinx-testdata; do
+  ffmpeg pocketsphinx pocketsphinx-en-us pocketsphinx-testdata wrk; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
