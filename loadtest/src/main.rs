@@ -1,18 +1,16 @@
 //! `smsflow-loadtest`: an open-loop load generator for the webhook, and a bare HTTP route to
 //! measure the ceiling it is compared against.
 
+mod open_loop;
 mod payload;
 mod report;
 mod schedule;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hdrhistogram::Histogram;
-use tokio::sync::Semaphore;
 
 #[derive(Parser)]
 #[command(
@@ -128,141 +126,48 @@ async fn run(args: RunArgs) -> anyhow::Result<report::RunResult> {
         .build()?;
     let url = format!("{}{}", args.target.trim_end_matches('/'), args.path);
     let signed_url = format!("{}{}", args.public_url.trim_end_matches('/'), args.path);
-    let warmup_n = schedule::count(args.warmup, args.rate);
-    let total = warmup_n + schedule::count(args.duration, args.rate);
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let permits = Arc::new(Semaphore::new(args.max_in_flight));
-    let start = tokio::time::Instant::now() + Duration::from_millis(50);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        let due = start + schedule::due(i, args.rate);
-        tokio::time::sleep_until(due).await;
-        let permit = permits.clone().acquire_owned().await?;
+    let plan = open_loop::Plan {
+        label: args.label.clone(),
+        rate: args.rate,
+        duration: args.duration,
+        warmup: args.warmup,
+        max_in_flight: args.max_in_flight,
+    };
+    open_loop::drive(&plan, |i| {
         let hook = payload::webhook(args.seed, i, args.senders, &signed_url, &args.token);
-        let (client, url, hist, ok, failed) = (
-            client.clone(),
-            url.clone(),
-            hist.clone(),
-            ok.clone(),
-            failed.clone(),
-        );
-        let measured = i >= warmup_n;
-        tasks.spawn(async move {
-            let resp = client
-                .post(&url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("x-twilio-signature", hook.signature)
-                .body(hook.body)
-                .send()
-                .await;
-            // From the intended send time: queueing behind a slow server counts.
-            let latency = due.elapsed();
-            drop(permit);
-            if !measured {
-                return;
-            }
-            match resp {
-                Ok(r) if r.status().is_success() => {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut h) = hist.lock() {
-                        h.saturating_record(latency.as_micros().max(1) as u64);
-                    }
-                }
-                _ => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        // Reap finished tasks as we go so the set stays bounded by max_in_flight.
-        while tasks.try_join_next().is_some() {}
-    }
-    let sent_by = Instant::now();
-    while tasks.join_next().await.is_some() {}
-    let measured_wall = sent_by
-        .duration_since(start.into_std() + args.warmup)
-        .as_secs_f64()
-        .max(1e-9);
-    let hist = hist
-        .lock()
-        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?
-        .clone();
-    Ok(report::RunResult::new(
-        &args.label,
-        args.rate,
-        &hist,
-        ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
-        measured_wall,
-    ))
+        let request = client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", hook.signature)
+            .body(hook.body);
+        async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await
 }
 
 async fn produce(args: ProduceArgs) -> anyhow::Result<report::RunResult> {
     // smsflow.toml / SMSFLOW_* apply, so the client settings are exactly the webhook's.
     let settings = smsflow::config::Settings::load(None)?;
     let producer = smsflow::kafka::EventProducer::new(&settings.kafka, "loadtest-produce")?;
-    let payload = vec![0x5Au8; args.record_size];
-    let warmup_n = schedule::count(args.warmup, args.rate);
-    let total = warmup_n + schedule::count(args.duration, args.rate);
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let start = tokio::time::Instant::now() + Duration::from_millis(50);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        let due = start + schedule::due(i, args.rate);
-        tokio::time::sleep_until(due).await;
-        let (producer, topic, payload, hist, ok, failed) = (
-            producer.clone(),
-            args.topic.clone(),
-            payload.clone(),
-            hist.clone(),
-            ok.clone(),
-            failed.clone(),
-        );
+    let payload = Arc::new(vec![0x5Au8; args.record_size]);
+    let plan = open_loop::Plan {
+        label: "raw-produce".into(),
+        rate: args.rate,
+        duration: args.duration,
+        warmup: args.warmup,
+        max_in_flight: 100_000,
+    };
+    open_loop::drive(&plan, |i| {
+        let (producer, topic, payload) = (producer.clone(), args.topic.clone(), payload.clone());
         let key = format!("k{}", i % args.keys.max(1));
-        let measured = i >= warmup_n;
-        tasks.spawn(async move {
-            let r = producer
+        async move {
+            producer
                 .send_bytes(&topic, &key, "LoadTest", &payload)
-                .await;
-            let latency = due.elapsed();
-            if !measured {
-                return;
-            }
-            if r.is_ok() {
-                ok.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut h) = hist.lock() {
-                    h.saturating_record(latency.as_micros().max(1) as u64);
-                }
-            } else {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    let sent_by = Instant::now();
-    while tasks.join_next().await.is_some() {}
-    let wall = sent_by
-        .duration_since(start.into_std() + args.warmup)
-        .as_secs_f64()
-        .max(1e-9);
-    let hist = hist
-        .lock()
-        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?
-        .clone();
-    Ok(report::RunResult::new(
-        "raw-produce",
-        args.rate,
-        &hist,
-        ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
-        wall,
-    ))
+                .await
+                .is_ok()
+        }
+    })
+    .await
 }
 
 async fn bare_route(addr: std::net::SocketAddr) -> anyhow::Result<()> {
