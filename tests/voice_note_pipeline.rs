@@ -86,14 +86,34 @@ async fn a_recorded_voice_note_is_fetched_stored_and_transcribed() {
     assert_eq!(ready.provider, "local");
     assert_eq!(ready.message_sid, as_map(&params)["MessageSid"]);
 
-    let media = read_committed_to_end(&env, &env.topic(smsflow::topics::MEDIA)).await;
+    let media = read_records_to_end(&env, &env.topic(smsflow::topics::MEDIA)).await;
     assert_eq!(media.len(), 1);
-    let stored: MediaStored = decode(&media[0]).unwrap();
+    let stored: MediaStored = decode(&media[0].0).unwrap();
     assert_eq!(
         std::fs::read(store.path().join(&stored.object_key)).unwrap(),
         note,
         "stored byte-identical"
     );
     assert_eq!(stored.object_key, ready.object_key);
+
+    // One trace: the transcript and the stored media carry the webhook's trace id.
+    let trace_id = |tp: &Option<String>| {
+        tp.as_deref()
+            .and_then(|t| t.split('-').nth(1))
+            .map(str::to_owned)
+    };
+    let messages = read_records_to_end(&env, &env.topic(smsflow::topics::MESSAGES)).await;
+    let transcripts = read_records_to_end(&env, &transcripts).await;
+    let webhook_trace = trace_id(&messages[0].1).expect("MessageReceived carries a traceparent");
+    assert_eq!(
+        trace_id(&media[0].1).as_deref(),
+        Some(webhook_trace.as_str()),
+        "media continues the trace"
+    );
+    assert_eq!(
+        trace_id(&transcripts[0].1).as_deref(),
+        Some(webhook_trace.as_str()),
+        "transcribe continues the trace"
+    );
     app.stop().await;
 }

@@ -353,6 +353,15 @@ pub fn stack_script() -> std::path::PathBuf {
 
 /// Everything a `read_committed` reader sees on `topic`, read to the end of every partition.
 pub async fn read_committed_to_end(env: &TestEnv, topic: &str) -> Vec<Vec<u8>> {
+    read_records_to_end(env, topic)
+        .await
+        .into_iter()
+        .map(|(payload, _)| payload)
+        .collect()
+}
+
+/// Like `read_committed_to_end`, with each record's `traceparent` header.
+pub async fn read_records_to_end(env: &TestEnv, topic: &str) -> Vec<(Vec<u8>, Option<String>)> {
     let consumer: StreamConsumer = client::consumer(
         &env.settings.kafka,
         "test-reader",
@@ -382,7 +391,11 @@ pub async fn read_committed_to_end(env: &TestEnv, topic: &str) -> Vec<Vec<u8>> {
         {
             Ok(m) => {
                 at_end.remove(&m.partition());
-                out.push(m.payload().unwrap_or_default().to_vec());
+                let traceparent = m
+                    .headers()
+                    .and_then(|h| smsflow::kafka::headers::get(h, "traceparent"))
+                    .map(str::to_owned);
+                out.push((m.payload().unwrap_or_default().to_vec(), traceparent));
             }
             Err(KafkaError::PartitionEOF(p)) => {
                 at_end.insert(p);
