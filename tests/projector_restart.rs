@@ -13,8 +13,7 @@ use rdkafka::Message;
 
 use common::*;
 use smsflow::events::{decode, MessageReceived};
-use smsflow::ingress::form;
-use smsflow::kafka::{client, EventProducer};
+use smsflow::kafka::client;
 use smsflow::projector::position::Position;
 
 const HALF: usize = 1500;
@@ -32,24 +31,6 @@ fn spawn_projector(env: &TestEnv) -> Child {
         .expect("smsflow binary starts")
 }
 
-async fn produce(producer: &EventProducer, topic: &str, range: std::ops::Range<usize>) {
-    let results: Vec<_> = futures::stream::iter(range)
-        .map(|i| async move {
-            let ev = form::message_received(
-                &sms_params(i),
-                format!("ev-{i}"),
-                1_764_000_000_000_000 + i as i64,
-                None,
-            )
-            .unwrap();
-            producer.send(topic, ev.partition_key(), &ev).await
-        })
-        .buffer_unordered(256)
-        .collect()
-        .await;
-    assert!(results.iter().all(|r| r.is_ok()), "every event produced");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projector_killed_mid_stream_resumes_without_loss_or_duplicates() {
     let env = TestEnv::new().await;
@@ -57,7 +38,7 @@ async fn projector_killed_mid_stream_resumes_without_loss_or_duplicates() {
     let producer = env.fixture_producer();
     let cql = env.cql().await;
 
-    produce(&producer, &topic, 0..HALF).await;
+    produce_messages(&producer, &topic, 0..HALF).await;
     let mut projector = spawn_projector(&env);
     let at_kill = wait_for(
         "the projector to write its first rows",
@@ -76,7 +57,7 @@ async fn projector_killed_mid_stream_resumes_without_loss_or_duplicates() {
     );
 
     // More events arrive while it is down.
-    produce(&producer, &topic, HALF..2 * HALF).await;
+    produce_messages(&producer, &topic, HALF..2 * HALF).await;
     let mut projector = spawn_projector(&env);
     wait_for(
         "every event to be projected",

@@ -13,15 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
 use common::*;
 use smsflow::config::Settings;
 use smsflow::events::{decode, DeadLetter, MessageReceived};
-use smsflow::ingress::form;
-use smsflow::kafka::{client, runner, EventProducer};
+use smsflow::kafka::{client, runner};
 use smsflow::stages::{Input, Output, Stage, StageError};
 
 struct Echo;
@@ -55,24 +53,6 @@ fn stage_settings(env: &TestEnv) -> Settings {
     s
 }
 
-async fn produce_events(producer: &EventProducer, topic: &str, range: std::ops::Range<usize>) {
-    let results: Vec<_> = futures::stream::iter(range)
-        .map(|i| async move {
-            let ev = form::message_received(
-                &sms_params(i),
-                format!("ev-{i}"),
-                1_764_000_000_000_000 + i as i64,
-                None,
-            )
-            .unwrap();
-            producer.send(topic, ev.partition_key(), &ev).await
-        })
-        .buffer_unordered(128)
-        .collect()
-        .await;
-    assert!(results.iter().all(|r| r.is_ok()));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_inputs_are_dead_lettered_and_the_partition_keeps_moving() {
     let env = TestEnv::new().await;
@@ -96,7 +76,7 @@ async fn poison_inputs_are_dead_lettered_and_the_partition_keeps_moving() {
                 .unwrap();
             garbage_at.push((p.partition, p.offset));
         } else {
-            produce_events(&producer, &input_topic, i..i + 1).await;
+            produce_messages(&producer, &input_topic, i..i + 1).await;
         }
     }
 
@@ -189,7 +169,7 @@ async fn stage_killed_mid_run_outputs_each_input_exactly_once() {
     let output_topic = env.topic(smsflow::topics::ENRICHMENTS);
     let producer = env.fixture_producer();
     let n = 1000;
-    produce_events(&producer, &input_topic, 0..n).await;
+    produce_messages(&producer, &input_topic, 0..n).await;
 
     let mut child = spawn_child(&env);
     // Kill as soon as some output is visible, so the stage is mid-run.

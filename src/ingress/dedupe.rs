@@ -23,6 +23,28 @@ pub enum RedisFailurePolicy {
     FailClosed,
 }
 
+impl RedisFailurePolicy {
+    /// The label used in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            RedisFailurePolicy::FailOpen => "fail_open",
+            RedisFailurePolicy::FailClosed => "fail_closed",
+        }
+    }
+
+    /// Count and log a Redis failure of `check`; true means go on without it (fail-open).
+    pub fn proceeds_without(self, check: &str, error: &str) -> bool {
+        crate::metrics::redis_unavailable(self.label());
+        match self {
+            RedisFailurePolicy::FailOpen => {
+                tracing::warn!(%error, "Redis unavailable; accepting without {check} (fail_open)");
+                true
+            }
+            RedisFailurePolicy::FailClosed => false,
+        }
+    }
+}
+
 /// The outcome of a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -163,20 +185,10 @@ impl Deduper {
     }
 
     fn unavailable(&self, e: String) -> Result<Claim, DedupeUnavailable> {
-        crate::metrics::redis_unavailable(self.policy_label());
-        match self.policy {
-            RedisFailurePolicy::FailOpen => {
-                tracing::warn!(error = %e, "Redis unavailable; accepting without the duplicate check (fail_open)");
-                Ok(Claim::Unchecked)
-            }
-            RedisFailurePolicy::FailClosed => Err(DedupeUnavailable(e)),
-        }
-    }
-
-    fn policy_label(&self) -> &'static str {
-        match self.policy {
-            RedisFailurePolicy::FailOpen => "fail_open",
-            RedisFailurePolicy::FailClosed => "fail_closed",
+        if self.policy.proceeds_without("the duplicate check", &e) {
+            Ok(Claim::Unchecked)
+        } else {
+            Err(DedupeUnavailable(e))
         }
     }
 }

@@ -119,19 +119,8 @@ impl RateLimiter {
             Ok((_, wait)) => Ok(Decision::Limited {
                 retry_after: Duration::from_millis(wait.max(0) as u64),
             }),
-            Err(e) => {
-                crate::metrics::redis_unavailable(match self.policy {
-                    RedisFailurePolicy::FailOpen => "fail_open",
-                    RedisFailurePolicy::FailClosed => "fail_closed",
-                });
-                match self.policy {
-                    RedisFailurePolicy::FailOpen => {
-                        tracing::warn!(error = %e, "Redis unavailable; accepting without the rate limit (fail_open)");
-                        Ok(Decision::Unchecked)
-                    }
-                    RedisFailurePolicy::FailClosed => Err(RateLimitUnavailable(e)),
-                }
-            }
+            Err(e) if self.policy.proceeds_without("the rate limit", &e) => Ok(Decision::Unchecked),
+            Err(e) => Err(RateLimitUnavailable(e)),
         }
     }
 }

@@ -87,7 +87,7 @@ async fn accept(
 
     check_signature(state, uri, headers, &pairs)?;
 
-    let received_at = now_micros();
+    let received_at = crate::clock::now_micros();
     let token = headers
         .get("i-twilio-idempotency-token")
         .and_then(|v| v.to_str().ok())
@@ -223,11 +223,4 @@ fn is_form(headers: &HeaderMap) -> bool {
             m.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
-}
-
-fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }

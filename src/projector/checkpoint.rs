@@ -21,7 +21,8 @@ pub struct Checkpoints {
     select: PreparedStatement,
     upsert: PreparedStatement,
     /// Next offset per (topic, partition) this instance knows; absent means "ask CQL".
-    known: HashMap<(String, i32), i64>,
+    // Keyed by topic then partition, so the per-record lookup allocates nothing.
+    known: HashMap<String, HashMap<i32, i64>>,
 }
 
 impl Checkpoints {
@@ -51,7 +52,7 @@ impl Checkpoints {
 
     /// The next offset to apply for a partition, reading CQL the first time it is seen.
     pub async fn next_offset(&mut self, topic: &str, partition: i32) -> Result<i64, StoreError> {
-        if let Some(n) = self.known.get(&(topic.to_owned(), partition)) {
+        if let Some(n) = self.known.get(topic).and_then(|p| p.get(&partition)) {
             return Ok(*n);
         }
         let row = self
@@ -64,24 +65,32 @@ impl Checkpoints {
             .maybe_first_row::<(Option<i64>,)>()
             .map_err(StoreError::rows("read checkpoint"))?;
         let next = row.and_then(|(n,)| n).unwrap_or(0);
-        self.known.insert((topic.to_owned(), partition), next);
+        self.known
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(partition, next);
         Ok(next)
     }
 
     /// Record that every offset below `next` of this partition is applied.
     pub async fn save(&mut self, topic: &str, partition: i32, next: i64) -> Result<(), StoreError> {
-        let now = CqlTimestamp(chrono_like_now_ms());
+        let now = CqlTimestamp(crate::clock::now_millis());
         self.session
             .execute_unpaged(&self.upsert, (self.projection, topic, partition, next, now))
             .await
             .map_err(StoreError::execute("write checkpoint"))?;
-        self.known.insert((topic.to_owned(), partition), next);
+        self.known
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(partition, next);
         Ok(())
     }
 
     /// Forget a partition this instance no longer owns; reassignment re-reads CQL.
     pub fn forget(&mut self, topic: &str, partition: i32) {
-        self.known.remove(&(topic.to_owned(), partition));
+        if let Some(p) = self.known.get_mut(topic) {
+            p.remove(&partition);
+        }
     }
 
     /// Delete every checkpoint of this projection (used by `replay`).
@@ -99,11 +108,4 @@ impl Checkpoints {
         self.known.clear();
         Ok(())
     }
-}
-
-fn chrono_like_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

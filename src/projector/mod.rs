@@ -274,10 +274,7 @@ async fn try_apply_batch(
         .into_iter()
         .collect::<Result<Vec<()>, StoreError>>()?;
 
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
+    let now_us = crate::clock::now_micros();
     for (_, ev, _) in &todo {
         metrics::end_to_end_latency(Duration::from_micros(
             now_us.saturating_sub(ev.received_at).max(0) as u64,

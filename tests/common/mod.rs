@@ -451,3 +451,29 @@ pub async fn wait_for_zero_lag(env: &TestEnv, group: &str, topic: &str) {
     )
     .await;
 }
+
+/// Append `MessageReceived` events for `sms_params(i)`, `i` in `range`, and check each landed.
+pub async fn produce_messages(
+    producer: &smsflow::kafka::EventProducer,
+    topic: &str,
+    range: std::ops::Range<usize>,
+) {
+    use futures::StreamExt;
+    let results: Vec<_> = futures::stream::iter(range)
+        .map(|i| async move {
+            let ev = smsflow::ingress::form::message_received(
+                &sms_params(i),
+                format!("ev-{i}"),
+                1_764_000_000_000_000 + i as i64,
+                None,
+            )
+            .unwrap();
+            producer.send(topic, ev.partition_key(), &ev).await
+        })
+        .buffer_unordered(128)
+        .collect()
+        .await;
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        panic!("producing test events failed: {e}");
+    }
+}

@@ -140,7 +140,7 @@ fn backoff(settings: &StageSettings, attempt: u32) -> Duration {
 fn dead(stage: &'static str, input: &Input, error: &StageError, attempts: u32) -> Outcome {
     let letter = DeadLetter {
         event_id: uuid::Uuid::now_v7().to_string(),
-        failed_at: now_micros(),
+        failed_at: crate::clock::now_micros(),
         stage: stage.to_owned(),
         error_kind: error.kind().to_owned(),
         error: error.to_string(),
@@ -176,13 +176,6 @@ fn dead(stage: &'static str, input: &Input, error: &StageError, attempts: u32) -
             Outcome::Outputs(Vec::new())
         }
     }
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ impl Stage for MediaStage {
                     crate::metrics::media_outcome("stored");
                     let ev = MediaStored {
                         event_id: uuid::Uuid::now_v7().to_string(),
-                        stored_at: now_micros(),
+                        stored_at: crate::clock::now_micros(),
                         message_sid: msg.message_sid.clone(),
                         media_index: index as i32,
                         sender: msg.from.clone(),
@@ -111,7 +111,7 @@ impl Stage for MediaStage {
                     tracing::info!(message_sid = %msg.message_sid, index, reason, %detail, "attachment rejected");
                     let ev = MediaRejected {
                         event_id: uuid::Uuid::now_v7().to_string(),
-                        rejected_at: now_micros(),
+                        rejected_at: crate::clock::now_micros(),
                         message_sid: msg.message_sid.clone(),
                         media_index: index as i32,
                         sender: msg.from.clone(),
@@ -140,11 +140,4 @@ fn output<E: Event>(key: &str, ev: &E) -> Result<Output, StageError> {
         event_type: E::NAME,
         payload,
     })
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }

@@ -252,7 +252,7 @@ impl TranscribeStage {
     fn ready(&self, media: &MediaStored, t: Transcript, duration: Duration) -> TranscriptReady {
         TranscriptReady {
             event_id: derived_event_id(TranscriptReady::NAME, &media.event_id),
-            transcribed_at: now_micros(),
+            transcribed_at: crate::clock::now_micros(),
             message_sid: media.message_sid.clone(),
             media_index: media.media_index,
             sender: media.sender.clone(),
@@ -323,7 +323,7 @@ fn is_audio(content_type: &str) -> bool {
 fn failed(media: &MediaStored, provider: &str, reason: &str, detail: String) -> TranscriptFailed {
     TranscriptFailed {
         event_id: derived_event_id(TranscriptFailed::NAME, &media.event_id),
-        failed_at: now_micros(),
+        failed_at: crate::clock::now_micros(),
         message_sid: media.message_sid.clone(),
         media_index: media.media_index,
         sender: media.sender.clone(),
@@ -382,13 +382,6 @@ fn derived_event_id(kind: &str, source_event_id: &str) -> String {
     uuid::Builder::from_custom_bytes(bytes)
         .into_uuid()
         .to_string()
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
