@@ -4,6 +4,7 @@ mod codec;
 mod dead_letter;
 mod media;
 mod message_received;
+mod outbound;
 mod registry;
 mod sender_rejected;
 
@@ -11,6 +12,7 @@ pub use codec::{decode, decode_with_reader, encode, CodecError};
 pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
+pub use outbound::OutboundRequested;
 pub use registry::{fingerprint, registry, SchemaRegistry};
 pub use sender_rejected::SenderRejected;
 

@@ -36,6 +36,10 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         "TranscriptFailed.avsc",
         include_str!("../../schemas/TranscriptFailed.avsc"),
     ),
+    (
+        "OutboundRequested.avsc",
+        include_str!("../../schemas/OutboundRequested.avsc"),
+    ),
 ];
 
 /// Known writer schemas.
