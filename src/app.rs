@@ -14,7 +14,10 @@ use crate::api::admin::AdminState;
 use crate::api::health::{self, DependencyError};
 use crate::api::{self, Dependencies};
 use crate::config::{ConfigError, Settings};
+use crate::api::auth::Authenticator;
+use crate::api::phones::PhonesApi;
 use crate::ingress::{self, IngressState};
+use crate::phones::{PhoneDirectory, PhoneRegistry};
 use crate::kafka::runner;
 use crate::kafka::{EventProducer, ProduceError};
 use crate::stages::media::MediaStage;
@@ -40,6 +43,7 @@ impl Role {
         Role::Media,
         Role::Transcribe,
         Role::Projector,
+        Role::Api,
     ];
 }
 
@@ -47,7 +51,7 @@ impl Role {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(
-        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, projector"
+        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, projector, api"
     )]
     RoleUnavailable(Role),
     #[error(transparent)]
@@ -123,18 +127,61 @@ impl Application {
             )
             .merge(api::admin::router(admin));
 
-        if roles.contains(&Role::Ingress) {
+        if roles.contains(&Role::Ingress) || roles.contains(&Role::Api) {
             let kafka = settings.kafka.clone();
             let producer =
                 tokio::task::spawn_blocking(move || EventProducer::new(&kafka, "smsflow-ingress"))
                     .await
                     .map_err(|e| AppError::Task(e.to_string()))??;
-            let state = Arc::new(IngressState::new(
+            // One cache per process, shared by the webhook and the phone API, and kept fresh
+            // by following the registry topic.
+            let directory = Arc::new(PhoneDirectory::new(&settings.cql, &settings.phones));
+            let registry = Arc::new(PhoneRegistry::new(
                 &settings,
+                directory.clone(),
                 producer.clone(),
                 deps.redis.clone(),
-            )?);
-            router = router.merge(ingress::router(state, settings.http.body_limit_bytes));
+            ));
+            {
+                let directory = directory.clone();
+                let s = settings.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let follow = directory.clone().follow(s, token.clone());
+                    let sample = async {
+                        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                        loop {
+                            tick.tick().await;
+                            crate::metrics::phone_cache_entries(directory.entry_count());
+                        }
+                    };
+                    tokio::select! {
+                        r = follow => r.map_err(|e| AppError::Stage(format!("phone cache follower: {e}"))),
+                        _ = sample => Ok(()),
+                    }
+                });
+            }
+            if roles.contains(&Role::Ingress) {
+                let state = Arc::new(IngressState::new(
+                    &settings,
+                    producer.clone(),
+                    deps.redis.clone(),
+                    directory.clone(),
+                    registry.clone(),
+                )?);
+                router = router.merge(ingress::router(state, settings.http.body_limit_bytes));
+            }
+            if roles.contains(&Role::Api) {
+                let authenticator = Arc::new(Authenticator::new(&settings.api.auth));
+                if !authenticator.configured() {
+                    tracing::warn!("api.auth has neither hs256_secret nor jwks_url: every /v1 request will get 401");
+                }
+                let session = deps.cql().await.map_err(|e| AppError::Stage(format!("the api role needs CQL at start: {e}")))?;
+                let phones = PhonesApi::new(registry.clone(), session.clone(), &settings.cql.keyspace)
+                    .await
+                    .map_err(|e| AppError::Stage(e.to_string()))?;
+                router = router.merge(api::phones::router(Arc::new(phones), authenticator));
+            }
             let flush_on_exit = producer;
             let token = shutdown.clone();
             tasks.spawn(async move {

@@ -20,6 +20,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub twilio: TwilioSettings,
     pub ingress: IngressSettings,
+    pub phones: crate::phones::PhoneSettings,
+    pub api: crate::api::ApiSettings,
     pub projector: ProjectorSettings,
     pub stages: StageSettings,
     pub media: crate::stages::media::MediaSettings,
@@ -146,8 +148,14 @@ pub struct IngressSettings {
     pub dedupe_ttl: Duration,
     /// When Redis does not answer: `fail_open` (accept, counted) or `fail_closed` (503).
     pub redis_failure: crate::ingress::dedupe::RedisFailurePolicy,
-    /// Per-sender rate limit.
+    /// Per-sender and per-user rate limits.
     pub rate_limit: crate::ingress::rate_limit::RateLimitSettings,
+    /// `registered` (default): only verified numbers in the phone registry are enriched;
+    /// others are recorded as `SenderRejected`. `any`: every signed sender is accepted and
+    /// keyed by its own number (a single-tenant deployment without accounts).
+    pub sender_policy: crate::ingress::SenderPolicy,
+    /// TwiML replies; an empty text answers with no message.
+    pub replies: crate::ingress::Replies,
 }
 
 /// Projector tuning.
@@ -244,7 +252,11 @@ impl Default for Settings {
                 dedupe_ttl: Duration::from_secs(24 * 3600),
                 redis_failure: crate::ingress::dedupe::RedisFailurePolicy::FailOpen,
                 rate_limit: crate::ingress::rate_limit::RateLimitSettings::default(),
+                sender_policy: crate::ingress::SenderPolicy::Registered,
+                replies: crate::ingress::Replies::default(),
             },
+            phones: crate::phones::PhoneSettings::default(),
+            api: crate::api::ApiSettings::default(),
             projector: ProjectorSettings {
                 group_id: "smsflow-projector".into(),
                 batch_max: 512,

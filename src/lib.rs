@@ -9,6 +9,7 @@ pub mod http;
 pub mod ingress;
 pub mod kafka;
 pub mod metrics;
+pub mod phones;
 pub mod projector;
 pub mod shutdown;
 pub mod stages;

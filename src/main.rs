@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use smsflow::app::{Application, Role};
 use smsflow::config::Settings;
+use smsflow::events::PhoneState;
 use smsflow::kafka::dlq;
+use smsflow::phones;
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::store::migrate;
 
@@ -45,6 +47,17 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Link, verify, unlink or show phone numbers in the registry.
+    Phones {
+        #[command(subcommand)]
+        action: PhonesAction,
+    },
+    /// Rebuild a read model by re-applying its topics from offset 0.
+    Replay {
+        /// The projection: messages or phones.
+        #[arg(long)]
+        projection: String,
+    },
     /// Create the topics of topology/topics.toml and report drift.
     Topics {
         /// Topology file.
@@ -54,6 +67,26 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PhonesAction {
+    /// Link a number (E.164) to a user.
+    Link {
+        phone: String,
+        #[arg(long)]
+        user: String,
+        /// Mark it verified on the operator's word (no code).
+        #[arg(long)]
+        verified: bool,
+        /// Text the number a verification code through notify.
+        #[arg(long, conflicts_with = "verified")]
+        send_code: bool,
+    },
+    /// Remove a number from its account (its opt-out state stays).
+    Unlink { phone: String },
+    /// Print a number's registry state.
+    Show { phone: String },
 }
 
 #[derive(Subcommand)]
@@ -155,6 +188,30 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("{verb} {n} dead letter(s)");
             }
         },
+        Command::Phones { action } => match action {
+            PhonesAction::Link {
+                phone,
+                user,
+                verified,
+                send_code,
+            } => {
+                let (phone, state) =
+                    phones::ops::link(&settings, &phone, &user, verified, send_code).await?;
+                println!("{phone}  {}", describe(Some(&state)));
+            }
+            PhonesAction::Unlink { phone } => {
+                let phone = phones::ops::unlink(&settings, &phone).await?;
+                println!("{phone}  unlinked");
+            }
+            PhonesAction::Show { phone } => {
+                let (phone, state) = phones::ops::show(&settings, &phone).await?;
+                println!("{phone}  {}", describe(state.as_ref()));
+            }
+        },
+        Command::Replay { projection } => {
+            let n = smsflow::projector::replay(&settings, &projection).await?;
+            println!("projection {projection}: re-applied {n} event(s) from offset 0");
+        }
         Command::Topics { file, check } => {
             let topo = Topology::load(&file)?;
             let report = topology::apply(&settings.kafka, &topo).await?;
@@ -176,4 +233,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn describe(state: Option<&PhoneState>) -> String {
+    match state {
+        None => "not registered".into(),
+        Some(s) => format!(
+            "user={} verified={} opted_out={}",
+            s.user_id.as_deref().unwrap_or("-"),
+            s.verified,
+            s.opted_out
+        ),
+    }
 }

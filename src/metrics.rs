@@ -21,6 +21,11 @@
 //! | `smsflow_media_attachments_total` | counter | `outcome` |
 //! | `smsflow_webhook_duplicates_total`, `smsflow_webhook_rate_limited_total` | counter | |
 //! | `smsflow_redis_unavailable_total` | counter | `policy` |
+//! | `smsflow_sender_rejected_total` | counter | `reason` (`unknown`, `unverified`, `rate_limited`, `opted_out`) |
+//! | `smsflow_opt_out_keywords_total` | counter | `kind` (`opt_out`, `opt_in`, `help`) |
+//! | `smsflow_phone_cache_requests_total` | counter | `result` (`hit`, `miss`) |
+//! | `smsflow_phone_cache_updates_total` | counter | |
+//! | `smsflow_phone_cache_entries` | gauge | |
 //! | `smsflow_transcribe_outcomes_total` | counter | `provider`, `outcome` |
 //! | `smsflow_transcribe_provider_duration_seconds` | histogram | `provider`, `result` |
 //! | `smsflow_transcribe_provider_retries_total` | counter | `provider` |
@@ -45,6 +50,7 @@ pub enum RefusedReason {
     KafkaUnavailable,
     InFlight,
     RedisUnavailable,
+    RegistryUnavailable,
 }
 
 impl RefusedReason {
@@ -58,6 +64,7 @@ impl RefusedReason {
             RefusedReason::KafkaUnavailable => "kafka_unavailable",
             RefusedReason::InFlight => "in_flight",
             RefusedReason::RedisUnavailable => "redis_unavailable",
+            RefusedReason::RegistryUnavailable => "registry_unavailable",
         }
     }
 }
@@ -154,6 +161,45 @@ pub fn webhook_duplicate() {
 /// A sender went over its rate limit; the message was recorded as `SenderRejected`.
 pub fn rate_limited() {
     counter!("smsflow_webhook_rate_limited_total").increment(1);
+}
+
+/// Ingress recorded a message as `SenderRejected`.
+pub fn sender_rejected(reason: &'static str) {
+    counter!("smsflow_sender_rejected_total", "reason" => reason).increment(1);
+}
+
+/// An opt-out, opt-in or help keyword arrived.
+pub fn opt_out_keyword(kind: &'static str) {
+    counter!("smsflow_opt_out_keywords_total", "kind" => kind).increment(1);
+}
+
+/// A phone lookup was answered from the cache (`hit`) or had to read CQL.
+pub fn phone_cache(hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    counter!("smsflow_phone_cache_requests_total", "result" => result).increment(1);
+    if hit {
+        bump(&stats().phone_cache_hits, 1);
+    } else {
+        bump(&stats().phone_cache_misses, 1);
+    }
+}
+
+/// A registry event refreshed the phone cache.
+pub fn phone_cache_update() {
+    counter!("smsflow_phone_cache_updates_total").increment(1);
+}
+
+/// Entries in the phone cache, sampled.
+pub fn phone_cache_entries(n: u64) {
+    gauge!("smsflow_phone_cache_entries").set(n as f64);
+    PHONE_CACHE_ENTRIES.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+static PHONE_CACHE_ENTRIES: AtomicU64 = AtomicU64::new(0);
+
+/// The last sampled phone cache size (for `/v1/admin/stats/cache`).
+pub fn phone_cache_entry_count() -> u64 {
+    PHONE_CACHE_ENTRIES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Redis did not answer; `policy` says what ingress did about it.

@@ -17,6 +17,8 @@ pub struct Stats {
     pub projector_poison: AtomicU64,
     pub projector_retries: AtomicU64,
     pub spans_dropped: AtomicU64,
+    pub phone_cache_hits: AtomicU64,
+    pub phone_cache_misses: AtomicU64,
     webhook_latency_us: Mutex<Histogram<u64>>,
     end_to_end_us: Mutex<Histogram<u64>>,
 }
@@ -41,6 +43,10 @@ pub struct StatsSnapshot {
     pub projector_poison: u64,
     pub projector_retries: u64,
     pub trace_spans_dropped: u64,
+    pub phone_cache_hits: u64,
+    pub phone_cache_misses: u64,
+    /// Hits over lookups since the last reset; null before the first lookup.
+    pub phone_cache_hit_ratio: Option<f64>,
     pub webhook_latency: LatencySummary,
     pub end_to_end_latency: LatencySummary,
 }
@@ -62,6 +68,8 @@ pub fn stats() -> &'static Stats {
         projector_poison: AtomicU64::new(0),
         projector_retries: AtomicU64::new(0),
         spans_dropped: AtomicU64::new(0),
+        phone_cache_hits: AtomicU64::new(0),
+        phone_cache_misses: AtomicU64::new(0),
         webhook_latency_us: Mutex::new(histogram()),
         end_to_end_us: Mutex::new(histogram()),
     })
@@ -86,6 +94,8 @@ impl Stats {
     /// Current values.
     pub fn snapshot(&self) -> StatsSnapshot {
         let since = self.since.lock().map(|s| s.elapsed()).unwrap_or_default();
+        let hits = self.phone_cache_hits.load(Ordering::Relaxed);
+        let misses = self.phone_cache_misses.load(Ordering::Relaxed);
         StatsSnapshot {
             since_seconds: since.as_secs_f64(),
             webhooks_accepted: self.webhooks_accepted.load(Ordering::Relaxed),
@@ -94,6 +104,9 @@ impl Stats {
             projector_poison: self.projector_poison.load(Ordering::Relaxed),
             projector_retries: self.projector_retries.load(Ordering::Relaxed),
             trace_spans_dropped: self.spans_dropped.load(Ordering::Relaxed),
+            phone_cache_hits: hits,
+            phone_cache_misses: misses,
+            phone_cache_hit_ratio: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
             webhook_latency: summary(&self.webhook_latency_us),
             end_to_end_latency: summary(&self.end_to_end_us),
         }
@@ -108,6 +121,8 @@ impl Stats {
             &self.projector_poison,
             &self.projector_retries,
             &self.spans_dropped,
+            &self.phone_cache_hits,
+            &self.phone_cache_misses,
         ] {
             c.store(0, Ordering::Relaxed);
         }

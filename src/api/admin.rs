@@ -86,8 +86,13 @@ async fn reset() -> Json<Value> {
 }
 
 fn cache_json() -> Value {
-    // The phone lookup cache arrives with the phone registry; until then there is none.
-    json!({"caches": {}})
+    let s = stats().snapshot();
+    json!({"caches": {"phones": {
+        "hits": s.phone_cache_hits,
+        "misses": s.phone_cache_misses,
+        "hit_ratio": s.phone_cache_hit_ratio,
+        "entries": crate::metrics::phone_cache_entry_count(),
+    }}})
 }
 
 fn database_json(state: &AdminState) -> Value {

@@ -1,7 +1,21 @@
-//! The HTTP API besides the webhook: health, readiness and operator endpoints. The query API
-//! arrives here with the enrichment issue.
+//! The HTTP API besides the webhook: health, readiness, operator endpoints, and the user API
+//! behind bearer JWTs (`/v1/phones`, later the items and review routes).
 
 pub mod admin;
+pub mod auth;
+pub mod error;
 pub mod health;
+pub mod phones;
 
+use serde::{Deserialize, Serialize};
+
+pub use error::ApiError;
 pub use health::Dependencies;
+
+/// `[api]`: the user-facing API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// How bearer tokens are checked.
+    pub auth: auth::AuthSettings,
+}

@@ -5,6 +5,7 @@ mod dead_letter;
 mod media;
 mod message_received;
 mod outbound;
+mod phones;
 mod registry;
 mod sender_rejected;
 
@@ -13,6 +14,9 @@ pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
 pub use outbound::OutboundRequested;
+pub use phones::{
+    OptOutChanged, PhoneEvent, PhoneLinked, PhoneState, PhoneUnlinked, PhoneVerified,
+};
 pub use registry::{fingerprint, registry, SchemaRegistry};
 pub use sender_rejected::SenderRejected;
 

@@ -40,6 +40,22 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         "OutboundRequested.avsc",
         include_str!("../../schemas/OutboundRequested.avsc"),
     ),
+    (
+        "PhoneLinked.avsc",
+        include_str!("../../schemas/PhoneLinked.avsc"),
+    ),
+    (
+        "PhoneVerified.avsc",
+        include_str!("../../schemas/PhoneVerified.avsc"),
+    ),
+    (
+        "PhoneUnlinked.avsc",
+        include_str!("../../schemas/PhoneUnlinked.avsc"),
+    ),
+    (
+        "OptOutChanged.avsc",
+        include_str!("../../schemas/OptOutChanged.avsc"),
+    ),
 ];
 
 /// Known writer schemas.

@@ -28,6 +28,8 @@ pub enum IngressError {
     DedupeUnavailable(#[from] crate::ingress::dedupe::DedupeUnavailable),
     #[error(transparent)]
     RateLimitUnavailable(#[from] crate::ingress::rate_limit::RateLimitUnavailable),
+    #[error("the phone registry cannot be read or changed, retry later: {0}")]
+    Registry(String),
 }
 
 impl IngressError {
@@ -42,6 +44,7 @@ impl IngressError {
             IngressError::DedupeUnavailable(_) | IngressError::RateLimitUnavailable(_) => {
                 RefusedReason::RedisUnavailable
             }
+            IngressError::Registry(_) => RefusedReason::RegistryUnavailable,
         }
     }
 
@@ -54,7 +57,8 @@ impl IngressError {
             IngressError::Unavailable(_)
             | IngressError::InFlight
             | IngressError::DedupeUnavailable(_)
-            | IngressError::RateLimitUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | IngressError::RateLimitUnavailable(_)
+            | IngressError::Registry(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

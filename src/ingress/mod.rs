@@ -14,10 +14,54 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::Router;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Settings;
 use crate::kafka::EventProducer;
+use crate::phones::{PhoneDirectory, PhoneRegistry};
 
 pub use error::IngressError;
+
+/// Which senders ingress enriches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderPolicy {
+    /// Only verified numbers of the phone registry; the rest become `SenderRejected`.
+    Registered,
+    /// Every signed sender, keyed by its own number (no accounts).
+    Any,
+}
+
+/// Short TwiML replies. An empty text answers with no message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Replies {
+    /// To a number nobody registered.
+    pub unknown: String,
+    /// To a registered number that has not proved itself with its code yet.
+    pub unverified: String,
+    /// After a code texted back verified the number.
+    pub verified: String,
+    /// After STOP (and its synonyms) when Twilio did not handle it (no `OptOutType`).
+    pub opted_out: String,
+    /// After START (and its synonyms), likewise.
+    pub opted_in: String,
+    /// To HELP.
+    pub help: String,
+}
+
+impl Default for Replies {
+    fn default() -> Self {
+        Replies {
+            unknown: "This number is not registered with smsflow. Sign up in the app first.".into(),
+            unverified: "Reply with the 6-digit code we sent to finish verifying this number.".into(),
+            verified: "Number verified. Text us anything to capture it.".into(),
+            opted_out: "You are unsubscribed and will get no more messages. Reply START to resubscribe.".into(),
+            opted_in: "You are subscribed again. Reply STOP to unsubscribe.".into(),
+            help: "smsflow turns your texts into items to review. Reply STOP to unsubscribe.".into(),
+        }
+    }
+}
 
 /// What the webhook handlers share.
 pub struct IngressState {
@@ -30,6 +74,11 @@ pub struct IngressState {
     pub dedupe: Option<dedupe::Deduper>,
     /// `None` when rate limiting is switched off.
     pub rate_limit: Option<rate_limit::RateLimiter>,
+    /// Registry lookups; `None` with `sender_policy = "any"`.
+    pub directory: Option<Arc<PhoneDirectory>>,
+    /// Registry changes from SMS (opt-out keywords, texted codes).
+    pub registry: Arc<PhoneRegistry>,
+    pub replies: Replies,
 }
 
 impl IngressState {
@@ -38,6 +87,8 @@ impl IngressState {
         settings: &Settings,
         producer: EventProducer,
         redis: deadpool_redis::Pool,
+        directory: Arc<PhoneDirectory>,
+        registry: Arc<PhoneRegistry>,
     ) -> Result<Self, crate::config::ConfigError> {
         let auth_token = if settings.ingress.verify_signature {
             Some(settings.twilio_auth_token()?.to_owned())
@@ -50,6 +101,10 @@ impl IngressState {
             messages_topic: settings.topic(crate::topics::MESSAGES),
             public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
             auth_token,
+            directory: (settings.ingress.sender_policy == SenderPolicy::Registered)
+                .then_some(directory),
+            registry,
+            replies: settings.ingress.replies.clone(),
             rate_limit: settings.ingress.rate_limit.enabled.then(|| {
                 rate_limit::RateLimiter::new(
                     redis.clone(),

@@ -1,4 +1,4 @@
-//! Rate limits per sender: GCRA (the generic cell rate algorithm) in one atomic Redis script,
+//! Rate limits per sender and per user: GCRA (the generic cell rate algorithm) in one atomic Redis script,
 //! so every ingress instance shares the same budget and time comes from Redis's clock.
 
 use std::time::Duration;
@@ -21,6 +21,13 @@ pub struct RateLimitSettings {
     pub sender_period: Duration,
     /// Messages that may arrive at once before spacing applies.
     pub sender_burst: u32,
+    /// Messages allowed per period per user, over all of the user's numbers.
+    pub user_limit: u32,
+    /// The user period.
+    #[serde(with = "humantime_serde")]
+    pub user_period: Duration,
+    /// The user burst.
+    pub user_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -30,6 +37,9 @@ impl Default for RateLimitSettings {
             sender_limit: 60,
             sender_period: Duration::from_secs(60),
             sender_burst: 20,
+            user_limit: 300,
+            user_period: Duration::from_secs(60),
+            user_burst: 60,
         }
     }
 }
@@ -69,12 +79,29 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now + tolerance)
 return {1, 0}
 "#;
 
-/// Checks senders against their budget.
+/// One budget in GCRA terms.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    interval_ms: u64,
+    tolerance_ms: u64,
+}
+
+impl Budget {
+    fn new(limit: u32, period: Duration, burst: u32) -> Budget {
+        let interval_ms = (period.as_millis() as u64 / u64::from(limit.max(1))).max(1);
+        Budget {
+            interval_ms,
+            tolerance_ms: interval_ms * u64::from(burst.saturating_sub(1)),
+        }
+    }
+}
+
+/// Checks senders and users against their budgets.
 pub struct RateLimiter {
     pool: deadpool_redis::Pool,
     prefix: String,
-    interval_ms: u64,
-    tolerance_ms: u64,
+    sender: Budget,
+    user: Budget,
     policy: RedisFailurePolicy,
     script: Script,
 }
@@ -87,14 +114,15 @@ impl RateLimiter {
         settings: &RateLimitSettings,
         policy: RedisFailurePolicy,
     ) -> Self {
-        let interval_ms = (settings.sender_period.as_millis() as u64
-            / u64::from(settings.sender_limit.max(1)))
-        .max(1);
         RateLimiter {
             pool,
             prefix: prefix.to_owned(),
-            interval_ms,
-            tolerance_ms: interval_ms * u64::from(settings.sender_burst.saturating_sub(1)),
+            sender: Budget::new(
+                settings.sender_limit,
+                settings.sender_period,
+                settings.sender_burst,
+            ),
+            user: Budget::new(settings.user_limit, settings.user_period, settings.user_burst),
             policy,
             script: Script::new(GCRA),
         }
@@ -103,12 +131,22 @@ impl RateLimiter {
     /// Take one message from the sender's budget.
     pub async fn check_sender(&self, sender: &str) -> Result<Decision, RateLimitUnavailable> {
         let key = format!("{}smsflow:rate:sender:{sender}", self.prefix);
+        self.take(&key, self.sender).await
+    }
+
+    /// Take one message from the user's budget (all their numbers together).
+    pub async fn check_user(&self, user_id: &str) -> Result<Decision, RateLimitUnavailable> {
+        let key = format!("{}smsflow:rate:user:{user_id}", self.prefix);
+        self.take(&key, self.user).await
+    }
+
+    async fn take(&self, key: &str, budget: Budget) -> Result<Decision, RateLimitUnavailable> {
         let result: Result<(i64, i64), String> = async {
             let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
             self.script
-                .key(&key)
-                .arg(self.interval_ms)
-                .arg(self.tolerance_ms)
+                .key(key)
+                .arg(budget.interval_ms)
+                .arg(budget.tolerance_ms)
                 .invoke_async(&mut *conn)
                 .await
                 .map_err(|e| e.to_string())

@@ -13,7 +13,8 @@ use tracing::{field, instrument, Span};
 use super::dedupe::Claim;
 use super::rate_limit::Decision;
 use super::{form, signature, IngressError, IngressState};
-use crate::events::SenderRejected;
+use crate::events::{MessageReceived, PhoneState, SenderRejected};
+use crate::phones::{codes, keywords, Keyword, RegistryError};
 use crate::metrics;
 use crate::telemetry::mask_phone;
 
@@ -44,13 +45,19 @@ pub(super) async fn receive_message(
     let _in_flight = InFlight::enter();
     let result = accept(&state, &uri, &headers, body).await;
     let outcome = match &result {
-        Ok(Accepted::Appended) => "accepted",
+        Ok(Accepted::Recorded { .. }) => "accepted",
         Ok(Accepted::Duplicate) => "duplicate",
         Err(e) => e.outcome(),
     };
     metrics::webhook_latency(outcome, started.elapsed());
     let response = match result {
-        Ok(_) => (
+        Ok(Accepted::Recorded { reply }) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml")],
+            twiml(&reply),
+        )
+            .into_response(),
+        Ok(Accepted::Duplicate) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/xml")],
             EMPTY_TWIML,
@@ -116,63 +123,200 @@ async fn accept(
         Claim::Unchecked => None,
     };
 
-    let decision = match &state.rate_limit {
-        Some(r) => r.check_sender(&event.from).await,
-        None => Ok(Decision::Unchecked),
-    };
-    let decision = match decision {
-        Ok(d) => d,
-        Err(e) => {
-            if let (Some(d), Some(keys)) = (&state.dedupe, &keys) {
-                d.release(keys).await;
-            }
-            return Err(e.into());
+    let routed = route(state, event).await;
+    if let (Some(d), Some(keys)) = (&state.dedupe, keys) {
+        match &routed {
+            Ok(_) => d.confirm(&keys).await,
+            // Nothing was stored: let Twilio's retry try again.
+            Err(_) => d.release(&keys).await,
         }
-    };
-    let started = Instant::now();
-    let produced = match decision {
-        Decision::Limited { retry_after } => {
+    }
+    routed
+}
+
+/// Decide what the message is (a keyword, a code, a rejected or an accepted message), and
+/// append the one event that records it.
+async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accepted, IngressError> {
+    let opt_out_type = event
+        .extra
+        .get("OptOutType")
+        .and_then(|v| v.first())
+        .map(String::as_str);
+    // Keywords first, from any sender: an opt-out belongs to the number, registered or not.
+    if let Some(keyword) = keywords::classify(&event.body, opt_out_type) {
+        return opt_out(state, &event, keyword, opt_out_type).await;
+    }
+
+    if let Some(directory) = &state.directory {
+        let found = directory
+            .lookup(&event.from)
+            .await
+            .map_err(|e| IngressError::Registry(e.to_string()))?;
+        match found {
+            Some(s) if s.opted_out => {
+                // Never reply to an opted-out number.
+                return reject(state, &event, s.user_id, "opted_out", None, "").await;
+            }
+            Some(PhoneState {
+                user_id: Some(user),
+                verified: true,
+                ..
+            }) => event.user_id = Some(user),
+            Some(PhoneState {
+                user_id: Some(user),
+                verified: false,
+                ..
+            }) => {
+                if codes::looks_like_code(&event.body) {
+                    match state
+                        .registry
+                        .verify_code(&event.from, &event.body, None, Some(&event.message_sid))
+                        .await
+                    {
+                        Ok(_) => {
+                            tracing::info!("number verified by a texted code");
+                            return Ok(Accepted::Recorded {
+                                reply: state.replies.verified.clone(),
+                            });
+                        }
+                        Err(
+                            e @ (RegistryError::Codes(_)
+                            | RegistryError::Store(_)
+                            | RegistryError::Produce(_)),
+                        ) => return Err(IngressError::Registry(e.to_string())),
+                        Err(e) => tracing::info!(error = %e, "texted code not accepted"),
+                    }
+                }
+                let reply = state.replies.unverified.clone();
+                return reject(state, &event, Some(user), "unverified", None, &reply).await;
+            }
+            _ => {
+                let reply = state.replies.unknown.clone();
+                return reject(state, &event, None, "unknown", None, &reply).await;
+            }
+        }
+    }
+
+    if let Some(limiter) = &state.rate_limit {
+        let mut decision = limiter.check_sender(&event.from).await?;
+        if let (Decision::Allowed | Decision::Unchecked, Some(user)) = (decision, &event.user_id) {
+            decision = limiter.check_user(user).await?;
+        }
+        if let Decision::Limited { retry_after } = decision {
             // Recorded, answered 200 so Twilio does not retry, and never enriched.
             metrics::rate_limited();
-            let rejected = SenderRejected {
-                event_id: event.event_id.clone(),
-                received_at: event.received_at,
-                message_sid: event.message_sid.clone(),
-                from: event.from.clone(),
-                to: event.to.clone(),
-                user_id: event.user_id.clone(),
-                reason: "rate_limited".into(),
-                retry_after_ms: Some(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX)),
-            };
-            state
-                .producer
-                .send(&state.messages_topic, rejected.partition_key(), &rejected)
-                .await
+            let retry_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
+            let user = event.user_id.clone();
+            return reject(state, &event, user, "rate_limited", Some(retry_ms), "").await;
         }
-        Decision::Allowed | Decision::Unchecked => {
-            state
-                .producer
-                .send(&state.messages_topic, event.partition_key(), &event)
-                .await
-        }
-    };
-    metrics::produce_latency(started.elapsed());
-    match (produced, &state.dedupe, keys) {
-        (Ok(_), Some(d), Some(keys)) => d.confirm(&keys).await,
-        (Err(e), Some(d), Some(keys)) => {
-            d.release(&keys).await;
-            return Err(e.into());
-        }
-        (Err(e), _, _) => return Err(e.into()),
-        (Ok(_), _, _) => {}
     }
-    Ok(Accepted::Appended)
+
+    let started = Instant::now();
+    let produced = state
+        .producer
+        .send(&state.messages_topic, event.partition_key(), &event)
+        .await;
+    metrics::produce_latency(started.elapsed());
+    produced?;
+    Ok(Accepted::Recorded {
+        reply: String::new(),
+    })
+}
+
+/// Record a message that will not be enriched, as `SenderRejected`, and answer 200.
+async fn reject(
+    state: &IngressState,
+    event: &MessageReceived,
+    user_id: Option<String>,
+    reason: &'static str,
+    retry_after_ms: Option<i64>,
+    reply: &str,
+) -> Result<Accepted, IngressError> {
+    metrics::sender_rejected(reason);
+    tracing::info!(reason, "sender rejected; recorded, not enriched");
+    let rejected = SenderRejected {
+        event_id: event.event_id.clone(),
+        received_at: event.received_at,
+        message_sid: event.message_sid.clone(),
+        from: event.from.clone(),
+        to: event.to.clone(),
+        user_id,
+        reason: reason.into(),
+        retry_after_ms,
+    };
+    let started = Instant::now();
+    let produced = state
+        .producer
+        .send(&state.messages_topic, rejected.partition_key(), &rejected)
+        .await;
+    metrics::produce_latency(started.elapsed());
+    produced?;
+    Ok(Accepted::Recorded {
+        reply: reply.to_owned(),
+    })
+}
+
+/// STOP, START, HELP and their synonyms: record `OptOutChanged` and confirm. When Twilio's
+/// Advanced Opt-Out handled the keyword (it sent `OptOutType`), Twilio already replied.
+async fn opt_out(
+    state: &IngressState,
+    event: &MessageReceived,
+    keyword: Keyword,
+    opt_out_type: Option<&str>,
+) -> Result<Accepted, IngressError> {
+    let (opted_out, word, kind, reply) = match keyword {
+        Keyword::OptOut(w) => (Some(true), w, "opt_out", &state.replies.opted_out),
+        Keyword::OptIn(w) => (Some(false), w, "opt_in", &state.replies.opted_in),
+        Keyword::Help => (None, "HELP", "help", &state.replies.help),
+    };
+    metrics::opt_out_keyword(kind);
+    state
+        .registry
+        .set_opt_out(
+            &event.from,
+            opted_out,
+            word,
+            opt_out_type,
+            &event.message_sid,
+        )
+        .await
+        .map_err(|e| match e {
+            RegistryError::Produce(p) => IngressError::Unavailable(p),
+            e => IngressError::Registry(e.to_string()),
+        })?;
+    tracing::info!(kind, "opt-out keyword recorded");
+    let reply = if opt_out_type.is_some() {
+        String::new()
+    } else {
+        reply.clone()
+    };
+    Ok(Accepted::Recorded { reply })
 }
 
 /// How an accepted webhook was handled.
 enum Accepted {
-    Appended,
+    /// One event appended; `reply` is the TwiML message text (empty: none).
+    Recorded { reply: String },
     Duplicate,
+}
+
+/// TwiML answering with `text`, or with nothing when it is empty.
+fn twiml(text: &str) -> String {
+    if text.is_empty() {
+        return EMPTY_TWIML.to_owned();
+    }
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            c => escaped.push(c),
+        }
+    }
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{escaped}</Message></Response>")
 }
 
 #[instrument(name = "webhook.signature", skip_all)]

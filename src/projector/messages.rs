@@ -126,7 +126,7 @@ impl MessagesProjection {
 }
 
 /// A client span for one CQL statement, following the database semantic conventions.
-fn cql_span(operation: &'static str, table: &'static str) -> tracing::Span {
+pub(super) fn cql_span(operation: &'static str, table: &'static str) -> tracing::Span {
     tracing::info_span!(
         "cql.statement",
         otel.name = %format_args!("{operation} {table}"),
@@ -139,4 +139,47 @@ fn cql_span(operation: &'static str, table: &'static str) -> tracing::Span {
 
 fn unset_if_none(v: Option<&str>) -> MaybeUnset<&str> {
     v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+impl super::Projection for MessagesProjection {
+    type Event = MessageReceived;
+    const NAME: &'static str = super::MESSAGES_PROJECTION;
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[crate::topics::MESSAGES]
+    }
+
+    fn decode(
+        &self,
+        event_type: &str,
+        payload: &[u8],
+    ) -> Result<Option<MessageReceived>, crate::events::CodecError> {
+        // SenderRejected shares the topic and has no read model here. A record without the
+        // header predates it: try it as a message (the fingerprint still guards the decode).
+        if !event_type.is_empty() && event_type != <MessageReceived as crate::events::Event>::NAME {
+            return Ok(None);
+        }
+        crate::events::decode(payload).map(Some)
+    }
+
+    fn message_sid<'a>(&self, event: &'a MessageReceived) -> Option<&'a str> {
+        Some(&event.message_sid)
+    }
+
+    fn apply(
+        &self,
+        event: &MessageReceived,
+        pos: &Position,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        MessagesProjection::apply(self, event, pos)
+    }
+
+    fn applied(&self, events: &[&MessageReceived]) {
+        let now_us = crate::clock::now_micros();
+        for ev in events {
+            crate::metrics::end_to_end_latency(std::time::Duration::from_micros(
+                now_us.saturating_sub(ev.received_at).max(0) as u64,
+            ));
+        }
+    }
 }

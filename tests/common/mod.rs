@@ -25,6 +25,24 @@ use smsflow::store::{self, migrate};
 /// Token every test webhook is signed with.
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 /// The public URL Twilio "calls"; as behind a proxy, it differs from the bound address.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef";
+
+/// A bearer token for `user`, signed with the test secret, valid for an hour.
+pub fn jwt(user: &str, admin: bool) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let roles: Vec<&str> = if admin { vec!["admin"] } else { vec![] };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": user, "exp": exp, "roles": roles}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
 pub const PUBLIC_URL: &str = "https://sms.example.test";
 /// The webhook path.
 pub const MESSAGES_PATH: &str = "/webhooks/twilio/messages";
@@ -134,6 +152,9 @@ impl TestEnv {
         settings.cql.keyspace = format!("t_{id}");
         settings.projector.group_id = format!("t{id}-projector");
         settings.twilio.auth_token = Some(AUTH_TOKEN.into());
+        // Pipeline tests send from arbitrary numbers; the registry tests switch this back.
+        settings.ingress.sender_policy = smsflow::ingress::SenderPolicy::Any;
+        settings.api.auth.hs256_secret = Some(JWT_SECRET.into());
         sweep_leftovers(&settings).await;
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let topo = Topology::load(&root.join("topology/topics.toml")).unwrap();
@@ -181,6 +202,7 @@ impl TestEnv {
                 self.settings.projector.group_id.clone(),
             ),
             ("SMSFLOW_HTTP__PUBLIC_URL".into(), PUBLIC_URL.into()),
+            ("SMSFLOW_INGRESS__SENDER_POLICY".into(), "any".into()),
             ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
             ("SMSFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
         ]
@@ -362,6 +384,23 @@ pub async fn read_committed_to_end(env: &TestEnv, topic: &str) -> Vec<Vec<u8>> {
 
 /// Like `read_committed_to_end`, with each record's `traceparent` header.
 pub async fn read_records_to_end(env: &TestEnv, topic: &str) -> Vec<(Vec<u8>, Option<String>)> {
+    read_full_records_to_end(env, topic)
+        .await
+        .into_iter()
+        .map(|r| (r.payload, r.traceparent))
+        .collect()
+}
+
+/// One record as read back by a test.
+pub struct ReadRecord {
+    pub key: Option<String>,
+    pub event_type: Option<String>,
+    pub payload: Vec<u8>,
+    pub traceparent: Option<String>,
+}
+
+/// Every committed record of a topic, in partition order, with key and headers.
+pub async fn read_full_records_to_end(env: &TestEnv, topic: &str) -> Vec<ReadRecord> {
     let consumer: StreamConsumer = client::consumer(
         &env.settings.kafka,
         "test-reader",
@@ -391,11 +430,19 @@ pub async fn read_records_to_end(env: &TestEnv, topic: &str) -> Vec<(Vec<u8>, Op
         {
             Ok(m) => {
                 at_end.remove(&m.partition());
-                let traceparent = m
-                    .headers()
-                    .and_then(|h| smsflow::kafka::headers::get(h, "traceparent"))
-                    .map(str::to_owned);
-                out.push((m.payload().unwrap_or_default().to_vec(), traceparent));
+                let header = |name: &str| {
+                    m.headers()
+                        .and_then(|h| smsflow::kafka::headers::get(h, name))
+                        .map(str::to_owned)
+                };
+                out.push(ReadRecord {
+                    key: m
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    event_type: header("event-type"),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    traceparent: header("traceparent"),
+                });
             }
             Err(KafkaError::PartitionEOF(p)) => {
                 at_end.insert(p);

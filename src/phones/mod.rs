@@ -1,0 +1,84 @@
+//! The phone registry: who owns a number, whether they proved it, and whether it opted out.
+//!
+//! Changes are events on the compacted topic `sms.phones.v1` ([`registry`]), projected into
+//! `phones` by the projector, and read by ingress through a cache that every instance keeps
+//! fresh by following the topic ([`directory`]). Verification codes live in Redis ([`codes`]).
+
+pub mod codes;
+pub mod directory;
+pub mod keywords;
+pub mod ops;
+pub mod registry;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use codes::{CodeCheck, Codes};
+pub use directory::PhoneDirectory;
+pub use keywords::Keyword;
+pub use registry::{PhoneRegistry, RegistryError};
+
+/// `[phones]`: the lookup cache and verification codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhoneSettings {
+    /// Most numbers the ingress lookup cache holds (unknown numbers are cached too).
+    pub cache_capacity: u64,
+    /// How long a cached lookup lives. Changes reach every instance through `sms.phones.v1`
+    /// at once; the TTL only bounds how long a missed change could linger.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// How long a verification code stays valid.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// Wrong guesses allowed per code before it is burned.
+    pub code_max_attempts: u32,
+    /// The SMS carrying the code; `{code}` is replaced.
+    pub code_message: String,
+}
+
+impl Default for PhoneSettings {
+    fn default() -> Self {
+        PhoneSettings {
+            cache_capacity: 100_000,
+            cache_ttl: Duration::from_secs(15 * 60),
+            code_ttl: Duration::from_secs(10 * 60),
+            code_max_attempts: 5,
+            code_message: "Your smsflow verification code is {code}. Reply with it or enter it in the app.".into(),
+        }
+    }
+}
+
+/// A number that is not a valid E.164 phone number.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a phone number in E.164 form (+ country code, then the number, e.g. +15105550142)")]
+pub struct InvalidPhone(pub String);
+
+/// Parse and normalize a number given in international form to E.164.
+pub fn normalize(input: &str) -> Result<String, InvalidPhone> {
+    let trimmed = input.trim();
+    if !trimmed.starts_with('+') {
+        return Err(InvalidPhone(crate::telemetry::mask_phone(trimmed)));
+    }
+    let parsed = phonenumber::parse(None, trimmed)
+        .map_err(|_| InvalidPhone(crate::telemetry::mask_phone(trimmed)))?;
+    if !phonenumber::is_valid(&parsed) {
+        return Err(InvalidPhone(crate::telemetry::mask_phone(trimmed)));
+    }
+    Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_international_numbers_and_refuses_the_rest() {
+        assert_eq!(normalize(" +1 510-555-0142 ").unwrap(), "+15105550142");
+        assert_eq!(normalize("+442071838750").unwrap(), "+442071838750");
+        assert!(normalize("5105550142").is_err(), "no country code");
+        assert!(normalize("+1").is_err());
+        assert!(normalize("hello").is_err());
+    }
+}

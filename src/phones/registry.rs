@@ -1,0 +1,411 @@
+//! The registry's write side: every change reads the phone's current state, applies the
+//! change, and appends the new whole state as an event on `sms.phones.v1`.
+//!
+//! Changes to one phone are serialized by a short Redis lock, and the state each change
+//! wrote is remembered in Redis for a while, so the next change starts from it even before
+//! the projector has applied the event. Without Redis, changes still go through from the
+//! projected state (a change racing another within the projection lag could then be lost;
+//! opt-outs are re-checked by notify before any send).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_redis::redis::AsyncCommands;
+
+use super::codes::{CodeCheck, CodeStoreError, Codes};
+use super::directory::PhoneDirectory;
+use crate::clock::now_micros;
+use crate::config::Settings;
+use crate::events::{
+    Event, OptOutChanged, OutboundRequested, PhoneLinked, PhoneState, PhoneUnlinked,
+    PhoneVerified,
+};
+use crate::kafka::{EventProducer, ProduceError};
+use crate::store::StoreError;
+
+/// Why a registry change was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("the number is linked to another account; it must be unlinked there first")]
+    OwnedByOther,
+    #[error("the number is not linked to this account")]
+    NotLinked,
+    #[error("the code is wrong; {attempts_left} attempt(s) left")]
+    WrongCode { attempts_left: u32 },
+    #[error("too many wrong codes; request a new code by linking the number again")]
+    CodeExhausted,
+    #[error("no code is pending for this number (expired or never sent); link it again")]
+    NoPendingCode,
+    #[error(transparent)]
+    Codes(#[from] CodeStoreError),
+    #[error("cannot read the phone registry: {0}")]
+    Store(#[from] Arc<StoreError>),
+    #[error("cannot append the registry event: {0}")]
+    Produce(#[from] ProduceError),
+}
+
+/// Who asked for a change: a user through the API, or an operator on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Api,
+    Cli,
+}
+
+impl Actor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Actor::Api => "api",
+            Actor::Cli => "cli",
+        }
+    }
+}
+
+/// What linking did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linked {
+    pub state: PhoneState,
+    /// True when a verification code went out through `sms.outbound.v1`.
+    pub code_sent: bool,
+}
+
+/// Appends registry changes.
+pub struct PhoneRegistry {
+    directory: Arc<PhoneDirectory>,
+    producer: EventProducer,
+    phones_topic: String,
+    outbound_topic: String,
+    redis: deadpool_redis::Pool,
+    prefix: String,
+    codes: Codes,
+    code_message: String,
+}
+
+const LOCK_TTL: Duration = Duration::from_secs(5);
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// Longer than any sane projection lag: within it, the write side reads its own writes.
+const STATE_TTL: Duration = Duration::from_secs(15 * 60);
+
+impl PhoneRegistry {
+    /// Build from settings, sharing ingress's directory for projected reads.
+    pub fn new(
+        settings: &Settings,
+        directory: Arc<PhoneDirectory>,
+        producer: EventProducer,
+        redis: deadpool_redis::Pool,
+    ) -> PhoneRegistry {
+        let prefix = settings.kafka.topic_prefix.clone();
+        PhoneRegistry {
+            directory,
+            producer,
+            phones_topic: settings.topic(crate::topics::PHONES),
+            outbound_topic: settings.topic(crate::topics::OUTBOUND),
+            codes: Codes::new(
+                redis.clone(),
+                &prefix,
+                settings.phones.code_ttl,
+                settings.phones.code_max_attempts,
+            ),
+            redis,
+            prefix,
+            code_message: settings.phones.code_message.clone(),
+        }
+    }
+
+    /// The current state of `phone`: the last state written here if recent, else the
+    /// projection. `None` for a number never registered.
+    pub async fn current(&self, phone: &str) -> Result<Option<PhoneState>, RegistryError> {
+        if let Some(s) = self.remembered(phone).await {
+            return Ok(Some(s));
+        }
+        Ok(self.directory.load(phone).await.map_err(Arc::new)?)
+    }
+
+    /// Link `phone` to `user_id` (unverified) and, when asked, text it a code.
+    pub async fn link(
+        &self,
+        phone: &str,
+        user_id: &str,
+        actor: Actor,
+        send_code: bool,
+    ) -> Result<Linked, RegistryError> {
+        let _lock = self.lock(phone).await;
+        let mut state = self.current(phone).await?.unwrap_or_default();
+        match state.user_id.as_deref() {
+            Some(owner) if owner != user_id => return Err(RegistryError::OwnedByOther),
+            Some(_) => {}
+            None => {
+                state.user_id = Some(user_id.to_owned());
+                state.verified = false;
+                state.verified_at = None;
+                state.linked_at = Some(now_micros());
+            }
+        }
+        let event = PhoneLinked {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: now_micros(),
+            phone: phone.to_owned(),
+            state: state.clone(),
+            actor: actor.as_str().to_owned(),
+        };
+        self.append(phone, &event, &state).await?;
+        let mut code_sent = false;
+        if send_code && !state.verified {
+            let code = self.codes.issue(phone, user_id).await?;
+            let request = OutboundRequested {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                requested_at: now_micros(),
+                user_id: Some(user_id.to_owned()),
+                to: phone.to_owned(),
+                from: None,
+                body: self.code_message.replace("{code}", &code),
+                purpose: "verification_code".into(),
+                message_sid: None,
+            };
+            self.producer
+                .send(&self.outbound_topic, request.partition_key(), &request)
+                .await?;
+            code_sent = true;
+        }
+        Ok(Linked { state, code_sent })
+    }
+
+    /// Check a code for `phone`; on success the number is verified for the user the code
+    /// was issued to. `expected_user` (API callers) must match that user.
+    pub async fn verify_code(
+        &self,
+        phone: &str,
+        code: &str,
+        expected_user: Option<&str>,
+        message_sid: Option<&str>,
+    ) -> Result<PhoneState, RegistryError> {
+        let _lock = self.lock(phone).await;
+        let state = self.current(phone).await?.unwrap_or_default();
+        let owner = state.user_id.clone().ok_or(RegistryError::NotLinked)?;
+        if expected_user.is_some_and(|u| u != owner) {
+            return Err(RegistryError::NotLinked);
+        }
+        match self.codes.check(phone, code).await? {
+            CodeCheck::Valid { user_id } if user_id == owner => {}
+            // A code issued before the number changed hands is void.
+            CodeCheck::Valid { .. } | CodeCheck::Missing => {
+                return Err(RegistryError::NoPendingCode)
+            }
+            CodeCheck::Wrong { attempts_left } => {
+                return Err(RegistryError::WrongCode { attempts_left })
+            }
+            CodeCheck::Exhausted => return Err(RegistryError::CodeExhausted),
+        }
+        let method = if message_sid.is_some() {
+            "code_sms"
+        } else {
+            "code_api"
+        };
+        self.set_verified(phone, state, method, message_sid).await
+    }
+
+    /// Mark a linked number verified on an operator's word (`smsflow phones link --verified`).
+    pub async fn verify_by_operator(&self, phone: &str) -> Result<PhoneState, RegistryError> {
+        let _lock = self.lock(phone).await;
+        let state = self.current(phone).await?.unwrap_or_default();
+        if state.user_id.is_none() {
+            return Err(RegistryError::NotLinked);
+        }
+        self.set_verified(phone, state, "operator", None).await
+    }
+
+    async fn set_verified(
+        &self,
+        phone: &str,
+        mut state: PhoneState,
+        method: &str,
+        message_sid: Option<&str>,
+    ) -> Result<PhoneState, RegistryError> {
+        let now = now_micros();
+        state.verified = true;
+        state.verified_at = Some(now);
+        let event = PhoneVerified {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: now,
+            phone: phone.to_owned(),
+            state: state.clone(),
+            method: method.to_owned(),
+            message_sid: message_sid.map(str::to_owned),
+        };
+        self.append(phone, &event, &state).await?;
+        Ok(state)
+    }
+
+    /// Remove `phone` from its account. With `owner`, only that user's number is removed.
+    pub async fn unlink(
+        &self,
+        phone: &str,
+        owner: Option<&str>,
+        actor: Actor,
+    ) -> Result<PhoneState, RegistryError> {
+        let _lock = self.lock(phone).await;
+        let mut state = self.current(phone).await?.unwrap_or_default();
+        let previous = state.user_id.clone().ok_or(RegistryError::NotLinked)?;
+        if owner.is_some_and(|o| o != previous) {
+            return Err(RegistryError::NotLinked);
+        }
+        state.user_id = None;
+        state.verified = false;
+        state.linked_at = None;
+        state.verified_at = None;
+        let event = PhoneUnlinked {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: now_micros(),
+            phone: phone.to_owned(),
+            state: state.clone(),
+            previous_user_id: Some(previous),
+            actor: actor.as_str().to_owned(),
+        };
+        self.append(phone, &event, &state).await?;
+        Ok(state)
+    }
+
+    /// Record an opt-out keyword (or HELP, which changes nothing but is recorded).
+    pub async fn set_opt_out(
+        &self,
+        phone: &str,
+        opted_out: Option<bool>,
+        keyword: &str,
+        opt_out_type: Option<&str>,
+        message_sid: &str,
+    ) -> Result<PhoneState, RegistryError> {
+        let _lock = self.lock(phone).await;
+        let mut state = self.current(phone).await?.unwrap_or_default();
+        let now = now_micros();
+        if let Some(out) = opted_out {
+            if out != state.opted_out {
+                state.opted_out = out;
+                state.opted_out_at = out.then_some(now);
+            }
+        }
+        let event = OptOutChanged {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: now,
+            phone: phone.to_owned(),
+            opted_out: state.opted_out,
+            state: state.clone(),
+            keyword: Some(keyword.to_owned()),
+            opt_out_type: opt_out_type.map(str::to_owned),
+            message_sid: Some(message_sid.to_owned()),
+        };
+        self.append(phone, &event, &state).await?;
+        Ok(state)
+    }
+
+    async fn append<E: Event>(
+        &self,
+        phone: &str,
+        event: &E,
+        state: &PhoneState,
+    ) -> Result<(), RegistryError> {
+        self.producer.send(&self.phones_topic, phone, event).await?;
+        // This instance's cache sees the change now; the others through the topic.
+        self.directory.apply(phone, state.clone()).await;
+        self.remember(phone, state).await;
+        Ok(())
+    }
+
+    fn state_key(&self, phone: &str) -> String {
+        format!("{}smsflow:phone-state:{phone}", self.prefix)
+    }
+
+    async fn remembered(&self, phone: &str) -> Option<PhoneState> {
+        let mut conn = self.redis.get().await.ok()?;
+        let raw: Option<String> = conn.get(self.state_key(phone)).await.ok()?;
+        raw.and_then(|r| serde_json::from_str(&r).ok())
+    }
+
+    async fn remember(&self, phone: &str, state: &PhoneState) {
+        let Ok(json) = serde_json::to_string(state) else {
+            return;
+        };
+        if let Ok(mut conn) = self.redis.get().await {
+            let r: Result<(), _> = conn
+                .pset_ex(self.state_key(phone), json, STATE_TTL.as_millis() as u64)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not remember a registry state in Redis");
+            }
+        }
+    }
+
+    /// Serialize changes to one phone across instances, best effort: without Redis the
+    /// change goes ahead unlocked (counted in the log), because an opt-out must never wait.
+    async fn lock(&self, phone: &str) -> Option<Lock> {
+        let key = format!("{}smsflow:phone-lock:{phone}", self.prefix);
+        let token = uuid::Uuid::new_v4().to_string();
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let mut conn = match self.redis.get().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry lock unavailable (Redis); changing unlocked");
+                    return None;
+                }
+            };
+            let got: Result<Option<String>, _> = deadpool_redis::redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(LOCK_TTL.as_millis() as u64)
+                .query_async(&mut *conn)
+                .await;
+            match got {
+                Ok(Some(_)) => {
+                    return Some(Lock {
+                        pool: self.redis.clone(),
+                        key,
+                        token,
+                    })
+                }
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(None) => {
+                    tracing::warn!("registry lock still held after {LOCK_WAIT:?}; changing unlocked");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry lock unavailable (Redis); changing unlocked");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A held per-phone lock, released on drop (only by its holder: compare-and-delete).
+struct Lock {
+    pool: deadpool_redis::Pool,
+    key: String,
+    token: String,
+}
+
+const RELEASE: &str = r#"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"#;
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let (pool, key, token) = (
+            self.pool.clone(),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
+        // Dropped inside the runtime; if it is shutting down, the TTL releases the lock.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Ok(mut conn) = pool.get().await {
+                    let _: Result<i64, _> = deadpool_redis::redis::Script::new(RELEASE)
+                        .key(key)
+                        .arg(token)
+                        .invoke_async(&mut *conn)
+                        .await;
+                }
+            });
+        }
+    }
+}

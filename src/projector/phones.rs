@@ -1,0 +1,126 @@
+//! Read models fed by `sms.phones.v1`: `phones` (ingress's lookup source) and
+//! `phones_by_user` (`GET /v1/phones`).
+//!
+//! Every event carries the phone's whole state, so applying the latest one per phone is
+//! enough (the topic is compacted). An unlink deletes the user's `phones_by_user` row; the
+//! `phones` row stays, holding the opt-out that belongs to the number.
+
+use std::sync::Arc;
+
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlTimestamp, MaybeUnset};
+use tracing::Instrument;
+
+use super::position::Position;
+use crate::events::{CodecError, PhoneEvent};
+use crate::store::StoreError;
+
+/// Prepared writes for the phone read models.
+pub struct PhonesProjection {
+    session: Arc<Session>,
+    upsert_phone: PreparedStatement,
+    upsert_by_user: PreparedStatement,
+    delete_by_user: PreparedStatement,
+}
+
+impl PhonesProjection {
+    /// Prepare the statements once.
+    pub async fn new(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
+        let upsert_phone = session
+            .prepare(format!(
+                "UPDATE {keyspace}.phones USING TIMESTAMP ? SET user_id = ?, verified = ?, \
+                 opted_out = ?, linked_at = ?, verified_at = ?, opted_out_at = ? WHERE phone = ?"
+            ))
+            .await
+            .map_err(StoreError::prepare("upsert phones"))?;
+        let upsert_by_user = session
+            .prepare(format!(
+                "UPDATE {keyspace}.phones_by_user USING TIMESTAMP ? SET verified = ?, \
+                 opted_out = ?, linked_at = ? WHERE user_id = ? AND phone = ?"
+            ))
+            .await
+            .map_err(StoreError::prepare("upsert phones_by_user"))?;
+        let delete_by_user = session
+            .prepare(format!(
+                "DELETE FROM {keyspace}.phones_by_user USING TIMESTAMP ? WHERE user_id = ? AND phone = ?"
+            ))
+            .await
+            .map_err(StoreError::prepare("delete phones_by_user"))?;
+        Ok(PhonesProjection {
+            session,
+            upsert_phone,
+            upsert_by_user,
+            delete_by_user,
+        })
+    }
+
+    async fn write(&self, ev: &PhoneEvent, pos: &Position) -> Result<(), StoreError> {
+        let ts = pos.write_timestamp();
+        let phone = ev.phone();
+        let s = ev.state();
+        let at = |v: Option<i64>| -> Option<CqlTimestamp> {
+            v.map(|us| CqlTimestamp(us.div_euclid(1000)))
+        };
+        // A null here is meaningful (no owner any more), so it is written, not unset.
+        self.session
+            .execute_unpaged(
+                &self.upsert_phone,
+                (
+                    ts,
+                    s.user_id.as_deref(),
+                    s.verified,
+                    s.opted_out,
+                    at(s.linked_at),
+                    at(s.verified_at),
+                    at(s.opted_out_at),
+                    phone,
+                ),
+            )
+            .instrument(super::messages::cql_span("UPDATE", "phones"))
+            .await
+            .map_err(StoreError::execute("upsert phones"))?;
+        if let PhoneEvent::Unlinked(u) = ev {
+            if let Some(prev) = u.previous_user_id.as_deref() {
+                self.session
+                    .execute_unpaged(&self.delete_by_user, (ts, prev, phone))
+                    .instrument(super::messages::cql_span("DELETE", "phones_by_user"))
+                    .await
+                    .map_err(StoreError::execute("delete phones_by_user"))?;
+            }
+        }
+        if let Some(user) = s.user_id.as_deref() {
+            let linked = at(s.linked_at).map_or(MaybeUnset::Unset, MaybeUnset::Set);
+            self.session
+                .execute_unpaged(
+                    &self.upsert_by_user,
+                    (ts, s.verified, s.opted_out, linked, user, phone),
+                )
+                .instrument(super::messages::cql_span("UPDATE", "phones_by_user"))
+                .await
+                .map_err(StoreError::execute("upsert phones_by_user"))?;
+        }
+        Ok(())
+    }
+}
+
+impl super::Projection for PhonesProjection {
+    type Event = PhoneEvent;
+    const NAME: &'static str = super::PHONES_PROJECTION;
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[crate::topics::PHONES]
+    }
+
+    fn decode(&self, event_type: &str, payload: &[u8]) -> Result<Option<PhoneEvent>, CodecError> {
+        PhoneEvent::decode(event_type, payload).transpose()
+    }
+
+    fn apply(
+        &self,
+        event: &PhoneEvent,
+        pos: &Position,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.write(event, pos)
+    }
+}

@@ -1,0 +1,360 @@
+//! The consumer loop shared by every projection: batches, checkpoint filtering, concurrent
+//! idempotent writes, retries, checkpoints, tracing and shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use opentelemetry::trace::TraceContextExt;
+use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use scylla::client::session::Session;
+use tokio_util::sync::CancellationToken;
+use tracing::{field, info_span, Instrument};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::position::Position;
+use super::{group_id, Checkpoints, Projection, ProjectorError};
+use crate::config::Settings;
+use crate::kafka::{client, headers};
+use crate::metrics;
+use crate::store::StoreError;
+
+/// Where a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// Live: resume from the checkpoints in CQL, follow new events until shutdown.
+    Checkpoint,
+    /// Replay: every partition from offset 0 up to its end offset at the start, then return.
+    /// Checkpoints are neither read nor written.
+    Beginning,
+}
+
+/// Partitions taken away by a rebalance, handed from librdkafka's callback to the loop; and
+/// librdkafka's periodic statistics, turned into the consumer lag gauge.
+struct ProjectorContext {
+    group: String,
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl ClientContext for ProjectorContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        client::report_lag(&self.group, &statistics);
+    }
+}
+
+impl ConsumerContext for ProjectorContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            if let Ok(mut revoked) = self.revoked.lock() {
+                revoked.extend(
+                    tpl.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_owned(), e.partition())),
+                );
+            }
+        }
+    }
+}
+
+/// Run one projection. Live runs return `Ok(None)` on shutdown; replays return the number of
+/// events applied once they reach the end offsets taken at their start.
+pub async fn run<P: Projection>(
+    settings: &Settings,
+    session: Arc<Session>,
+    projection: P,
+    shutdown: &CancellationToken,
+    from: From,
+) -> Result<Option<u64>, ProjectorError> {
+    let keyspace = settings.cql.keyspace.as_str();
+    let mut checkpoints = Checkpoints::new(session, keyspace, P::NAME).await?;
+    let topics: Vec<String> = projection
+        .topics()
+        .iter()
+        .map(|t| settings.topic(t))
+        .collect();
+
+    let kafka = settings.kafka.clone();
+    let group = match from {
+        From::Checkpoint => group_id(settings, P::NAME),
+        // A replay must not join (and rebalance) the live group.
+        From::Beginning => format!(
+            "{}-replay-{}",
+            group_id(settings, P::NAME),
+            uuid::Uuid::new_v4()
+        ),
+    };
+    let group_for_consumer = group.clone();
+    let consumer: StreamConsumer<ProjectorContext> = tokio::task::spawn_blocking(move || {
+        let context = ProjectorContext {
+            group: group_for_consumer.clone(),
+            revoked: Mutex::new(Vec::new()),
+        };
+        client::consumer(&kafka, "smsflow-projector", &group_for_consumer)
+            .set("statistics.interval.ms", client::STATISTICS_INTERVAL_MS)
+            .create_with_context(context)
+    })
+    .await
+    .map_err(|e| ProjectorError::Task(e.to_string()))?
+    .map_err(ProjectorError::Consumer)?;
+
+    // For a replay: the end offset of every partition, taken now.
+    let mut remaining: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    match from {
+        From::Checkpoint => {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer
+                .subscribe(&names)
+                .map_err(ProjectorError::Consumer)?;
+        }
+        From::Beginning => {
+            let mut tpl = TopicPartitionList::new();
+            for topic in &topics {
+                let md = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(10))
+                    .map_err(ProjectorError::Consumer)?;
+                for t in md.topics() {
+                    for p in t.partitions() {
+                        let (_, high) = consumer
+                            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                            .map_err(ProjectorError::Consumer)?;
+                        if high > 0 {
+                            remaining.insert((topic.clone(), p.id()), high);
+                        }
+                        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                            .map_err(ProjectorError::Consumer)?;
+                    }
+                }
+            }
+            consumer.assign(&tpl).map_err(ProjectorError::Consumer)?;
+            if remaining.is_empty() {
+                return Ok(Some(0));
+            }
+        }
+    }
+    tracing::info!(projection = P::NAME, ?topics, ?from, "projection started");
+
+    let mut applied_total = 0u64;
+    let mut batches = consumer.stream().ready_chunks(settings.projector.batch_max);
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            b = batches.next() => match b { Some(b) => b, None => break },
+        };
+        forget_revoked(&consumer, &mut checkpoints);
+        let records: Vec<OwnedMessage> = batch
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(m) => Some(m.detach()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka consumer error; librdkafka will retry");
+                    None
+                }
+            })
+            .collect();
+        if records.is_empty() {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let ctx = BatchContext {
+            consumer: &consumer,
+            projection: &projection,
+            settings,
+            group: &group,
+            from,
+        };
+        let applied = apply_batch(&ctx, &mut checkpoints, &records, shutdown)
+            .instrument(info_span!("projector.batch", projection = P::NAME))
+            .await;
+        let Some(n) = applied else {
+            break; // shutdown during retries: the batch will be re-read after restart
+        };
+        applied_total += n;
+        metrics::projector_batch(started.elapsed());
+        if from == From::Beginning {
+            for m in &records {
+                let key = (m.topic().to_owned(), m.partition());
+                if remaining.get(&key).is_some_and(|high| m.offset() + 1 >= *high) {
+                    remaining.remove(&key);
+                }
+            }
+            if remaining.is_empty() {
+                tracing::info!(
+                    projection = P::NAME,
+                    events = applied_total,
+                    "replay reached the end offsets"
+                );
+                return Ok(Some(applied_total));
+            }
+        }
+    }
+    drop(batches);
+    tracing::info!(
+        projection = P::NAME,
+        "projection stopping: last batch checkpointed"
+    );
+    Ok(None)
+}
+
+struct BatchContext<'a, P> {
+    consumer: &'a StreamConsumer<ProjectorContext>,
+    projection: &'a P,
+    settings: &'a Settings,
+    group: &'a str,
+    from: From,
+}
+
+fn forget_revoked(consumer: &StreamConsumer<ProjectorContext>, checkpoints: &mut Checkpoints) {
+    let revoked = match consumer.context().revoked.lock() {
+        Ok(mut r) => std::mem::take(&mut *r),
+        Err(_) => return,
+    };
+    for (topic, partition) in revoked {
+        checkpoints.forget(&topic, partition);
+    }
+}
+
+/// Apply a batch: skip what the checkpoint says is done, write the rest, then checkpoint.
+/// Returns the number of events written, or `None` only if shutdown interrupted retries.
+async fn apply_batch<P: Projection>(
+    ctx: &BatchContext<'_, P>,
+    checkpoints: &mut Checkpoints,
+    records: &[OwnedMessage],
+    shutdown: &CancellationToken,
+) -> Option<u64> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match try_apply_batch(ctx, checkpoints, records).await {
+            Ok(n) => return Some(n),
+            Err(e) => {
+                metrics::projector_retry(P::NAME);
+                tracing::warn!(projection = P::NAME, error = %e, retry_in = ?backoff, "projector batch failed; retrying (writes are idempotent)");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn try_apply_batch<P: Projection>(
+    ctx: &BatchContext<'_, P>,
+    checkpoints: &mut Checkpoints,
+    records: &[OwnedMessage],
+) -> Result<u64, StoreError> {
+    let mut todo: Vec<(Position, P::Event, opentelemetry::Context)> =
+        Vec::with_capacity(records.len());
+    let batch_span = tracing::Span::current();
+    // Highest next-offset per partition in this batch, including poison and skipped records.
+    let mut advance: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    let mut behind: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for msg in records {
+        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+        if ctx.from == From::Checkpoint {
+            let next = checkpoints.next_offset(topic, partition).await?;
+            if offset < next {
+                behind.entry((topic, partition)).or_insert(next);
+                continue;
+            }
+        }
+        let entry = advance.entry((topic, partition)).or_insert(offset + 1);
+        *entry = (*entry).max(offset + 1);
+        let event_type = msg
+            .headers()
+            .and_then(|h| headers::get(h, headers::EVENT_TYPE))
+            .unwrap_or_default();
+        let Some(payload) = msg.payload() else {
+            // A compacted topic's tombstone (null value) has nothing to apply.
+            continue;
+        };
+        match ctx.projection.decode(event_type, payload) {
+            Ok(Some(ev)) => {
+                let parent = headers::trace_context(msg.headers());
+                // One batch serves many traces: link it to each, and parent each apply span to
+                // its own message's trace.
+                let sc = parent.span().span_context().clone();
+                if sc.is_valid() {
+                    batch_span.add_link(sc);
+                }
+                todo.push((Position::of(msg), ev, parent))
+            }
+            Ok(None) => {}
+            Err(e) => {
+                metrics::projector_poison(P::NAME);
+                tracing::error!(projection = P::NAME, %topic, partition, offset, error = %e, "undecodable event skipped");
+            }
+        }
+    }
+    for ((topic, partition), next) in &behind {
+        // Kafka started us before our checkpoint (e.g. its committed offset lagged): jump ahead.
+        if let Err(e) = ctx.consumer.seek(
+            topic,
+            *partition,
+            Offset::Offset(*next),
+            Duration::from_secs(1),
+        ) {
+            tracing::debug!(%topic, partition, error = %e, "seek to checkpoint failed; records are filtered instead");
+        }
+    }
+
+    let writes: Vec<_> = todo
+        .iter()
+        .map(|(pos, ev, parent)| {
+            let span = info_span!(
+                "projector.apply",
+                otel.name = %format_args!("process {}", pos.topic),
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                messaging.operation.type = "process",
+                messaging.destination.name = %pos.topic,
+                messaging.destination.partition.id = %pos.partition,
+                messaging.kafka.offset = pos.offset,
+                messaging.consumer.group.name = ctx.group,
+                projection = P::NAME,
+                message_sid = field::Empty,
+            );
+            if let Some(sid) = ctx.projection.message_sid(ev) {
+                span.record("message_sid", sid);
+            }
+            let _ = span.set_parent(parent.clone());
+            ctx.projection.apply(ev, pos).instrument(span)
+        })
+        .collect();
+    let results: Vec<Result<(), StoreError>> = futures::stream::iter(writes)
+        .buffer_unordered(ctx.settings.projector.max_in_flight)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<()>, StoreError>>()?;
+
+    let events: Vec<&P::Event> = todo.iter().map(|(_, ev, _)| ev).collect();
+    ctx.projection.applied(&events);
+    metrics::projected(P::NAME, todo.len() as u64);
+
+    if ctx.from == From::Checkpoint {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &advance {
+            checkpoints.save(topic, *partition, *next).await?;
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        }
+        // Kafka's committed offsets are informational (lag dashboards); CQL is the truth.
+        if tpl.count() > 0 {
+            if let Err(e) = ctx
+                .consumer
+                .commit(&tpl, rdkafka::consumer::CommitMode::Async)
+            {
+                tracing::debug!(error = %e, "informational offset commit failed");
+            }
+        }
+    }
+    Ok(todo.len() as u64)
+}

@@ -1,0 +1,471 @@
+//! The phone registry against real Kafka, Cassandra and Redis: link and verify through the
+//! API and by texted code, unknown senders rejected, opt-out keywords, per-user rate limits,
+//! and cache invalidation across instances through `sms.phones.v1`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use smsflow::app::Role;
+use smsflow::events::{
+    decode, MessageReceived, OptOutChanged, OutboundRequested, PhoneVerified, SenderRejected,
+};
+use smsflow::ingress::SenderPolicy;
+use smsflow::phones;
+
+fn registered(env: &TestEnv) -> smsflow::config::Settings {
+    let mut s = env.settings.clone();
+    s.ingress.sender_policy = SenderPolicy::Registered;
+    s
+}
+
+/// A signed SMS from `from` with `body` and a fresh SID; returns (status, body, sid).
+async fn text(
+    http: &reqwest::Client,
+    app: &TestApp,
+    n: usize,
+    from: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut params = sms_params(n);
+    let sid = format!("SM{:032x}", n as u128 + (fastrand::u64(..) as u128) * 1_000_000);
+    for (k, v) in params.iter_mut() {
+        match k.as_str() {
+            "From" => *v = from.to_owned(),
+            "Body" => *v = body.to_owned(),
+            "MessageSid" | "SmsSid" | "SmsMessageSid" => *v = sid.clone(),
+            _ => {}
+        }
+    }
+    // Like Twilio: a 503 is retried with the same message (a loaded two-core box can miss
+    // the 2 s produce deadline on a fresh topic).
+    for _ in 0..5 {
+        let resp = post_signed(http, &app.base_url, &params).await;
+        let status = resp.status().as_u16();
+        if status != 503 {
+            return (status, resp.text().await.unwrap_or_default(), sid);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("webhook still answered 503 after 5 tries");
+}
+
+/// Settings for operator commands: as patient as test fixtures.
+fn patient(settings: &smsflow::config::Settings) -> smsflow::config::Settings {
+    let mut s = settings.clone();
+    s.kafka.produce_deadline = Duration::from_secs(14);
+    s
+}
+
+/// The events on `sms.messages.v1`, split by type.
+async fn messages(env: &TestEnv) -> (Vec<(String, MessageReceived)>, Vec<SenderRejected>) {
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    for r in read_full_records_to_end(env, &env.topic("sms.messages.v1")).await {
+        match r.event_type.as_deref() {
+            Some("MessageReceived") => accepted.push((
+                r.key.unwrap_or_default(),
+                decode::<MessageReceived>(&r.payload).unwrap(),
+            )),
+            Some("SenderRejected") => rejected.push(decode(&r.payload).unwrap()),
+            other => panic!("unexpected event type {other:?}"),
+        }
+    }
+    (accepted, rejected)
+}
+
+/// Wait until the projector has the number as verified in `phones`.
+async fn wait_projected(env: &TestEnv, phone: &str) {
+    let cql = env.cql().await;
+    wait_for("the registry change to be projected", Duration::from_secs(60), || {
+        let cql = cql.clone();
+        let phone = phone.to_owned();
+        async move {
+            let rows = cql
+                .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (phone,))
+                .await
+                .ok()?
+                .into_rows_result()
+                .ok()?;
+            let (verified,): (Option<bool>,) = rows.maybe_first_row().ok()??;
+            (verified == Some(true)).then_some(())
+        }
+    })
+    .await;
+}
+
+fn code_in(body: &str) -> String {
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("a 6-digit code in the SMS")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn link_and_verify_through_the_api_and_by_texted_code_and_reject_unknown_senders() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(
+        registered(&env),
+        &[Role::Ingress, Role::Api, Role::Projector],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let alice = jwt("alice", false);
+    let bob = jwt("bob", false);
+    let (a1, a2, stranger) = ("+15105550101", "+15105550102", "+15105550199");
+
+    // Without a token, or with a bad one: 401 in the API's error shape.
+    let r = http.get(format!("{}/v1/phones", app.base_url)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let r = http
+        .get(format!("{}/v1/phones", app.base_url))
+        .bearer_auth("eyJhbGciOiJIUzI1NiJ9.e30.forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A stranger texting in is recorded as SenderRejected{unknown} and told so.
+    let (status, reply, _) = text(&http, &app, 1, stranger, "hello there").await;
+    assert_eq!(status, 200);
+    assert!(reply.contains("<Message>") && reply.contains("not registered"), "{reply}");
+
+    // Alice links a1 through the API: 202, and a code goes out through sms.outbound.v1.
+    let r = http
+        .post(format!("{}/v1/phones", app.base_url))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"phone": "+1 (510) 555-0101"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let outbound = read_full_records_to_end(&env, &env.topic("sms.outbound.v1")).await;
+    let requests: Vec<OutboundRequested> = outbound
+        .iter()
+        .filter(|r| r.event_type.as_deref() == Some("OutboundRequested"))
+        .map(|r| decode(&r.payload).unwrap())
+        .collect();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].to, a1);
+    assert_eq!(requests[0].purpose, "verification_code");
+    let code = code_in(&requests[0].body);
+
+    // Bob can neither take, verify nor delete Alice's number, and cannot tell it exists.
+    let r = http
+        .post(format!("{}/v1/phones", app.base_url))
+        .bearer_auth(&bob)
+        .json(&serde_json::json!({"phone": a1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = http
+        .post(format!("{}/v1/phones/{a1}/verify", app.base_url))
+        .bearer_auth(&bob)
+        .json(&serde_json::json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http
+        .delete(format!("{}/v1/phones/{a1}", app.base_url))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Before verification, a1's messages are rejected as unverified.
+    let (status, reply, _) = text(&http, &app, 2, a1, "note before verifying").await;
+    assert_eq!(status, 200);
+    assert!(reply.contains("6-digit code"), "{reply}");
+
+    // A wrong code is refused with the attempts left; the right one verifies.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = http
+        .post(format!("{}/v1/phones/{a1}/verify", app.base_url))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"code": wrong}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "wrong_code");
+    let r = http
+        .post(format!("{}/v1/phones/{a1}/verify", app.base_url))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // a2 is linked through the API and verified by texting the code back.
+    let r = http
+        .post(format!("{}/v1/phones", app.base_url))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"phone": a2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let outbound = read_full_records_to_end(&env, &env.topic("sms.outbound.v1")).await;
+    let code2 = outbound
+        .iter()
+        .filter_map(|r| decode::<OutboundRequested>(&r.payload).ok())
+        .find(|o| o.to == a2)
+        .map(|o| code_in(&o.body))
+        .expect("a code for a2");
+    let (status, reply, code_sid) = text(&http, &app, 3, a2, &code2).await;
+    assert_eq!(status, 200);
+    assert!(reply.contains("Number verified"), "{reply}");
+    let verified: Vec<PhoneVerified> = read_full_records_to_end(&env, &env.topic("sms.phones.v1"))
+        .await
+        .iter()
+        .filter(|r| r.event_type.as_deref() == Some("PhoneVerified"))
+        .map(|r| decode(&r.payload).unwrap())
+        .collect();
+    assert_eq!(verified.len(), 2);
+    assert!(verified
+        .iter()
+        .any(|v| v.phone == a2 && v.method == "code_sms" && v.message_sid.as_deref() == Some(code_sid.as_str())));
+
+    // Both numbers are listed for Alice once projected; Bob sees none.
+    let listed = wait_for("Alice's two verified numbers", Duration::from_secs(60), || {
+        let (http, url, alice) = (http.clone(), app.base_url.clone(), alice.clone());
+        async move {
+            let body: serde_json::Value = http
+                .get(format!("{url}/v1/phones"))
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let phones = body["phones"].as_array()?.clone();
+            (phones.len() == 2 && phones.iter().all(|p| p["verified"] == true)).then_some(phones)
+        }
+    })
+    .await;
+    assert_eq!(listed[0]["phone"], a1);
+    let body: serde_json::Value = http
+        .get(format!("{}/v1/phones", app.base_url))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["phones"].as_array().unwrap().len(), 0);
+
+    // A verified sender's message carries the user id and is keyed by it.
+    let (status, _, sid) = text(&http, &app, 4, a1, "met Dana at the expo").await;
+    assert_eq!(status, 200);
+
+    let (accepted, rejected) = messages(&env).await;
+    assert_eq!(accepted.len(), 1, "only the verified sender's note is enriched");
+    assert_eq!(accepted[0].0, "alice");
+    assert_eq!(accepted[0].1.message_sid, sid);
+    assert_eq!(accepted[0].1.user_id.as_deref(), Some("alice"));
+    let mut reasons: Vec<&str> = rejected.iter().map(|r| r.reason.as_str()).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["unknown", "unverified"]);
+
+    // Alice deletes a1: 204, and it leaves her list.
+    let r = http
+        .delete(format!("{}/v1/phones/{a1}", app.base_url))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    wait_for("a1 to leave Alice's list", Duration::from_secs(60), || {
+        let (http, url, alice) = (http.clone(), app.base_url.clone(), alice.clone());
+        async move {
+            let body: serde_json::Value = http
+                .get(format!("{url}/v1/phones"))
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (body["phones"].as_array()?.len() == 1).then_some(())
+        }
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed() {
+    let env = TestEnv::new().await;
+    let settings = registered(&env);
+    let (phone, _) = phones::ops::link(&patient(&settings), "+15105550111", "carol", true, false)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
+    wait_projected(&env, &phone).await;
+    let http = reqwest::Client::new();
+
+    let (_, _, before) = text(&http, &app, 1, &phone, "first note").await;
+    let (status, reply, stop_sid) = text(&http, &app, 2, &phone, "Stop").await;
+    assert_eq!(status, 200);
+    assert!(reply.contains("unsubscribed"), "{reply}");
+    let (status, reply, _) = text(&http, &app, 3, &phone, "note while opted out").await;
+    assert_eq!(status, 200);
+    assert!(!reply.contains("<Message>"), "never message an opted-out number: {reply}");
+    let (_, reply, _) = text(&http, &app, 4, &phone, "START").await;
+    assert!(reply.contains("subscribed again"), "{reply}");
+    let (_, _, after) = text(&http, &app, 5, &phone, "back again").await;
+    // Twilio's Advanced Opt-Out: it replied itself, so we record and stay quiet.
+    let mut params = sms_params(6);
+    for (k, v) in params.iter_mut() {
+        match k.as_str() {
+            "From" => *v = phone.clone(),
+            "Body" => *v = "arret".into(),
+            _ => {}
+        }
+    }
+    params.push(("OptOutType".into(), "STOP".into()));
+    let resp = post_signed(&http, &app.base_url, &params).await;
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.text().await.unwrap().contains("<Message>"));
+
+    let (accepted, rejected) = messages(&env).await;
+    let sids: Vec<&str> = accepted.iter().map(|(_, m)| m.message_sid.as_str()).collect();
+    assert_eq!(sids, [before.as_str(), after.as_str()]);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].reason, "opted_out");
+
+    let changes: Vec<OptOutChanged> = read_full_records_to_end(&env, &env.topic("sms.phones.v1"))
+        .await
+        .iter()
+        .filter(|r| r.event_type.as_deref() == Some("OptOutChanged"))
+        .map(|r| decode(&r.payload).unwrap())
+        .collect();
+    let flags: Vec<(bool, Option<&str>)> = changes
+        .iter()
+        .map(|c| (c.opted_out, c.opt_out_type.as_deref()))
+        .collect();
+    assert_eq!(flags, [(true, None), (false, None), (true, Some("STOP"))]);
+    assert_eq!(changes[0].message_sid.as_deref(), Some(stop_sid.as_str()));
+    assert_eq!(changes[0].state.user_id.as_deref(), Some("carol"), "the owner stays");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unlinking_reaches_another_instances_cache_within_a_second() {
+    let env = TestEnv::new().await;
+    let settings = registered(&env);
+    // Two ingress instances, as behind a load balancer; the change is made by a third party
+    // (the operator's command line), so neither instance made it itself.
+    let one = TestApp::spawn(settings.clone(), &[Role::Ingress]).await;
+    let two = TestApp::spawn(settings.clone(), &[Role::Ingress]).await;
+    let http = reqwest::Client::new();
+    let (phone, _) = phones::ops::link(&patient(&settings), "+15105550121", "dave", true, false)
+        .await
+        .unwrap();
+    // Both caches learn the link from the topic (nothing projects in this test).
+    for (i, app) in [&one, &two].into_iter().enumerate() {
+        wait_for("the link to reach the instance", Duration::from_secs(30), || {
+            let http = http.clone();
+            let phone = phone.clone();
+            async move {
+                let (_, reply, _) = text(&http, app, 10 + i, &phone, "hello").await;
+                (!reply.contains("<Message>")).then_some(())
+            }
+        })
+        .await;
+    }
+    phones::ops::unlink(&patient(&settings), &phone).await.unwrap();
+    let unlinked_at = Instant::now();
+    let mut n = 100;
+    wait_for(
+        "instance two to treat the number as unknown",
+        Duration::from_secs(1),
+        || {
+            n += 1;
+            let (http, phone, two) = (http.clone(), phone.clone(), &two);
+            async move {
+                let (_, reply, _) = text(&http, two, n, &phone, "still here?").await;
+                reply.contains("not registered").then_some(())
+            }
+        },
+    )
+    .await;
+    eprintln!("instance two saw the unlink after {:?}", unlinked_at.elapsed());
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_and_are_recorded() {
+    let env = TestEnv::new().await;
+    let mut settings = registered(&env);
+    settings.ingress.rate_limit.sender_limit = 30;
+    settings.ingress.rate_limit.sender_period = Duration::from_secs(60);
+    settings.ingress.rate_limit.sender_burst = 30;
+    settings.ingress.rate_limit.user_limit = 1000;
+    let (burst_phone, _) = phones::ops::link(&patient(&settings), "+15105550131", "erin", true, false)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(settings.clone(), &[Role::Ingress, Role::Projector]).await;
+    wait_projected(&env, &burst_phone).await;
+    let http = reqwest::Client::new();
+
+    let started = Instant::now();
+    let answers = futures::future::join_all(
+        (0..100).map(|i| text(&http, &app, 1000 + i, &burst_phone, "burst")),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(answers.iter().all(|(s, _, _)| *s == 200), "every one answered 200");
+    app.stop().await;
+
+    let (accepted, rejected) = messages(&env).await;
+    // GCRA refills one message per 2 s (30/min): a burst slower than that earns more.
+    let refilled = (elapsed.as_millis() / 2000) as usize;
+    eprintln!("burst of 100 took {elapsed:?}: {} accepted, {} rejected", accepted.len(), rejected.len());
+    assert!(
+        (30..=30 + refilled).contains(&accepted.len()),
+        "{} accepted",
+        accepted.len()
+    );
+    assert_eq!(accepted.len() + rejected.len(), 100);
+    assert!(rejected.iter().all(|r| r.reason == "rate_limited"));
+
+    // Per user: two numbers of one user share the user's budget.
+    let env = TestEnv::new().await;
+    let mut settings = registered(&env);
+    settings.ingress.rate_limit.user_limit = 5;
+    settings.ingress.rate_limit.user_period = Duration::from_secs(3600);
+    settings.ingress.rate_limit.user_burst = 5;
+    let (p1, _) = phones::ops::link(&patient(&settings), "+15105550141", "frank", true, false)
+        .await
+        .unwrap();
+    let (p2, _) = phones::ops::link(&patient(&settings), "+15105550142", "frank", true, false)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
+    wait_projected(&env, &p1).await;
+    wait_projected(&env, &p2).await;
+    for i in 0..4 {
+        assert_eq!(text(&http, &app, 2000 + i, &p1, "one").await.0, 200);
+        assert_eq!(text(&http, &app, 3000 + i, &p2, "two").await.0, 200);
+    }
+    app.stop().await;
+    let (accepted, rejected) = messages(&env).await;
+    assert_eq!(accepted.len(), 5, "the user's budget is shared by both numbers");
+    assert_eq!(rejected.len(), 3);
+    assert!(rejected
+        .iter()
+        .all(|r| r.reason == "rate_limited" && r.user_id.as_deref() == Some("frank")));
+}
