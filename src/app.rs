@@ -11,15 +11,15 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::api::admin::AdminState;
+use crate::api::auth::Authenticator;
 use crate::api::health::{self, DependencyError};
+use crate::api::phones::PhonesApi;
 use crate::api::{self, Dependencies};
 use crate::config::{ConfigError, Settings};
-use crate::api::auth::Authenticator;
-use crate::api::phones::PhonesApi;
 use crate::ingress::{self, IngressState};
-use crate::phones::{PhoneDirectory, PhoneRegistry};
 use crate::kafka::runner;
 use crate::kafka::{EventProducer, ProduceError};
+use crate::phones::{PhoneDirectory, PhoneRegistry};
 use crate::stages::media::MediaStage;
 use crate::stages::transcribe::TranscribeStage;
 use crate::{http, projector};
@@ -176,10 +176,13 @@ impl Application {
                 if !authenticator.configured() {
                     tracing::warn!("api.auth has neither hs256_secret nor jwks_url: every /v1 request will get 401");
                 }
-                let session = deps.cql().await.map_err(|e| AppError::Stage(format!("the api role needs CQL at start: {e}")))?;
-                let phones = PhonesApi::new(registry.clone(), session.clone(), &settings.cql.keyspace)
-                    .await
-                    .map_err(|e| AppError::Stage(e.to_string()))?;
+                let session = deps.cql().await.map_err(|e| {
+                    AppError::Stage(format!("the api role needs CQL at start: {e}"))
+                })?;
+                let phones =
+                    PhonesApi::new(registry.clone(), session.clone(), &settings.cql.keyspace)
+                        .await
+                        .map_err(|e| AppError::Stage(e.to_string()))?;
                 router = router.merge(api::phones::router(Arc::new(phones), authenticator));
             }
             let flush_on_exit = producer;

@@ -10,8 +10,8 @@ use smsflow::app::{Application, Role};
 use smsflow::config::Settings;
 use smsflow::events::PhoneState;
 use smsflow::kafka::dlq;
-use smsflow::phones;
 use smsflow::kafka::topology::{self, Topology};
+use smsflow::phones;
 use smsflow::store::migrate;
 
 #[derive(Parser)]

@@ -106,7 +106,8 @@ impl Stats {
             trace_spans_dropped: self.spans_dropped.load(Ordering::Relaxed),
             phone_cache_hits: hits,
             phone_cache_misses: misses,
-            phone_cache_hit_ratio: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+            phone_cache_hit_ratio: (hits + misses > 0)
+                .then(|| hits as f64 / (hits + misses) as f64),
             webhook_latency: summary(&self.webhook_latency_us),
             end_to_end_latency: summary(&self.end_to_end_us),
         }

@@ -29,7 +29,10 @@ async fn text(
     body: &str,
 ) -> (u16, String, String) {
     let mut params = sms_params(n);
-    let sid = format!("SM{:032x}", n as u128 + (fastrand::u64(..) as u128) * 1_000_000);
+    let sid = format!(
+        "SM{:032x}",
+        n as u128 + (fastrand::u64(..) as u128) * 1_000_000
+    );
     for (k, v) in params.iter_mut() {
         match k.as_str() {
             "From" => *v = from.to_owned(),
@@ -78,20 +81,24 @@ async fn messages(env: &TestEnv) -> (Vec<(String, MessageReceived)>, Vec<SenderR
 /// Wait until the projector has the number as verified in `phones`.
 async fn wait_projected(env: &TestEnv, phone: &str) {
     let cql = env.cql().await;
-    wait_for("the registry change to be projected", Duration::from_secs(60), || {
-        let cql = cql.clone();
-        let phone = phone.to_owned();
-        async move {
-            let rows = cql
-                .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (phone,))
-                .await
-                .ok()?
-                .into_rows_result()
-                .ok()?;
-            let (verified,): (Option<bool>,) = rows.maybe_first_row().ok()??;
-            (verified == Some(true)).then_some(())
-        }
-    })
+    wait_for(
+        "the registry change to be projected",
+        Duration::from_secs(60),
+        || {
+            let cql = cql.clone();
+            let phone = phone.to_owned();
+            async move {
+                let rows = cql
+                    .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (phone,))
+                    .await
+                    .ok()?
+                    .into_rows_result()
+                    .ok()?;
+                let (verified,): (Option<bool>,) = rows.maybe_first_row().ok()??;
+                (verified == Some(true)).then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -116,7 +123,11 @@ async fn link_and_verify_through_the_api_and_by_texted_code_and_reject_unknown_s
     let (a1, a2, stranger) = ("+15105550101", "+15105550102", "+15105550199");
 
     // Without a token, or with a bad one: 401 in the API's error shape.
-    let r = http.get(format!("{}/v1/phones", app.base_url)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/v1/phones", app.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -131,7 +142,10 @@ async fn link_and_verify_through_the_api_and_by_texted_code_and_reject_unknown_s
     // A stranger texting in is recorded as SenderRejected{unknown} and told so.
     let (status, reply, _) = text(&http, &app, 1, stranger, "hello there").await;
     assert_eq!(status, 200);
-    assert!(reply.contains("<Message>") && reply.contains("not registered"), "{reply}");
+    assert!(
+        reply.contains("<Message>") && reply.contains("not registered"),
+        "{reply}"
+    );
 
     // Alice links a1 through the API: 202, and a code goes out through sms.outbound.v1.
     let r = http
@@ -230,27 +244,32 @@ async fn link_and_verify_through_the_api_and_by_texted_code_and_reject_unknown_s
         .map(|r| decode(&r.payload).unwrap())
         .collect();
     assert_eq!(verified.len(), 2);
-    assert!(verified
-        .iter()
-        .any(|v| v.phone == a2 && v.method == "code_sms" && v.message_sid.as_deref() == Some(code_sid.as_str())));
+    assert!(verified.iter().any(|v| v.phone == a2
+        && v.method == "code_sms"
+        && v.message_sid.as_deref() == Some(code_sid.as_str())));
 
     // Both numbers are listed for Alice once projected; Bob sees none.
-    let listed = wait_for("Alice's two verified numbers", Duration::from_secs(60), || {
-        let (http, url, alice) = (http.clone(), app.base_url.clone(), alice.clone());
-        async move {
-            let body: serde_json::Value = http
-                .get(format!("{url}/v1/phones"))
-                .bearer_auth(&alice)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let phones = body["phones"].as_array()?.clone();
-            (phones.len() == 2 && phones.iter().all(|p| p["verified"] == true)).then_some(phones)
-        }
-    })
+    let listed = wait_for(
+        "Alice's two verified numbers",
+        Duration::from_secs(60),
+        || {
+            let (http, url, alice) = (http.clone(), app.base_url.clone(), alice.clone());
+            async move {
+                let body: serde_json::Value = http
+                    .get(format!("{url}/v1/phones"))
+                    .bearer_auth(&alice)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let phones = body["phones"].as_array()?.clone();
+                (phones.len() == 2 && phones.iter().all(|p| p["verified"] == true))
+                    .then_some(phones)
+            }
+        },
+    )
     .await;
     assert_eq!(listed[0]["phone"], a1);
     let body: serde_json::Value = http
@@ -269,7 +288,11 @@ async fn link_and_verify_through_the_api_and_by_texted_code_and_reject_unknown_s
     assert_eq!(status, 200);
 
     let (accepted, rejected) = messages(&env).await;
-    assert_eq!(accepted.len(), 1, "only the verified sender's note is enriched");
+    assert_eq!(
+        accepted.len(),
+        1,
+        "only the verified sender's note is enriched"
+    );
     assert_eq!(accepted[0].0, "alice");
     assert_eq!(accepted[0].1.message_sid, sid);
     assert_eq!(accepted[0].1.user_id.as_deref(), Some("alice"));
@@ -321,7 +344,10 @@ async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed()
     assert!(reply.contains("unsubscribed"), "{reply}");
     let (status, reply, _) = text(&http, &app, 3, &phone, "note while opted out").await;
     assert_eq!(status, 200);
-    assert!(!reply.contains("<Message>"), "never message an opted-out number: {reply}");
+    assert!(
+        !reply.contains("<Message>"),
+        "never message an opted-out number: {reply}"
+    );
     let (_, reply, _) = text(&http, &app, 4, &phone, "START").await;
     assert!(reply.contains("subscribed again"), "{reply}");
     let (_, _, after) = text(&http, &app, 5, &phone, "back again").await;
@@ -340,7 +366,10 @@ async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed()
     assert!(!resp.text().await.unwrap().contains("<Message>"));
 
     let (accepted, rejected) = messages(&env).await;
-    let sids: Vec<&str> = accepted.iter().map(|(_, m)| m.message_sid.as_str()).collect();
+    let sids: Vec<&str> = accepted
+        .iter()
+        .map(|(_, m)| m.message_sid.as_str())
+        .collect();
     assert_eq!(sids, [before.as_str(), after.as_str()]);
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].reason, "opted_out");
@@ -357,7 +386,11 @@ async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed()
         .collect();
     assert_eq!(flags, [(true, None), (false, None), (true, Some("STOP"))]);
     assert_eq!(changes[0].message_sid.as_deref(), Some(stop_sid.as_str()));
-    assert_eq!(changes[0].state.user_id.as_deref(), Some("carol"), "the owner stays");
+    assert_eq!(
+        changes[0].state.user_id.as_deref(),
+        Some("carol"),
+        "the owner stays"
+    );
     app.stop().await;
 }
 
@@ -375,17 +408,23 @@ async fn unlinking_reaches_another_instances_cache_within_a_second() {
         .unwrap();
     // Both caches learn the link from the topic (nothing projects in this test).
     for (i, app) in [&one, &two].into_iter().enumerate() {
-        wait_for("the link to reach the instance", Duration::from_secs(30), || {
-            let http = http.clone();
-            let phone = phone.clone();
-            async move {
-                let (_, reply, _) = text(&http, app, 10 + i, &phone, "hello").await;
-                (!reply.contains("<Message>")).then_some(())
-            }
-        })
+        wait_for(
+            "the link to reach the instance",
+            Duration::from_secs(30),
+            || {
+                let http = http.clone();
+                let phone = phone.clone();
+                async move {
+                    let (_, reply, _) = text(&http, app, 10 + i, &phone, "hello").await;
+                    (!reply.contains("<Message>")).then_some(())
+                }
+            },
+        )
         .await;
     }
-    phones::ops::unlink(&patient(&settings), &phone).await.unwrap();
+    phones::ops::unlink(&patient(&settings), &phone)
+        .await
+        .unwrap();
     let unlinked_at = Instant::now();
     let mut n = 100;
     wait_for(
@@ -401,7 +440,10 @@ async fn unlinking_reaches_another_instances_cache_within_a_second() {
         },
     )
     .await;
-    eprintln!("instance two saw the unlink after {:?}", unlinked_at.elapsed());
+    eprintln!(
+        "instance two saw the unlink after {:?}",
+        unlinked_at.elapsed()
+    );
     one.stop().await;
     two.stop().await;
 }
@@ -414,9 +456,10 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
     settings.ingress.rate_limit.sender_period = Duration::from_secs(60);
     settings.ingress.rate_limit.sender_burst = 30;
     settings.ingress.rate_limit.user_limit = 1000;
-    let (burst_phone, _) = phones::ops::link(&patient(&settings), "+15105550131", "erin", true, false)
-        .await
-        .unwrap();
+    let (burst_phone, _) =
+        phones::ops::link(&patient(&settings), "+15105550131", "erin", true, false)
+            .await
+            .unwrap();
     let app = TestApp::spawn(settings.clone(), &[Role::Ingress, Role::Projector]).await;
     wait_projected(&env, &burst_phone).await;
     let http = reqwest::Client::new();
@@ -427,13 +470,20 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
     )
     .await;
     let elapsed = started.elapsed();
-    assert!(answers.iter().all(|(s, _, _)| *s == 200), "every one answered 200");
+    assert!(
+        answers.iter().all(|(s, _, _)| *s == 200),
+        "every one answered 200"
+    );
     app.stop().await;
 
     let (accepted, rejected) = messages(&env).await;
     // GCRA refills one message per 2 s (30/min): a burst slower than that earns more.
     let refilled = (elapsed.as_millis() / 2000) as usize;
-    eprintln!("burst of 100 took {elapsed:?}: {} accepted, {} rejected", accepted.len(), rejected.len());
+    eprintln!(
+        "burst of 100 took {elapsed:?}: {} accepted, {} rejected",
+        accepted.len(),
+        rejected.len()
+    );
     assert!(
         (30..=30 + refilled).contains(&accepted.len()),
         "{} accepted",
@@ -463,7 +513,11 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
     }
     app.stop().await;
     let (accepted, rejected) = messages(&env).await;
-    assert_eq!(accepted.len(), 5, "the user's budget is shared by both numbers");
+    assert_eq!(
+        accepted.len(),
+        5,
+        "the user's budget is shared by both numbers"
+    );
     assert_eq!(rejected.len(), 3);
     assert!(rejected
         .iter()

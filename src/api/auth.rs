@@ -76,7 +76,10 @@ impl Authenticator {
 
     /// Whether any key source is configured.
     pub fn configured(&self) -> bool {
-        self.settings.hs256_secret.as_deref().is_some_and(|s| !s.is_empty())
+        self.settings
+            .hs256_secret
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
             || self.settings.jwks_url.is_some()
     }
 
@@ -166,13 +169,17 @@ impl Authenticator {
                         .map_err(|e| ApiError::unavailable(format!("cannot fetch the JWKS: {e}")))?
                         .json()
                         .await
-                        .map_err(|e| ApiError::unavailable(format!("the JWKS is not valid JSON: {e}")))?;
+                        .map_err(|e| {
+                            ApiError::unavailable(format!("the JWKS is not valid JSON: {e}"))
+                        })?;
                     *guard = Some((set, Instant::now()));
                 }
                 guard
                     .as_ref()
                     .and_then(|(set, _)| find(set))
-                    .ok_or_else(|| ApiError::unauthorized("the token's key id is not in the JWKS"))?
+                    .ok_or_else(|| {
+                        ApiError::unauthorized("the token's key id is not in the JWKS")
+                    })?
             }
         };
         DecodingKey::from_jwk(&jwk)
@@ -239,9 +246,15 @@ mod tests {
         let t = token("s3cret", serde_json::json!({"sub": "u1", "exp": exp(60)}));
         assert_eq!(
             a.authenticate(&t).await.unwrap(),
-            Caller { user_id: "u1".into(), admin: false }
+            Caller {
+                user_id: "u1".into(),
+                admin: false
+            }
         );
-        let t = token("s3cret", serde_json::json!({"sub": "ops", "exp": exp(60), "roles": ["admin"]}));
+        let t = token(
+            "s3cret",
+            serde_json::json!({"sub": "ops", "exp": exp(60), "roles": ["admin"]}),
+        );
         assert!(a.authenticate(&t).await.unwrap().admin);
     }
 
@@ -249,7 +262,10 @@ mod tests {
     async fn expired_forged_and_malformed_tokens_are_refused() {
         let a = auth();
         for t in [
-            token("s3cret", serde_json::json!({"sub": "u1", "exp": exp(-3600)})),
+            token(
+                "s3cret",
+                serde_json::json!({"sub": "u1", "exp": exp(-3600)}),
+            ),
             token("other", serde_json::json!({"sub": "u1", "exp": exp(60)})),
             token("s3cret", serde_json::json!({"sub": "u1"})),
             "not.a.jwt".to_string(),

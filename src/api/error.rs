@@ -36,7 +36,11 @@ impl ApiError {
 
     /// 404: absent, or someone else's (which must not be told apart).
     pub fn not_found(what: &str) -> ApiError {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 400: the request itself is wrong.
@@ -58,8 +62,10 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

@@ -54,11 +54,15 @@ impl Default for Replies {
     fn default() -> Self {
         Replies {
             unknown: "This number is not registered with smsflow. Sign up in the app first.".into(),
-            unverified: "Reply with the 6-digit code we sent to finish verifying this number.".into(),
+            unverified: "Reply with the 6-digit code we sent to finish verifying this number."
+                .into(),
             verified: "Number verified. Text us anything to capture it.".into(),
-            opted_out: "You are unsubscribed and will get no more messages. Reply START to resubscribe.".into(),
+            opted_out:
+                "You are unsubscribed and will get no more messages. Reply START to resubscribe."
+                    .into(),
             opted_in: "You are subscribed again. Reply STOP to unsubscribe.".into(),
-            help: "smsflow turns your texts into items to review. Reply STOP to unsubscribe.".into(),
+            help: "smsflow turns your texts into items to review. Reply STOP to unsubscribe."
+                .into(),
         }
     }
 }

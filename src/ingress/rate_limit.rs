@@ -122,7 +122,11 @@ impl RateLimiter {
                 settings.sender_period,
                 settings.sender_burst,
             ),
-            user: Budget::new(settings.user_limit, settings.user_period, settings.user_burst),
+            user: Budget::new(
+                settings.user_limit,
+                settings.user_period,
+                settings.user_burst,
+            ),
             policy,
             script: Script::new(GCRA),
         }

@@ -14,8 +14,8 @@ use super::dedupe::Claim;
 use super::rate_limit::Decision;
 use super::{form, signature, IngressError, IngressState};
 use crate::events::{MessageReceived, PhoneState, SenderRejected};
-use crate::phones::{codes, keywords, Keyword, RegistryError};
 use crate::metrics;
+use crate::phones::{codes, keywords, Keyword, RegistryError};
 use crate::telemetry::mask_phone;
 
 /// The empty TwiML document: "received, nothing to reply".
@@ -296,7 +296,9 @@ async fn opt_out(
 /// How an accepted webhook was handled.
 enum Accepted {
     /// One event appended; `reply` is the TwiML message text (empty: none).
-    Recorded { reply: String },
+    Recorded {
+        reply: String,
+    },
     Duplicate,
 }
 

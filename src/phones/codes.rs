@@ -62,14 +62,15 @@ impl Codes {
         let salt = uuid::Uuid::new_v4().simple().to_string();
         let hash = digest(&salt, phone, &code);
         let key = self.key(phone);
-        let mut conn = self.pool.get().await.map_err(|e| CodeStoreError(e.to_string()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| CodeStoreError(e.to_string()))?;
         deadpool_redis::redis::pipe()
             .atomic()
             .del(&key)
-            .hset_multiple(
-                &key,
-                &[("user", user_id), ("salt", &salt), ("hash", &hash)],
-            )
+            .hset_multiple(&key, &[("user", user_id), ("salt", &salt), ("hash", &hash)])
             .hset(&key, "attempts", 0)
             .pexpire(&key, self.ttl.as_millis() as i64)
             .query_async::<()>(&mut *conn)
@@ -81,7 +82,11 @@ impl Codes {
     /// Check a guess. A right guess consumes the code.
     pub async fn check(&self, phone: &str, guess: &str) -> Result<CodeCheck, CodeStoreError> {
         let key = self.key(phone);
-        let mut conn = self.pool.get().await.map_err(|e| CodeStoreError(e.to_string()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| CodeStoreError(e.to_string()))?;
         let exists: bool = conn
             .exists(&key)
             .await

@@ -94,14 +94,16 @@ impl PhoneDirectory {
             .maybe_first_row::<Row>()
             .map_err(StoreError::rows("select phones"))?;
         let micros = |t: Option<CqlTimestamp>| t.map(|t| t.0.saturating_mul(1000));
-        Ok(row.map(|(user_id, verified, opted_out, linked, verified_at, opted)| PhoneState {
-            user_id,
-            verified: verified.unwrap_or(false),
-            opted_out: opted_out.unwrap_or(false),
-            linked_at: micros(linked),
-            verified_at: micros(verified_at),
-            opted_out_at: micros(opted),
-        }))
+        Ok(row.map(
+            |(user_id, verified, opted_out, linked, verified_at, opted)| PhoneState {
+                user_id,
+                verified: verified.unwrap_or(false),
+                opted_out: opted_out.unwrap_or(false),
+                linked_at: micros(linked),
+                verified_at: micros(verified_at),
+                opted_out_at: micros(opted),
+            },
+        ))
     }
 
     /// Replace a cached entry with the state an event announced.
@@ -157,7 +159,10 @@ impl PhoneDirectory {
                 .headers()
                 .and_then(|h| headers::get(h, headers::EVENT_TYPE))
                 .unwrap_or_default();
-            match msg.payload().and_then(|p| PhoneEvent::decode(event_type, p)) {
+            match msg
+                .payload()
+                .and_then(|p| PhoneEvent::decode(event_type, p))
+            {
                 Some(Ok(ev)) => {
                     self.apply(ev.phone(), ev.state().clone()).await;
                     crate::metrics::phone_cache_update();

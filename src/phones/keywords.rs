@@ -57,7 +57,16 @@ mod tests {
 
     #[test]
     fn whole_body_keywords_in_any_case() {
-        for w in ["STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "End", "cancel", "QUIT"] {
+        for w in [
+            "STOP",
+            "stop",
+            " Stop. ",
+            "STOPALL",
+            "unsubscribe",
+            "End",
+            "cancel",
+            "QUIT",
+        ] {
             assert!(matches!(classify(w, None), Some(Keyword::OptOut(_))), "{w}");
         }
         for w in ["START", "unstop", "Yes!"] {
@@ -71,9 +80,15 @@ mod tests {
 
     #[test]
     fn twilio_opt_out_type_wins() {
-        assert_eq!(classify("arrêt", Some("STOP")), Some(Keyword::OptOut("STOP")));
+        assert_eq!(
+            classify("arrêt", Some("STOP")),
+            Some(Keyword::OptOut("STOP"))
+        );
         assert_eq!(classify("hi", Some("START")), Some(Keyword::OptIn("START")));
         assert_eq!(classify("stop", Some("HELP")), Some(Keyword::Help));
-        assert!(matches!(classify("stop", Some("")), Some(Keyword::OptOut("STOP"))));
+        assert!(matches!(
+            classify("stop", Some("")),
+            Some(Keyword::OptOut("STOP"))
+        ));
     }
 }

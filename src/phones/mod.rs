@@ -45,7 +45,9 @@ impl Default for PhoneSettings {
             cache_ttl: Duration::from_secs(15 * 60),
             code_ttl: Duration::from_secs(10 * 60),
             code_max_attempts: 5,
-            code_message: "Your smsflow verification code is {code}. Reply with it or enter it in the app.".into(),
+            code_message:
+                "Your smsflow verification code is {code}. Reply with it or enter it in the app."
+                    .into(),
         }
     }
 }

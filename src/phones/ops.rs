@@ -75,7 +75,10 @@ pub async fn unlink(settings: &Settings, phone: &str) -> Result<String, OpsError
 }
 
 /// The current state of a number.
-pub async fn show(settings: &Settings, phone: &str) -> Result<(String, Option<PhoneState>), OpsError> {
+pub async fn show(
+    settings: &Settings,
+    phone: &str,
+) -> Result<(String, Option<PhoneState>), OpsError> {
     let phone = normalize(phone)?;
     let (registry, _) = registry(settings).await?;
     let state = registry.current(&phone).await?;

@@ -17,8 +17,7 @@ use super::directory::PhoneDirectory;
 use crate::clock::now_micros;
 use crate::config::Settings;
 use crate::events::{
-    Event, OptOutChanged, OutboundRequested, PhoneLinked, PhoneState, PhoneUnlinked,
-    PhoneVerified,
+    Event, OptOutChanged, OutboundRequested, PhoneLinked, PhoneState, PhoneUnlinked, PhoneVerified,
 };
 use crate::kafka::{EventProducer, ProduceError};
 use crate::store::StoreError;
@@ -367,7 +366,9 @@ impl PhoneRegistry {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Ok(None) => {
-                    tracing::warn!("registry lock still held after {LOCK_WAIT:?}; changing unlocked");
+                    tracing::warn!(
+                        "registry lock still held after {LOCK_WAIT:?}; changing unlocked"
+                    );
                     return None;
                 }
                 Err(e) => {

@@ -90,8 +90,20 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let messages = MessagesProjection::new(session.clone(), keyspace).await?;
     let phones = PhonesProjection::new(session.clone(), keyspace).await?;
     let (a, b) = tokio::join!(
-        runner::run(&settings, session.clone(), messages, &shutdown, runner::From::Checkpoint),
-        runner::run(&settings, session.clone(), phones, &shutdown, runner::From::Checkpoint),
+        runner::run(
+            &settings,
+            session.clone(),
+            messages,
+            &shutdown,
+            runner::From::Checkpoint
+        ),
+        runner::run(
+            &settings,
+            session.clone(),
+            phones,
+            &shutdown,
+            runner::From::Checkpoint
+        ),
     );
     if a.is_err() || b.is_err() {
         shutdown.cancel();

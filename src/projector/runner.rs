@@ -180,7 +180,10 @@ pub async fn run<P: Projection>(
         if from == From::Beginning {
             for m in &records {
                 let key = (m.topic().to_owned(), m.partition());
-                if remaining.get(&key).is_some_and(|high| m.offset() + 1 >= *high) {
+                if remaining
+                    .get(&key)
+                    .is_some_and(|high| m.offset() + 1 >= *high)
+                {
                     remaining.remove(&key);
                 }
             }

@@ -436,9 +436,7 @@ pub async fn read_full_records_to_end(env: &TestEnv, topic: &str) -> Vec<ReadRec
                         .map(str::to_owned)
                 };
                 out.push(ReadRecord {
-                    key: m
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     event_type: header("event-type"),
                     payload: m.payload().unwrap_or_default().to_vec(),
                     traceparent: header("traceparent"),

@@ -1,19 +1,18 @@
-//! Phone numbers, emails, URLs and #tags from typed text and from transcripts.
+//! The one entry point: phone numbers, emails, URLs, #tags, dates and times, contact names
+//! and places from typed text and from transcripts.
 
 use std::sync::OnceLock;
 
 use linkify::{LinkFinder, LinkKind};
 use regex::Regex;
 
-use super::item::{Item, ItemKind};
+use super::context::Context;
+use super::datetime;
+pub use super::item::Source;
+use super::item::{char_span, Item, ItemKind};
+use super::names;
+use super::places;
 use super::spoken;
-
-/// Where the text came from; transcripts get the spoken-form extractors too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Body,
-    Transcript,
-}
 
 /// Top-level domains recognised in spoken URLs and emails ("acme dot io").
 const SPOKEN_TLDS: &[&str] = &[
@@ -24,10 +23,16 @@ const SPOKEN_TLDS: &[&str] = &[
 const STOP_WORDS: &[&str] = &[
     "the", "a", "an", "my", "me", "you", "him", "her", "us", "them", "this", "that", "it", "is",
     "at", "dot", "and", "or", "to", "of", "in", "on", "see",
+    // Words that precede "at <domain>" in speech without being a mailbox ("our site at acme dot io").
+    "site", "website", "online", "page", "link", "look", "find", "visit", "check", "out", "store",
+    "shop", "us", "here", "there",
 ];
 
-/// Every item in `text`. `region` (ISO 3166 alpha-2, e.g. the sender's) resolves national numbers.
-pub fn extract(text: &str, source: Source, region: Option<phonenumber::country::Id>) -> Vec<Item> {
+/// Every item in `text`, with character spans. `ctx.region` (e.g. the sender's) resolves
+/// national numbers; the received time and zone resolve relative dates. A `Source::Vcard`
+/// text is read as a body: vCards go through `extract_vcard`.
+pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
+    let region = ctx.region;
     let mut items = Vec::new();
     items.extend(typed_phones(text, region));
     items.extend(links(text));
@@ -35,11 +40,47 @@ pub fn extract(text: &str, source: Source, region: Option<phonenumber::country::
     if source == Source::Transcript {
         items.extend(spoken_phones(text, region));
         items.extend(spoken_addresses(text));
+        items.extend(spoken_tags(text));
+    }
+    items.extend(datetime::dates(text, source, ctx));
+    items.extend(names::names(text, source));
+    items.extend(places::places(text, source));
+    // Words already read as a phone number are not a time ("nine oh one two ..."), and words
+    // inside an email or URL are not a name ("Jenny.Wu@...").
+    let claimed: Vec<(ItemKind, (usize, usize))> = items
+        .iter()
+        .filter(|i| matches!(i.kind, ItemKind::Phone | ItemKind::Email | ItemKind::Url))
+        .map(|i| (i.kind, i.span))
+        .collect();
+    let overlaps = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
+    items.retain(|i| {
+        !claimed.iter().any(|(k, span)| {
+            overlaps(i.span, *span)
+                && match i.kind {
+                    ItemKind::DateTime => *k == ItemKind::Phone,
+                    ItemKind::Contact | ItemKind::Place => {
+                        matches!(k, ItemKind::Email | ItemKind::Url)
+                    }
+                    _ => false,
+                }
+        })
+    });
+    for i in &mut items {
+        i.source = source;
     }
     // One item per kind and normalized value; the first occurrence keeps its span.
+    items.sort_by_key(|i| i.span.0);
     let mut seen = std::collections::HashSet::new();
     items.retain(|i| seen.insert((i.kind, i.normalized.clone())));
-    items.sort_by_key(|i| i.span.0);
+    // Extractors work in bytes; items carry character spans.
+    for i in &mut items {
+        i.span = char_span(text, i.span);
+    }
+    tracing::debug!(
+        count = items.len(),
+        source = source.as_str(),
+        "extracted items"
+    );
     items
 }
 
@@ -48,7 +89,7 @@ fn phone_candidates() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"\+?\(?\d[\d\s().-]{5,}\d").expect("static regex"))
 }
 
-fn e164(digits: &str, region: Option<phonenumber::country::Id>) -> Option<String> {
+pub(crate) fn e164(digits: &str, region: Option<phonenumber::country::Id>) -> Option<String> {
     let n = phonenumber::parse(region, digits).ok()?;
     phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
 }
@@ -63,6 +104,7 @@ fn typed_phones(text: &str, region: Option<phonenumber::country::Id>) -> Vec<Ite
                 value: m.as_str().to_owned(),
                 normalized,
                 confidence: 0.95,
+                source: Source::Body,
                 span: (m.start(), m.end()),
             })
         })
@@ -73,13 +115,25 @@ fn spoken_phones(text: &str, region: Option<phonenumber::country::Id>) -> Vec<It
     spoken::digit_runs(text, 7)
         .into_iter()
         .filter_map(|(digits, start, end)| {
-            let normalized = e164(&digits, region)?;
+            // "plus four four ...": an international number.
+            let before = text[..start].trim_end();
+            let plus = before.len().checked_sub(4).and_then(|p| {
+                before
+                    .get(p..)
+                    .filter(|w| w.eq_ignore_ascii_case("plus"))
+                    .map(|_| p)
+            });
+            let (normalized, start) = match plus {
+                Some(p) => (e164(&format!("+{digits}"), region)?, p),
+                None => (e164(&digits, region)?, start),
+            };
             Some(Item {
                 kind: ItemKind::Phone,
                 value: text[start..end].to_owned(),
                 normalized,
                 // Recognizers mishear digits: lower than typed numbers.
                 confidence: 0.75,
+                source: Source::Body,
                 span: (start, end),
             })
         })
@@ -102,13 +156,14 @@ fn links(text: &str) -> Vec<Item> {
                 value: l.as_str().to_owned(),
                 normalized,
                 confidence: 0.95,
+                source: Source::Body,
                 span: (l.start(), l.end()),
             })
         })
         .collect()
 }
 
-fn normalize_url(u: &str) -> String {
+pub(crate) fn normalize_url(u: &str) -> String {
     let trimmed = u.trim_end_matches(['.', ',', ')']);
     let lower_scheme = trimmed
         .strip_prefix("http://")
@@ -128,14 +183,41 @@ fn tags(text: &str) -> Vec<Item> {
         .filter_map(|c| {
             let m = c.get(0)?;
             let tag = c.get(1)?;
+            // "#4471" is an order or ticket number, not a tag.
+            if !tag.as_str().chars().any(char::is_alphabetic) {
+                return None;
+            }
             let start = m.start() + m.as_str().find('#').unwrap_or(0);
             Some(Item {
                 kind: ItemKind::Tag,
                 value: text[start..tag.end()].to_owned(),
                 normalized: tag.as_str().to_lowercase(),
                 confidence: 1.0,
+                source: Source::Body,
                 span: (start, tag.end()),
             })
+        })
+        .collect()
+}
+
+/// "hashtag lead", as a recognizer writes "#lead".
+fn spoken_tags(text: &str) -> Vec<Item> {
+    let toks = spoken::tokens(text);
+    toks.windows(2)
+        .filter(|w| w[0].text.eq_ignore_ascii_case("hashtag"))
+        .filter(|w| {
+            let t = w[1].text;
+            !t.is_empty()
+                && t.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && t.chars().any(char::is_alphabetic)
+        })
+        .map(|w| Item {
+            kind: ItemKind::Tag,
+            value: text[w[0].start..w[1].end].to_owned(),
+            normalized: w[1].text.to_lowercase(),
+            confidence: 0.8,
+            source: Source::Transcript,
+            span: (w[0].start, w[1].end),
         })
         .collect()
 }
@@ -179,12 +261,23 @@ fn spoken_addresses(text: &str) -> Vec<Item> {
         let user = word(i).unwrap_or_default();
         if is_name(&user) && word(i + 1).as_deref() == Some("at") {
             if let Some((domain, j)) = domain_at(i + 2) {
-                let (start, end) = (toks[i].start, toks[j - 1].end);
+                // "jon dot smith at ...": a dotted mailbox name.
+                let mut user = user;
+                let mut first = i;
+                while first >= 2
+                    && word(first - 1).as_deref() == Some("dot")
+                    && word(first - 2).is_some_and(|w| is_name(&w))
+                {
+                    user = format!("{}.{user}", word(first - 2).unwrap_or_default());
+                    first -= 2;
+                }
+                let (start, end) = (toks[first].start, toks[j - 1].end);
                 items.push(Item {
                     kind: ItemKind::Email,
                     value: text[start..end].to_owned(),
                     normalized: format!("{user}@{domain}"),
                     confidence: 0.7,
+                    source: Source::Body,
                     span: (start, end),
                 });
                 i = j;
@@ -204,6 +297,7 @@ fn spoken_addresses(text: &str) -> Vec<Item> {
                 value: text[start..end].to_owned(),
                 normalized: url,
                 confidence: 0.7,
+                source: Source::Body,
                 span: (start, end),
             });
             i = j;
@@ -218,8 +312,13 @@ fn spoken_addresses(text: &str) -> Vec<Item> {
 mod tests {
     use super::*;
 
-    fn us() -> Option<phonenumber::country::Id> {
-        Some(phonenumber::country::Id::US)
+    /// A US sender; Saturday 2026-11-28 10:00 in Los Angeles.
+    fn us() -> Context {
+        Context::new(
+            Some(phonenumber::country::Id::US),
+            1_795_888_800_000_000,
+            chrono_tz::America::Los_Angeles,
+        )
     }
 
     fn find(items: &[Item], kind: ItemKind) -> Vec<String> {
@@ -233,11 +332,14 @@ mod tests {
     #[test]
     fn a_typed_note_yields_its_number_and_tag() {
         let t = "met Dana Reyes at the Oakland expo, her cell is 510-555-0142, follow up next Tuesday 3pm #lead";
-        let items = extract(t, Source::Body, us());
+        let items = extract(t, Source::Body, &us());
         assert_eq!(find(&items, ItemKind::Phone), vec!["+15105550142"]);
         assert_eq!(find(&items, ItemKind::Tag), vec!["lead"]);
         let phone = items.iter().find(|i| i.kind == ItemKind::Phone).unwrap();
-        assert_eq!(&t[phone.span.0..phone.span.1], "510-555-0142");
+        assert_eq!(
+            super::super::item::span_text(t, phone.span).unwrap(),
+            "510-555-0142"
+        );
     }
 
     #[test]
@@ -245,7 +347,7 @@ mod tests {
         let items = extract(
             "call Priya re pricing, Priya@Acme.io, see https://Acme.io/pricing.",
             Source::Body,
-            us(),
+            &us(),
         );
         assert_eq!(find(&items, ItemKind::Email), vec!["priya@acme.io"]);
         assert_eq!(find(&items, ItemKind::Url), vec!["acme.io/pricing"]);
@@ -254,12 +356,16 @@ mod tests {
     #[test]
     fn spoken_number_email_and_url_are_found_in_transcripts() {
         let t = "hi its dana my number is five one zero five five five zero one four two email me at dana at acme dot io or see acme dot io slash pricing";
-        let items = extract(t, Source::Transcript, us());
+        let items = extract(t, Source::Transcript, &us());
         assert_eq!(find(&items, ItemKind::Phone), vec!["+15105550142"]);
         assert_eq!(find(&items, ItemKind::Email), vec!["dana@acme.io"]);
         assert_eq!(find(&items, ItemKind::Url), vec!["acme.io/pricing"]);
         for i in &items {
-            assert_eq!(&t[i.span.0..i.span.1], i.value, "span points at the words");
+            assert_eq!(
+                super::super::item::span_text(t, i.span).unwrap(),
+                i.value,
+                "span points at the words"
+            );
         }
     }
 
@@ -269,14 +375,14 @@ mod tests {
         let items = extract(
             "meet me at five at the dot com party",
             Source::Transcript,
-            us(),
+            &us(),
         );
         assert!(find(&items, ItemKind::Phone).is_empty());
         assert!(find(&items, ItemKind::Email).is_empty());
         let typed = extract(
             "five one zero five five five zero one four two",
             Source::Body,
-            us(),
+            &us(),
         );
         assert!(typed.is_empty(), "typed text is not parsed as speech");
     }
@@ -286,12 +392,205 @@ mod tests {
         let items = extract(
             "order 1234567 ships; call 510-555-0142 or (510) 555-0142",
             Source::Body,
-            us(),
+            &us(),
         );
         assert_eq!(
             find(&items, ItemKind::Phone),
             vec!["+15105550142"],
             "{items:?}"
         );
+    }
+
+    #[test]
+    fn spoken_hashtags_plus_numbers_and_dotted_mailboxes() {
+        let t = "my name is kenji and my cell is plus eight one nine oh one two three four five six seven eight email jon dot smith at gmail dot com hashtag lead";
+        let items = extract(t, Source::Transcript, &us());
+        assert_eq!(find(&items, ItemKind::Phone), vec!["+819012345678"]);
+        assert_eq!(find(&items, ItemKind::Email), vec!["jon.smith@gmail.com"]);
+        assert_eq!(find(&items, ItemKind::Tag), vec!["lead"]);
+        // The digits of the phone number are not read as "nine oh one" = 9:01.
+        assert!(find(&items, ItemKind::DateTime).is_empty(), "{items:?}");
+        for i in &items {
+            assert_eq!(
+                super::super::item::span_text(t, i.span).unwrap(),
+                i.value,
+                "span points at the words"
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_tags_and_names_inside_addresses_are_not_items() {
+        let items = extract(
+            "Order #4471 for #acme, my email Jenny.Wu@Brightside.io",
+            Source::Body,
+            &us(),
+        );
+        assert_eq!(find(&items, ItemKind::Tag), vec!["acme"]);
+        assert!(find(&items, ItemKind::Contact).is_empty(), "{items:?}");
+        let site = extract(
+            "see our site at acme dot io slash pricing",
+            Source::Transcript,
+            &us(),
+        );
+        assert!(find(&site, ItemKind::Email).is_empty(), "{site:?}");
+        assert_eq!(find(&site, ItemKind::Url), vec!["acme.io/pricing"]);
+    }
+
+    #[test]
+    fn the_issue_example_yields_every_kind_with_character_spans() {
+        let t = "Zoë: met Dana Reyes at the Oakland expo, her cell is 510-555-0142, follow up next Tuesday 3pm #lead";
+        let items = extract(t, Source::Body, &us());
+        let got: Vec<(&str, &str)> = items
+            .iter()
+            .map(|i| (i.kind.as_str(), i.normalized.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("contact", "Dana Reyes"),
+                ("place", "Oakland Expo"),
+                ("phone", "+15105550142"),
+                ("datetime", "2026-12-01T15:00:00-08:00"),
+                ("tag", "lead"),
+            ]
+        );
+        // "Zoë" has a two-byte letter: character spans differ from byte spans after it.
+        let contact = &items[0];
+        assert_eq!(contact.span, (9, 19));
+        assert_eq!(
+            super::super::item::span_text(t, contact.span),
+            Some("Dana Reyes")
+        );
+        assert!(items.iter().all(|i| i.source == Source::Body));
+    }
+
+    #[test]
+    fn arbitrary_unicode_never_panics_and_spans_stay_in_range() {
+        let samples = [
+            "",
+            "#",
+            "# #",
+            "@@@",
+            "👋👋 at 5 👋",
+            "met Ｄａｎａ at the 東京 expo ☎ ５１０-５５５-０１４２",
+            "\u{202e}call 510-555-0142\u{202c}",
+            "İİİ at İstanbul İstanbul tomorrow",
+            "e\u{301}\u{301}\u{301} hashtag",
+            "plus",
+            "plus plus one",
+            "dot at dot dot at",
+            "ﷺ ﷽ 𒀱 at noon #𝔱𝔞𝔤",
+            "\0\t\r\n met\tDana\r\nReyes",
+        ];
+        for t in samples {
+            for s in [Source::Body, Source::Transcript] {
+                for i in extract(t, s, &us()) {
+                    let n = t.chars().count();
+                    assert!(i.span.0 <= i.span.1 && i.span.1 <= n, "{t:?}: {i:?}");
+                    assert_eq!(
+                        super::super::item::span_text(t, i.span),
+                        Some(i.value.as_str()),
+                        "{t:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_mixes_of_tricky_fragments_never_panic() {
+        // A fixed-seed generator: the same strings every run, so a failure reproduces.
+        const PARTS: &[&str] = &[
+            "at",
+            "the",
+            "next",
+            "tue",
+            "3pm",
+            "12/5",
+            "2026-06-03",
+            "half",
+            "past",
+            "four",
+            "plus",
+            "one",
+            "oh",
+            "double",
+            "five",
+            "dot",
+            "com",
+            "io",
+            "slash",
+            "hashtag",
+            "#",
+            "@",
+            "met",
+            "Dana",
+            "Reyes",
+            "my",
+            "name",
+            "is",
+            "Zoë",
+            "👋",
+            "İ",
+            "\u{301}",
+            ",",
+            ".",
+            ":",
+            "510-555-0142",
+            "+44",
+            "1200",
+            "Broadway",
+            "St",
+            "hundred",
+            "in",
+            "2",
+            "weeks",
+            "noon",
+            "tonight",
+            "quarter",
+            "to",
+            "twenty",
+            "first",
+            "o'clock",
+            "a",
+            "m",
+            "BEGIN:VCARD",
+            "\r\n",
+            " ",
+            "\t",
+            "=",
+            ";",
+            "FN",
+            "TEL",
+            "expo",
+        ];
+        let mut seed: u64 = 0x5eed;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..1500 {
+            let n = next() % 12;
+            let mut t = String::new();
+            for _ in 0..n {
+                t.push_str(PARTS[next() % PARTS.len()]);
+                if next() % 3 > 0 {
+                    t.push(' ');
+                }
+            }
+            for s in [Source::Body, Source::Transcript] {
+                for i in extract(&t, s, &us()) {
+                    assert_eq!(
+                        super::super::item::span_text(&t, i.span),
+                        Some(i.value.as_str()),
+                        "{t:?}"
+                    );
+                }
+            }
+            let _ = super::super::vcard::extract_vcard(t.as_bytes(), &us());
+        }
     }
 }
