@@ -89,7 +89,7 @@ async fn jaeger_down_webhooks_still_answer_200_rows_are_projected_and_lost_spans
 async fn redis_down_fails_open_by_default_and_closed_when_configured() {
     let _serial = SERIAL.lock().await;
     let env = TestEnv::new().await;
-    let open = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
+    let open = TestApp::spawn(env.settings.clone(), &[Role::Ingress, Role::Projector]).await;
     let mut closed_settings = env.settings.clone();
     closed_settings.ingress.redis_failure =
         smsflow::ingress::dedupe::RedisFailurePolicy::FailClosed;
@@ -103,6 +103,14 @@ async fn redis_down_fails_open_by_default_and_closed_when_configured() {
             .status(),
         200,
         "fail_open accepts"
+    );
+    // Twilio retries the same message while dedupe cannot see it: both are appended...
+    assert_eq!(
+        post_signed(&client, &open.base_url, &sms_params(1))
+            .await
+            .status(),
+        200,
+        "fail_open accepts the retry too"
     );
     assert_eq!(
         post_signed(&client, &closed.base_url, &sms_params(2))
@@ -124,6 +132,16 @@ async fn redis_down_fails_open_by_default_and_closed_when_configured() {
         "{m}"
     );
     drop(outage);
+    // ...and projected once: one timeline row for the one MessageSid.
+    let topic = env.topic("sms.messages.v1");
+    let appended = read_committed_to_end(&env, &topic).await;
+    assert_eq!(appended.len(), 2, "the duplicate got through dedupe");
+    let group =
+        smsflow::projector::group_id(&env.settings, smsflow::projector::MESSAGES_PROJECTION);
+    wait_for_zero_lag(&env, &group, &topic).await;
+    let cql = env.cql().await;
+    assert_eq!(count_rows(&cql, "message_status").await, 1);
+    assert_eq!(count_rows(&cql, "messages_by_user").await, 1);
     open.stop().await;
     closed.stop().await;
 }

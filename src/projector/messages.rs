@@ -19,6 +19,7 @@ pub struct MessagesProjection {
     session: Arc<Session>,
     insert_message: PreparedStatement,
     upsert_status: PreparedStatement,
+    select_received: PreparedStatement,
 }
 
 impl MessagesProjection {
@@ -39,18 +40,41 @@ impl MessagesProjection {
             )
             .await
             .map_err(StoreError::prepare("upsert message_status"))?;
+        let select_received = session
+            .prepare(format!(
+                "SELECT received_at FROM {keyspace}.message_status WHERE message_sid = ?"
+            ))
+            .await
+            .map_err(StoreError::prepare("select message_status"))?;
         Ok(MessagesProjection {
             session,
             insert_message,
             upsert_status,
+            select_received,
         })
     }
 
     /// Write one event's rows; safe to repeat.
+    ///
+    /// A second delivery of one MessageSid (appended while Redis was down, so dedupe could
+    /// not stop it) has its own `received_at`, which is part of the timeline's key. It is
+    /// written under the first delivery's `received_at`, read back from `message_status`,
+    /// so it lands on the same row: one message, one row, in any replay.
     pub async fn apply(&self, ev: &MessageReceived, pos: &Position) -> Result<(), StoreError> {
         let ts = pos.write_timestamp();
         let owner = ev.partition_key();
-        let received = CqlTimestamp(ev.received_at.div_euclid(1000));
+        let first_seen = self
+            .session
+            .execute_unpaged(&self.select_received, (ev.message_sid.as_str(),))
+            .instrument(cql_span("SELECT", "message_status"))
+            .await
+            .map_err(StoreError::execute("select message_status"))?
+            .into_rows_result()
+            .map_err(StoreError::rows("select message_status"))?
+            .maybe_first_row::<(Option<CqlTimestamp>,)>()
+            .map_err(StoreError::rows("select message_status"))?
+            .and_then(|(t,)| t);
+        let received = first_seen.unwrap_or(CqlTimestamp(ev.received_at.div_euclid(1000)));
         let media: Vec<(&str, &str)> = ev
             .media
             .iter()
@@ -163,6 +187,10 @@ impl super::Projection for MessagesProjection {
     }
 
     fn message_sid<'a>(&self, event: &'a MessageReceived) -> Option<&'a str> {
+        Some(&event.message_sid)
+    }
+
+    fn duplicate_key<'a>(&self, event: &'a MessageReceived) -> Option<&'a str> {
         Some(&event.message_sid)
     }
 

@@ -72,6 +72,12 @@ pub trait Projection: Send + Sync + 'static {
         pos: &Position,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Events with the same key in one batch are duplicates: only the first (lowest
+    /// position) is applied. Cross-batch duplicates are the projection's own business.
+    fn duplicate_key<'a>(&self, _event: &'a Self::Event) -> Option<&'a str> {
+        None
+    }
+
     /// Called once a batch is written, before its checkpoint (latency metrics).
     fn applied(&self, _events: &[&Self::Event]) {}
 }

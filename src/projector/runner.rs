@@ -308,6 +308,12 @@ async fn try_apply_batch<P: Projection>(
         }
     }
 
+    // Duplicates within the batch would race each other's reads; keep the first of each.
+    let mut seen = std::collections::HashSet::new();
+    todo.retain(|(_, ev, _)| match ctx.projection.duplicate_key(ev) {
+        Some(k) => seen.insert(k.to_owned()),
+        None => true,
+    });
     let writes: Vec<_> = todo
         .iter()
         .map(|(pos, ev, parent)| {
