@@ -13,6 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::api::admin::AdminState;
 use crate::api::auth::Authenticator;
 use crate::api::health::{self, DependencyError};
+use crate::api::items::ItemsApi;
 use crate::api::phones::PhonesApi;
 use crate::api::{self, Dependencies};
 use crate::config::{ConfigError, Settings};
@@ -20,6 +21,7 @@ use crate::ingress::{self, IngressState};
 use crate::kafka::runner;
 use crate::kafka::{EventProducer, ProduceError};
 use crate::phones::{PhoneDirectory, PhoneRegistry};
+use crate::stages::enrich::stage::EnrichStage;
 use crate::stages::media::MediaStage;
 use crate::stages::transcribe::TranscribeStage;
 use crate::{http, projector};
@@ -42,6 +44,7 @@ impl Role {
         Role::Ingress,
         Role::Media,
         Role::Transcribe,
+        Role::Enrich,
         Role::Projector,
         Role::Api,
     ];
@@ -51,7 +54,7 @@ impl Role {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(
-        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, projector, api"
+        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, enrich, projector, api"
     )]
     RoleUnavailable(Role),
     #[error(transparent)]
@@ -183,7 +186,16 @@ impl Application {
                     PhonesApi::new(registry.clone(), session.clone(), &settings.cql.keyspace)
                         .await
                         .map_err(|e| AppError::Stage(e.to_string()))?;
-                router = router.merge(api::phones::router(Arc::new(phones), authenticator));
+                router = router.merge(api::phones::router(Arc::new(phones), authenticator.clone()));
+                let items = ItemsApi::new(
+                    session.clone(),
+                    &settings.cql.keyspace,
+                    producer.clone(),
+                    settings.topic(crate::topics::REVIEWS),
+                )
+                .await
+                .map_err(|e| AppError::Stage(e.to_string()))?;
+                router = router.merge(api::items::router(Arc::new(items), authenticator));
             }
             let flush_on_exit = producer;
             let token = shutdown.clone();
@@ -232,6 +244,16 @@ impl Application {
             let (store, _) = crate::stages::media::store::open(&settings.media.store_url)
                 .map_err(|e| AppError::Stage(e.to_string()))?;
             let stage = TranscribeStage::new(&settings.transcribe, store)
+                .map_err(|e| AppError::Stage(e.to_string()))?;
+            let token = shutdown.clone();
+            let s = settings.clone();
+            tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
+        }
+
+        if roles.contains(&Role::Enrich) {
+            let (store, _) = crate::stages::media::store::open(&settings.media.store_url)
+                .map_err(|e| AppError::Stage(e.to_string()))?;
+            let stage = EnrichStage::new(&settings.enrich, store)
                 .map_err(|e| AppError::Stage(e.to_string()))?;
             let token = shutdown.clone();
             let s = settings.clone();

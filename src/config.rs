@@ -26,6 +26,7 @@ pub struct Settings {
     pub stages: StageSettings,
     pub media: crate::stages::media::MediaSettings,
     pub transcribe: crate::stages::transcribe::TranscribeSettings,
+    pub enrich: crate::stages::enrich::stage::EnrichSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -264,6 +265,7 @@ impl Default for Settings {
             },
             media: crate::stages::media::MediaSettings::default(),
             transcribe: crate::stages::transcribe::TranscribeSettings::default(),
+            enrich: crate::stages::enrich::stage::EnrichSettings::default(),
             stages: StageSettings {
                 instance_id: None,
                 batch_max: 500,

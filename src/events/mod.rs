@@ -2,6 +2,7 @@
 
 mod codec;
 mod dead_letter;
+mod enrichment;
 mod media;
 mod message_received;
 mod outbound;
@@ -11,6 +12,7 @@ mod sender_rejected;
 
 pub use codec::{decode, decode_with_reader, encode, CodecError};
 pub use dead_letter::{DeadLetter, DeadLetterHeader};
+pub use enrichment::{ItemReviewed, ItemsProposed, PartEnriched, ProposedItem};
 pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
 pub use outbound::OutboundRequested;

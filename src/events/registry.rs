@@ -56,6 +56,18 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         "OptOutChanged.avsc",
         include_str!("../../schemas/OptOutChanged.avsc"),
     ),
+    (
+        "ItemsProposed.avsc",
+        include_str!("../../schemas/ItemsProposed.avsc"),
+    ),
+    (
+        "PartEnriched.avsc",
+        include_str!("../../schemas/PartEnriched.avsc"),
+    ),
+    (
+        "ItemReviewed.avsc",
+        include_str!("../../schemas/ItemReviewed.avsc"),
+    ),
 ];
 
 /// Known writer schemas.

@@ -5,6 +5,7 @@
 //! one can be replayed (`smsflow replay --projection NAME`) without touching the others.
 
 mod checkpoint;
+pub mod items;
 mod messages;
 mod phones;
 pub mod position;
@@ -19,6 +20,7 @@ use crate::events::CodecError;
 use crate::store::{self, StoreError};
 
 pub use checkpoint::Checkpoints;
+pub use items::ItemsProjection;
 pub use messages::MessagesProjection;
 pub use phones::PhonesProjection;
 use position::Position;
@@ -27,8 +29,10 @@ use position::Position;
 pub const MESSAGES_PROJECTION: &str = "messages";
 /// Name of the phone registry read models in `projection_offsets`.
 pub const PHONES_PROJECTION: &str = "phones";
+/// Name of the item read models in `projection_offsets`.
+pub const ITEMS_PROJECTION: &str = "items";
 /// Every projection `replay` accepts.
-pub const PROJECTIONS: &[&str] = &[MESSAGES_PROJECTION, PHONES_PROJECTION];
+pub const PROJECTIONS: &[&str] = &[MESSAGES_PROJECTION, PHONES_PROJECTION, ITEMS_PROJECTION];
 
 /// Why the projector stopped.
 #[derive(Debug, thiserror::Error)]
@@ -95,26 +99,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let keyspace = settings.cql.keyspace.as_str();
     let messages = MessagesProjection::new(session.clone(), keyspace).await?;
     let phones = PhonesProjection::new(session.clone(), keyspace).await?;
-    let (a, b) = tokio::join!(
-        runner::run(
-            &settings,
-            session.clone(),
-            messages,
-            &shutdown,
-            runner::From::Checkpoint
-        ),
-        runner::run(
-            &settings,
-            session.clone(),
-            phones,
-            &shutdown,
-            runner::From::Checkpoint
-        ),
+    let items = ItemsProjection::new(session.clone(), keyspace).await?;
+    let live = runner::From::Checkpoint;
+    let (a, b, c) = tokio::join!(
+        runner::run(&settings, session.clone(), messages, &shutdown, live),
+        runner::run(&settings, session.clone(), phones, &shutdown, live),
+        runner::run(&settings, session.clone(), items, &shutdown, live),
     );
-    if a.is_err() || b.is_err() {
+    if a.is_err() || b.is_err() || c.is_err() {
         shutdown.cancel();
     }
-    a.and(b).map(|_| ())
+    a.and(b).and(c).map(|_| ())
 }
 
 /// Re-apply one projection from offset 0 up to the end offsets seen at the start, then
@@ -133,6 +128,10 @@ pub async fn replay(settings: &Settings, name: &str) -> Result<u64, ProjectorErr
         }
         PHONES_PROJECTION => {
             let p = PhonesProjection::new(session.clone(), keyspace).await?;
+            runner::run(settings, session, p, &shutdown, runner::From::Beginning).await
+        }
+        ITEMS_PROJECTION => {
+            let p = ItemsProjection::new(session.clone(), keyspace).await?;
             runner::run(settings, session, p, &shutdown, runner::From::Beginning).await
         }
         other => Err(ProjectorError::UnknownProjection(other.to_owned())),

@@ -142,9 +142,19 @@ pub async fn run<P: Projection>(
 
     let mut applied_total = 0u64;
     let mut batches = consumer.stream().ready_chunks(settings.projector.batch_max);
+    // A replay also checks its progress on a timer: transactional topics end in commit
+    // markers, which are never delivered as records, so no record marks the end.
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = tick.tick(), if from == From::Beginning => {
+                if caught_up(&consumer, &mut remaining) {
+                    tracing::info!(projection = P::NAME, events = applied_total, "replay reached the end offsets");
+                    return Ok(Some(applied_total));
+                }
+                continue;
+            }
             b = batches.next() => match b { Some(b) => b, None => break },
         };
         forget_revoked(&consumer, &mut checkpoints);
@@ -187,7 +197,7 @@ pub async fn run<P: Projection>(
                     remaining.remove(&key);
                 }
             }
-            if remaining.is_empty() {
+            if caught_up(&consumer, &mut remaining) {
                 tracing::info!(
                     projection = P::NAME,
                     events = applied_total,
@@ -203,6 +213,27 @@ pub async fn run<P: Projection>(
         "projection stopping: last batch checkpointed"
     );
     Ok(None)
+}
+
+/// Drop the partitions whose position reached the end offset taken at the start; true when
+/// none is left.
+fn caught_up(
+    consumer: &StreamConsumer<ProjectorContext>,
+    remaining: &mut BTreeMap<(String, i32), i64>,
+) -> bool {
+    if let Ok(position) = consumer.position() {
+        for e in position.elements() {
+            let key = (e.topic().to_owned(), e.partition());
+            let reached = match (remaining.get(&key), e.offset()) {
+                (Some(high), Offset::Offset(at)) => at >= *high,
+                _ => false,
+            };
+            if reached {
+                remaining.remove(&key);
+            }
+        }
+    }
+    remaining.is_empty()
 }
 
 struct BatchContext<'a, P> {

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
@@ -25,8 +25,8 @@ use super::extract::{e164, normalize_url};
 use super::item::{Item, ItemKind, Source};
 
 /// LLM extractor settings, e.g. from the `[enrich.llm]` config section.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(default)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// Off unless set: the rule extractors work alone.
     pub enabled: bool,
@@ -37,6 +37,7 @@ pub struct LlmConfig {
     /// Environment variable holding the API key (read when the client is built).
     pub api_key_env: Option<String>,
     /// The API key itself; wins over `api_key_env`. Local servers may need none.
+    #[serde(skip_serializing)]
     pub api_key: Option<String>,
     /// Whole-request timeout in milliseconds.
     pub timeout_ms: u64,

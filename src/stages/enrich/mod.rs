@@ -1,6 +1,6 @@
 //! The enrich stage's extractors: plain functions from text to items, unit-tested on typed
 //! messages and on speech-recognizer transcripts (lowercase, no punctuation, numbers as words).
-//! The Kafka stage around them arrives with the enrichment issue.
+//! [`stage`] is the Kafka stage around them.
 //!
 //! Entry points: [`extract()`] for a body or transcript, [`extract_vcard`] for a vCard
 //! attachment (see [`is_vcard_content_type`]), and the optional, off-by-default
@@ -23,6 +23,7 @@ pub mod llm;
 pub mod names;
 pub mod places;
 pub mod spoken;
+pub mod stage;
 pub mod vcard;
 
 pub use context::Context;

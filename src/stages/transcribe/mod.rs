@@ -315,7 +315,7 @@ fn audio_media(input: &Input) -> Result<Option<MediaStored>, StageError> {
 }
 
 /// `audio/*`, ignoring case and parameters.
-fn is_audio(content_type: &str) -> bool {
+pub(crate) fn is_audio(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     essence.len() > "audio/".len() && essence[.."audio/".len()].eq_ignore_ascii_case("audio/")
 }
@@ -375,7 +375,7 @@ fn require_program(
 }
 
 /// The same input always yields the same event id, so a replay is recognisable downstream.
-fn derived_event_id(kind: &str, source_event_id: &str) -> String {
+pub(crate) fn derived_event_id(kind: &str, source_event_id: &str) -> String {
     let digest = Sha256::digest(format!("smsflow/transcribe/{kind}/{source_event_id}"));
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);

@@ -1,0 +1,441 @@
+//! The query API over the item read models: the pending, approved and rejected lists, one
+//! item, one message's progress and items, and reviews (appended as `ItemReviewed`; the API
+//! never writes a read model).
+//!
+//! A user sees only their own data. Someone else's item or message answers 404, exactly as
+//! a missing one does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::auth::{self, Authenticator, Caller};
+use super::error::ApiError;
+use super::phones::rfc3339_millis;
+use crate::events::ItemReviewed;
+use crate::kafka::EventProducer;
+use crate::projector::items::{bucket_of, previous_bucket, STATUSES};
+use crate::store::StoreError;
+
+/// How many month buckets a list walks back before it stops looking.
+const MAX_BUCKETS: usize = 36;
+/// The largest page.
+const MAX_LIMIT: usize = 200;
+/// How long `?wait=true` waits for the projector.
+const REVIEW_WAIT: Duration = Duration::from_secs(10);
+
+/// What the item routes share.
+pub struct ItemsApi {
+    session: Arc<Session>,
+    producer: EventProducer,
+    reviews_topic: String,
+    list: PreparedStatement,
+    list_from: PreparedStatement,
+    item: PreparedStatement,
+    status: PreparedStatement,
+    parts: PreparedStatement,
+    by_message: PreparedStatement,
+}
+
+type ItemRow = (
+    Option<String>,       // user_id
+    Option<String>,       // message_sid
+    Option<String>,       // part
+    Option<String>,       // kind
+    Option<String>,       // value
+    Option<String>,       // normalized
+    Option<f32>,          // confidence
+    Option<String>,       // source
+    Option<i32>,          // span_start
+    Option<i32>,          // span_end
+    Option<String>,       // status
+    Option<CqlTimestamp>, // created_at
+    Option<CqlTimestamp>, // reviewed_at
+);
+
+type ListRow = (
+    CqlTimestamp,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f32>,
+);
+
+impl ItemsApi {
+    /// Prepare the reads.
+    pub async fn new(
+        session: Arc<Session>,
+        keyspace: &str,
+        producer: EventProducer,
+        reviews_topic: String,
+    ) -> Result<ItemsApi, StoreError> {
+        let ks = keyspace;
+        let prepare = |cql: String| {
+            let session = session.clone();
+            async move {
+                session
+                    .prepare(cql)
+                    .await
+                    .map_err(StoreError::prepare("items API"))
+            }
+        };
+        let cols = "created_at, item_id, message_sid, kind, value, normalized, confidence";
+        Ok(ItemsApi {
+            list: prepare(format!(
+                "SELECT {cols} FROM {ks}.items_by_user_status WHERE user_id = ? AND status = ? AND bucket = ? LIMIT ?"
+            ))
+            .await?,
+            list_from: prepare(format!(
+                "SELECT {cols} FROM {ks}.items_by_user_status WHERE user_id = ? AND status = ? AND bucket = ? AND created_at <= ? LIMIT ?"
+            ))
+            .await?,
+            item: prepare(format!(
+                "SELECT user_id, message_sid, part, kind, value, normalized, confidence, source, span_start, span_end, status, created_at, reviewed_at FROM {ks}.items WHERE item_id = ?"
+            ))
+            .await?,
+            status: prepare(format!(
+                "SELECT user_id, received_at, parts_expected, parts_done, stage_at FROM {ks}.message_status WHERE message_sid = ?"
+            ))
+            .await?,
+            parts: prepare(format!(
+                "SELECT part, outcome, item_count, text FROM {ks}.message_parts WHERE message_sid = ?"
+            ))
+            .await?,
+            by_message: prepare(format!(
+                "SELECT item_id FROM {ks}.items_by_message WHERE message_sid = ?"
+            ))
+            .await?,
+            session,
+            producer,
+            reviews_topic,
+        })
+    }
+
+    async fn item(&self, id: &str) -> Result<Option<ItemRow>, ApiError> {
+        self.session
+            .execute_unpaged(&self.item, (id,))
+            .await
+            .map_err(read_error)?
+            .into_rows_result()
+            .map_err(read_error)?
+            .maybe_first_row::<ItemRow>()
+            .map_err(read_error)
+    }
+}
+
+fn read_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable(format!("cannot read the read model: {e}"))
+}
+
+/// The routes, behind bearer authentication.
+pub fn router(api: Arc<ItemsApi>, auth: Arc<Authenticator>) -> Router {
+    Router::new()
+        .route("/v1/items", get(list))
+        .route("/v1/items/{id}", get(one))
+        .route("/v1/items/{id}/review", post(review))
+        .route("/v1/messages/{sid}", get(message))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require_user))
+        .with_state(api)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+    page_token: Option<String>,
+}
+
+/// Where the next page starts: strictly after this row, in list order.
+#[derive(Serialize, Deserialize)]
+struct PageToken {
+    b: i32,
+    t: i64,
+    i: String,
+}
+
+fn item_json(id: &str, r: &ItemRow) -> Value {
+    json!({
+        "id": id,
+        "message_sid": r.1,
+        "part": r.2,
+        "kind": r.3,
+        "value": r.4,
+        "normalized": r.5,
+        "confidence": r.6,
+        "source": r.7,
+        "span": [r.8, r.9],
+        "status": r.10,
+        "created_at": r.11.and_then(|t| rfc3339_millis(t.0)),
+        "reviewed_at": r.12.and_then(|t| rfc3339_millis(t.0)),
+    })
+}
+
+async fn list(
+    State(api): State<Arc<ItemsApi>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = q.status.as_deref().unwrap_or("pending");
+    if !STATUSES.contains(&status) {
+        return Err(ApiError::invalid(
+            "status must be pending, approved or rejected",
+        ));
+    }
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let after: Option<PageToken> = match &q.page_token {
+        None => None,
+        Some(t) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| ApiError::invalid("page_token is not one this API issued"))?,
+        ),
+    };
+    let mut bucket = after
+        .as_ref()
+        .map_or_else(|| bucket_of(crate::clock::now_micros()), |a| a.b);
+    let mut out: Vec<Value> = Vec::with_capacity(limit);
+    let mut last: Option<PageToken> = None;
+    let mut more = false;
+    for _ in 0..MAX_BUCKETS {
+        let want = (limit - out.len() + 1) as i32;
+        let result = match after.as_ref().filter(|a| a.b == bucket) {
+            Some(a) => {
+                api.session
+                    .execute_unpaged(
+                        &api.list_from,
+                        (
+                            &caller.user_id,
+                            status,
+                            bucket,
+                            CqlTimestamp(a.t),
+                            want + 64,
+                        ),
+                    )
+                    .await
+            }
+            None => {
+                api.session
+                    .execute_unpaged(&api.list, (&caller.user_id, status, bucket, want))
+                    .await
+            }
+        };
+        let rows: Vec<ListRow> = result
+            .map_err(read_error)?
+            .into_rows_result()
+            .map_err(read_error)?
+            .rows::<ListRow>()
+            .map_err(read_error)?
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
+        for (created, id, sid, kind, value, normalized, confidence) in rows {
+            // Within one millisecond, rows sort by id: skip up to and including the token's.
+            if let Some(a) = after.as_ref().filter(|a| a.b == bucket) {
+                if created.0 == a.t && id <= a.i {
+                    continue;
+                }
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            last = Some(PageToken {
+                b: bucket,
+                t: created.0,
+                i: id.clone(),
+            });
+            out.push(json!({
+                "id": id,
+                "message_sid": sid,
+                "kind": kind,
+                "value": value,
+                "normalized": normalized,
+                "confidence": confidence,
+                "status": status,
+                "created_at": rfc3339_millis(created.0),
+            }));
+        }
+        if more {
+            break;
+        }
+        bucket = previous_bucket(bucket);
+    }
+    let next = if more {
+        last.and_then(|l| serde_json::to_vec(&l).ok())
+            .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    } else {
+        None
+    };
+    Ok(Json(json!({"items": out, "next_page_token": next})))
+}
+
+async fn one(
+    State(api): State<Arc<ItemsApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match api.item(&id).await? {
+        Some(r) if r.0.as_deref() == Some(caller.user_id.as_str()) => Ok(Json(item_json(&id, &r))),
+        _ => Err(ApiError::not_found("item")),
+    }
+}
+
+type StatusRow = (
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<i32>,
+    Option<Vec<String>>,
+    Option<HashMap<String, CqlTimestamp>>,
+);
+
+async fn message(
+    State(api): State<Arc<ItemsApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(sid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let status = api
+        .session
+        .execute_unpaged(&api.status, (&sid,))
+        .await
+        .map_err(read_error)?
+        .into_rows_result()
+        .map_err(read_error)?
+        .maybe_first_row::<StatusRow>()
+        .map_err(read_error)?;
+    let Some((Some(owner), received, expected, done, stages)) = status else {
+        return Err(ApiError::not_found("message"));
+    };
+    if owner != caller.user_id {
+        return Err(ApiError::not_found("message"));
+    }
+    let done = done.unwrap_or_default();
+    let expected = expected.unwrap_or(1);
+    let parts: Vec<(String, Option<String>, Option<i32>, Option<String>)> = api
+        .session
+        .execute_unpaged(&api.parts, (&sid,))
+        .await
+        .map_err(read_error)?
+        .into_rows_result()
+        .map_err(read_error)?
+        .rows()
+        .map_err(read_error)?
+        .collect::<Result<_, _>>()
+        .map_err(read_error)?;
+    let ids: Vec<(String,)> = api
+        .session
+        .execute_unpaged(&api.by_message, (&sid,))
+        .await
+        .map_err(read_error)?
+        .into_rows_result()
+        .map_err(read_error)?
+        .rows()
+        .map_err(read_error)?
+        .collect::<Result<_, _>>()
+        .map_err(read_error)?;
+    let mut items = Vec::with_capacity(ids.len());
+    for (id,) in ids.iter().take(500) {
+        if let Some(r) = api.item(id).await? {
+            items.push(item_json(id, &r));
+        }
+    }
+    let stage_at: BTreeMap<String, Option<String>> = stages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, rfc3339_millis(v.0)))
+        .collect();
+    Ok(Json(json!({
+        "message_sid": sid,
+        "received_at": received.and_then(|t| rfc3339_millis(t.0)),
+        "parts_expected": expected,
+        "parts_done": done,
+        "done": done.len() as i32 >= expected,
+        "stage_at": stage_at,
+        "parts": parts.into_iter().map(|(part, outcome, count, text)| json!({
+            "part": part, "outcome": outcome, "item_count": count, "transcript": text,
+        })).collect::<Vec<_>>(),
+        "items": items,
+    })))
+}
+
+#[derive(Deserialize)]
+struct ReviewBody {
+    decision: String,
+}
+
+#[derive(Deserialize)]
+struct ReviewQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn review(
+    State(api): State<Arc<ItemsApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<ReviewQuery>,
+    body: Result<Json<ReviewBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let status = match body.decision.as_str() {
+        "approve" => "approved",
+        "reject" => "rejected",
+        _ => return Err(ApiError::invalid("decision must be approve or reject")),
+    };
+    let row = match api.item(&id).await? {
+        Some(r) if r.0.as_deref() == Some(caller.user_id.as_str()) => r,
+        _ => return Err(ApiError::not_found("item")),
+    };
+    let event = ItemReviewed {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        item_id: id.clone(),
+        user_id: caller.user_id.clone(),
+        decision: body.decision.clone(),
+        reviewed_at: crate::clock::now_micros(),
+        message_sid: row.1.clone().unwrap_or_default(),
+        item_created_at: row.11.map_or(0, |t| t.0.saturating_mul(1000)),
+        kind: row.3.clone().unwrap_or_default(),
+        value: row.4.clone().unwrap_or_default(),
+        normalized: row.5.clone().unwrap_or_default(),
+    };
+    api.producer
+        .send(&api.reviews_topic, &caller.user_id, &event)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the review was not stored: {e}")))?;
+    let mut applied = false;
+    if q.wait {
+        // Read-your-writes, bounded: poll the item until the projector shows the decision.
+        let deadline = tokio::time::Instant::now() + REVIEW_WAIT;
+        let mut pause = Duration::from_millis(10);
+        while tokio::time::Instant::now() < deadline {
+            if let Some(r) = api.item(&id).await? {
+                let reviewed_us = r.12.map_or(0, |t| t.0.saturating_mul(1000));
+                if r.10.as_deref() == Some(status) && reviewed_us >= event.reviewed_at / 1000 * 1000
+                {
+                    applied = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"event_id": event.event_id, "applied": applied})),
+    ))
+}

@@ -1,0 +1,254 @@
+//! Enrichment end to end against the real stack: a signed SMS from a verified sender becomes
+//! pending items visible through `GET /v1/items`; a review moves one to approved (read your
+//! writes with `?wait=true`); another user sees and reviews nothing; and replaying the items
+//! projection from offset 0 into emptied tables gives the identical API output.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use smsflow::app::Role;
+use smsflow::ingress::SenderPolicy;
+
+async fn get(http: &reqwest::Client, url: String, token: &str) -> (u16, Value) {
+    let r = http.get(url).bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_rebuilds_the_same_view(
+) {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings.clone();
+    settings.ingress.sender_policy = SenderPolicy::Registered;
+    let mut patient = settings.clone();
+    patient.kafka.produce_deadline = Duration::from_secs(14);
+    let (phone, _) = smsflow::phones::ops::link(&patient, "+15105550177", "dana-user", true, false)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(
+        settings.clone(),
+        &[Role::Ingress, Role::Enrich, Role::Projector, Role::Api],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let me = jwt("dana-user", false);
+    let other = jwt("someone-else", false);
+    let cql = env.cql().await;
+    wait_for(
+        "the sender to be projected",
+        Duration::from_secs(60),
+        || {
+            let (cql, phone) = (cql.clone(), phone.clone());
+            async move {
+                let rows = cql
+                    .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (phone,))
+                    .await
+                    .ok()?
+                    .into_rows_result()
+                    .ok()?;
+                let (v,): (Option<bool>,) = rows.maybe_first_row().ok()??;
+                (v == Some(true)).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let mut params = sms_params(1);
+    let body = "met Dana Reyes at the Oakland expo, her cell is 510-555-0142, follow up next Tuesday 3pm #lead";
+    for (k, v) in params.iter_mut() {
+        match k.as_str() {
+            "From" => *v = phone.clone(),
+            "Body" => *v = body.into(),
+            _ => {}
+        }
+    }
+    let sid = as_map(&params)["MessageSid"].clone();
+    let mut status = 503;
+    for _ in 0..5 {
+        status = post_signed(&http, &app.base_url, &params)
+            .await
+            .status()
+            .as_u16();
+        if status != 503 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
+
+    // The pending items appear through the API.
+    let pending = wait_for("the pending items", Duration::from_secs(60), || {
+        let (http, url, me) = (http.clone(), app.base_url.clone(), me.clone());
+        async move {
+            let (s, v) = get(&http, format!("{url}/v1/items?status=pending"), &me).await;
+            let items = v["items"].as_array()?.clone();
+            (s == 200 && items.len() >= 4).then_some(items)
+        }
+    })
+    .await;
+    let find = |kind: &str| {
+        pending
+            .iter()
+            .find(|i| i["kind"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} item in {pending:?}"))
+            .clone()
+    };
+    assert_eq!(find("phone")["normalized"], "+15105550142");
+    assert_eq!(find("tag")["normalized"], "lead");
+    assert_eq!(find("contact")["normalized"], "Dana Reyes");
+    assert!(find("datetime")["normalized"]
+        .as_str()
+        .unwrap()
+        .contains("T15:00:00"));
+    assert!(pending.iter().all(|i| i["message_sid"] == sid.as_str()));
+
+    // The message's progress: one part, done, with the same items.
+    let (s, msg) = wait_for("the message to be done", Duration::from_secs(60), || {
+        let (http, url, me, sid) = (http.clone(), app.base_url.clone(), me.clone(), sid.clone());
+        async move {
+            let (s, v) = get(&http, format!("{url}/v1/messages/{sid}"), &me).await;
+            (v["done"] == true).then_some((s, v))
+        }
+    })
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(msg["parts_expected"], 1);
+    assert_eq!(msg["items"].as_array().unwrap().len(), pending.len());
+
+    // Someone else: 404 for the item, the message and a review; an empty list.
+    let phone_item = find("phone");
+    let id = phone_item["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get(&http, format!("{}/v1/items/{id}", app.base_url), &other)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        get(&http, format!("{}/v1/messages/{sid}", app.base_url), &other)
+            .await
+            .0,
+        404
+    );
+    let r = http
+        .post(format!("{}/v1/items/{id}/review", app.base_url))
+        .bearer_auth(&other)
+        .json(&serde_json::json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, v) = get(&http, format!("{}/v1/items", app.base_url), &other).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+    // No token at all: 401.
+    let r = http
+        .get(format!("{}/v1/items", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Approve the phone number and wait for the projector: it leaves pending for approved.
+    let r = http
+        .post(format!("{}/v1/items/{id}/review?wait=true", app.base_url))
+        .bearer_auth(&me)
+        .json(&serde_json::json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["applied"], true, "{v}");
+    assert!(v["event_id"].as_str().is_some());
+    let (_, v) = get(
+        &http,
+        format!("{}/v1/items?status=pending", app.base_url),
+        &me,
+    )
+    .await;
+    let still: Vec<&Value> = v["items"].as_array().unwrap().iter().collect();
+    assert_eq!(still.len(), pending.len() - 1);
+    assert!(still.iter().all(|i| i["id"] != id.as_str()));
+    let (_, v) = get(
+        &http,
+        format!("{}/v1/items?status=approved", app.base_url),
+        &me,
+    )
+    .await;
+    let approved = v["items"].as_array().unwrap();
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["id"], id.as_str());
+
+    // Paging: one item per page walks the same pending list.
+    let mut paged = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/items?status=pending&limit=1", app.base_url);
+        if let Some(t) = &token {
+            url.push_str(&format!("&page_token={t}"));
+        }
+        let (_, v) = get(&http, url, &me).await;
+        paged.extend(v["items"].as_array().unwrap().iter().cloned());
+        match v["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= still.len(), "paging must end");
+    }
+    let ids = |l: &[Value]| l.iter().map(|i| i["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&paged),
+        ids(&still.iter().map(|v| (*v).clone()).collect::<Vec<_>>())
+    );
+
+    // Replay: empty the item tables, re-apply from offset 0, compare the API output.
+    let snapshot = |http: reqwest::Client, url: String, me: String, sid: String| async move {
+        let mut out = Vec::new();
+        for status in ["pending", "approved", "rejected"] {
+            out.push(
+                get(&http, format!("{url}/v1/items?status={status}"), &me)
+                    .await
+                    .1,
+            );
+        }
+        out.push(get(&http, format!("{url}/v1/messages/{sid}"), &me).await.1);
+        out.push(
+            get(&http, format!("{url}/v1/items/{}", "missing"), &me)
+                .await
+                .1,
+        );
+        out
+    };
+    let before = snapshot(http.clone(), app.base_url.clone(), me.clone(), sid.clone()).await;
+    for table in [
+        "items",
+        "items_by_user_status",
+        "items_by_message",
+        "message_parts",
+    ] {
+        cql.query_unpaged(format!("TRUNCATE {table}"), ())
+            .await
+            .unwrap();
+    }
+    let (_, emptied) = get(
+        &http,
+        format!("{}/v1/items?status=pending", app.base_url),
+        &me,
+    )
+    .await;
+    assert_eq!(
+        emptied["items"].as_array().unwrap().len(),
+        0,
+        "the tables were emptied"
+    );
+    let n = smsflow::projector::replay(&settings, "items")
+        .await
+        .unwrap();
+    assert!(n >= 3, "re-applied {n} events");
+    let after = snapshot(http.clone(), app.base_url.clone(), me.clone(), sid.clone()).await;
+    assert_eq!(before, after);
+    app.stop().await;
+}
