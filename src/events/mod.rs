@@ -12,7 +12,7 @@ pub use codec::{decode, decode_with_reader, encode, CodecError};
 pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
-pub use outbound::OutboundRequested;
+pub use outbound::{OutboundRequested, OutboundStatusChanged};
 pub use registry::{fingerprint, registry, SchemaRegistry};
 pub use sender_rejected::SenderRejected;
 

@@ -40,6 +40,10 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         "OutboundRequested.avsc",
         include_str!("../../schemas/OutboundRequested.avsc"),
     ),
+    (
+        "OutboundStatusChanged.avsc",
+        include_str!("../../schemas/OutboundStatusChanged.avsc"),
+    ),
 ];
 
 /// Known writer schemas.
