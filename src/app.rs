@@ -18,6 +18,7 @@ use crate::ingress::{self, IngressState};
 use crate::kafka::runner;
 use crate::kafka::{EventProducer, ProduceError};
 use crate::stages::media::MediaStage;
+use crate::stages::notify::NotifyStage;
 use crate::stages::transcribe::TranscribeStage;
 use crate::{http, projector};
 
@@ -39,6 +40,7 @@ impl Role {
         Role::Ingress,
         Role::Media,
         Role::Transcribe,
+        Role::Notify,
         Role::Projector,
     ];
 }
@@ -47,7 +49,7 @@ impl Role {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(
-        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, projector"
+        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, notify, projector"
     )]
     RoleUnavailable(Role),
     #[error(transparent)]
@@ -195,6 +197,20 @@ impl Application {
                 settings.twilio.auth_token.clone(),
             )
             .map_err(|e| AppError::Stage(e.to_string()))?;
+            let token = shutdown.clone();
+            let s = settings.clone();
+            tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
+        }
+
+        if roles.contains(&Role::Notify) {
+            let session = deps
+                .cql()
+                .await
+                .map_err(|e| AppError::Stage(e.to_string()))?
+                .clone();
+            let stage = NotifyStage::new(&settings, deps.redis.clone(), session)
+                .await
+                .map_err(|e| AppError::Stage(e.to_string()))?;
             let token = shutdown.clone();
             let s = settings.clone();
             tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });

@@ -24,6 +24,7 @@ pub struct Settings {
     pub stages: StageSettings,
     pub media: crate::stages::media::MediaSettings,
     pub transcribe: crate::stages::transcribe::TranscribeSettings,
+    pub notify: crate::stages::notify::NotifyConfig,
     pub telemetry: TelemetrySettings,
 }
 
@@ -252,6 +253,7 @@ impl Default for Settings {
             },
             media: crate::stages::media::MediaSettings::default(),
             transcribe: crate::stages::transcribe::TranscribeSettings::default(),
+            notify: crate::stages::notify::NotifyConfig::default(),
             stages: StageSettings {
                 instance_id: None,
                 batch_max: 500,
@@ -394,6 +396,12 @@ impl Settings {
             });
         }
         if let Err(e) = self.transcribe.validate() {
+            return Err(ConfigError::Invalid {
+                key: e.key,
+                reason: e.reason,
+            });
+        }
+        if let Err(e) = self.notify.validate() {
             return Err(ConfigError::Invalid {
                 key: e.key,
                 reason: e.reason,
