@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod messages;
+mod outbound;
 pub mod position;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::store::{self, StoreError};
 
 pub use checkpoint::Checkpoints;
 pub use messages::MessagesProjection;
+pub use outbound::{Applied, OutboundProjection};
 use position::Position;
 
 /// Name of the message read models in `projection_offsets`.
