@@ -23,6 +23,7 @@ use crate::kafka::{EventProducer, ProduceError};
 use crate::phones::{PhoneDirectory, PhoneRegistry};
 use crate::stages::enrich::stage::EnrichStage;
 use crate::stages::media::MediaStage;
+use crate::stages::notify::NotifyStage;
 use crate::stages::transcribe::TranscribeStage;
 use crate::{http, projector};
 
@@ -45,6 +46,7 @@ impl Role {
         Role::Media,
         Role::Transcribe,
         Role::Enrich,
+        Role::Notify,
         Role::Projector,
         Role::Api,
     ];
@@ -54,7 +56,7 @@ impl Role {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(
-        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, enrich, projector, api"
+        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, enrich, notify, projector, api"
     )]
     RoleUnavailable(Role),
     #[error(transparent)]
@@ -267,6 +269,20 @@ impl Application {
                 settings.twilio.auth_token.clone(),
             )
             .map_err(|e| AppError::Stage(e.to_string()))?;
+            let token = shutdown.clone();
+            let s = settings.clone();
+            tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
+        }
+
+        if roles.contains(&Role::Notify) {
+            let session = deps
+                .cql()
+                .await
+                .map_err(|e| AppError::Stage(e.to_string()))?
+                .clone();
+            let stage = NotifyStage::new(&settings, deps.redis.clone(), session)
+                .await
+                .map_err(|e| AppError::Stage(e.to_string()))?;
             let token = shutdown.clone();
             let s = settings.clone();
             tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });

@@ -27,6 +27,7 @@ pub struct Settings {
     pub media: crate::stages::media::MediaSettings,
     pub transcribe: crate::stages::transcribe::TranscribeSettings,
     pub enrich: crate::stages::enrich::stage::EnrichSettings,
+    pub notify: crate::stages::notify::NotifyConfig,
     pub telemetry: TelemetrySettings,
 }
 
@@ -266,6 +267,7 @@ impl Default for Settings {
             media: crate::stages::media::MediaSettings::default(),
             transcribe: crate::stages::transcribe::TranscribeSettings::default(),
             enrich: crate::stages::enrich::stage::EnrichSettings::default(),
+            notify: crate::stages::notify::NotifyConfig::default(),
             stages: StageSettings {
                 instance_id: None,
                 batch_max: 500,
@@ -408,6 +410,12 @@ impl Settings {
             });
         }
         if let Err(e) = self.transcribe.validate() {
+            return Err(ConfigError::Invalid {
+                key: e.key,
+                reason: e.reason,
+            });
+        }
+        if let Err(e) = self.notify.validate() {
             return Err(ConfigError::Invalid {
                 key: e.key,
                 reason: e.reason,

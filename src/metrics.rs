@@ -31,6 +31,9 @@
 //! | `smsflow_transcribe_provider_retries_total` | counter | `provider` |
 //! | `smsflow_transcribe_breaker_open` | gauge | `provider` |
 //! | `smsflow_transcribe_audio_seconds` | histogram | |
+//! | `smsflow_notify_outcomes_total` | counter | `outcome` (`queued`, `accepted`, `failed`, `suppressed`, `replayed`) |
+//! | `smsflow_notify_twilio_duration_seconds` | histogram | `result` |
+//! | `smsflow_notify_twilio_retries_total` | counter | |
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -151,6 +154,23 @@ pub fn stage_latency(stage: &'static str, elapsed: Duration) {
 /// What became of one MMS attachment: `stored` or a rejection reason.
 pub fn media_outcome(outcome: &'static str) {
     counter!("smsflow_media_attachments_total", "outcome" => outcome).increment(1);
+}
+
+/// What the notify stage decided for one request; `replayed` means a recorded decision was
+/// returned instead of sending again.
+pub fn notify_outcome(outcome: &'static str) {
+    counter!("smsflow_notify_outcomes_total", "outcome" => outcome).increment(1);
+}
+
+/// One Twilio Messages API call and how it ended.
+pub fn notify_call(result: &'static str, elapsed: Duration) {
+    histogram!("smsflow_notify_twilio_duration_seconds", "result" => result)
+        .record(elapsed.as_secs_f64());
+}
+
+/// A Twilio call is retried (429, 5xx or no connection).
+pub fn notify_retry() {
+    counter!("smsflow_notify_twilio_retries_total").increment(1);
 }
 
 /// A repeated delivery of an already appended message was answered without appending.

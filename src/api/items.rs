@@ -295,6 +295,9 @@ async fn one(
     }
 }
 
+/// part, outcome, item_count, transcript.
+type PartRow = (String, Option<String>, Option<i32>, Option<String>);
+
 type StatusRow = (
     Option<String>,
     Option<CqlTimestamp>,
@@ -325,7 +328,7 @@ async fn message(
     }
     let done = done.unwrap_or_default();
     let expected = expected.unwrap_or(1);
-    let parts: Vec<(String, Option<String>, Option<i32>, Option<String>)> = api
+    let parts: Vec<PartRow> = api
         .session
         .execute_unpaged(&api.parts, (&sid,))
         .await

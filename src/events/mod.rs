@@ -15,7 +15,7 @@ pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use enrichment::{ItemReviewed, ItemsProposed, PartEnriched, ProposedItem};
 pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
-pub use outbound::OutboundRequested;
+pub use outbound::{OutboundRequested, OutboundStatusChanged};
 pub use phones::{
     OptOutChanged, PhoneEvent, PhoneLinked, PhoneState, PhoneUnlinked, PhoneVerified,
 };

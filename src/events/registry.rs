@@ -68,6 +68,10 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         "ItemReviewed.avsc",
         include_str!("../../schemas/ItemReviewed.avsc"),
     ),
+    (
+        "OutboundStatusChanged.avsc",
+        include_str!("../../schemas/OutboundStatusChanged.avsc"),
+    ),
 ];
 
 /// Known writer schemas.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::events::{Geo, MediaRef, MessageReceived};
+use crate::events::{Geo, MediaRef, MessageReceived, OutboundStatusChanged};
 
 /// Largest NumMedia Twilio sends (MMS allows 10 attachments).
 const MAX_MEDIA: usize = 10;
@@ -130,6 +130,47 @@ pub fn message_received(
         idempotency_token,
         user_id: None,
         extra,
+    })
+}
+
+/// Build the event from a signed StatusCallback: `MessageSid` and `MessageStatus` (or the
+/// older `SmsStatus`) are required, `ErrorCode` must be a number when present. `query` is the
+/// callback URL's own query, where the notify stage put the request's `event_id` and owner.
+pub fn status_changed(
+    pairs: &[(String, String)],
+    query: &[(String, String)],
+    event_id: String,
+    changed_at_us: i64,
+) -> Result<OutboundStatusChanged, FormError> {
+    let p = Params { pairs };
+    let q = Params { pairs: query };
+    let status = match p.optional("MessageStatus")? {
+        Some(s) => s,
+        None => p
+            .optional("SmsStatus")?
+            .ok_or(FormError::Missing("MessageStatus"))?,
+    };
+    let error_code = match p.one("ErrorCode")?.map(str::trim).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(v.parse::<i32>().map_err(|_| FormError::NotANumber {
+            name: "ErrorCode",
+            value: v.chars().take(32).collect(),
+        })?),
+    };
+    Ok(OutboundStatusChanged {
+        event_id,
+        changed_at: changed_at_us,
+        request_event_id: q.optional("event_id")?,
+        source: "callback".into(),
+        status: status.to_ascii_lowercase(),
+        twilio_sid: Some(p.required("MessageSid")?.to_owned()),
+        error_code,
+        error_message: None,
+        reason: None,
+        user_id: q.optional("user_id")?,
+        to: p.optional("To")?,
+        from: p.optional("From")?,
+        purpose: None,
     })
 }
 
@@ -271,5 +312,65 @@ mod tests {
         p.retain(|(k, _)| k != "NumMedia");
         p.push(("NumMedia".into(), "99".into()));
         assert!(matches!(build(&p), Err(FormError::MediaMismatch { .. })));
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_status_callback_becomes_a_status_event_tied_to_its_request() {
+        let form = pairs(&[
+            ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+            ("SmsSid", "SM0123456789abcdef0123456789abcdef"),
+            ("MessageStatus", "undelivered"),
+            ("SmsStatus", "undelivered"),
+            ("ErrorCode", "30003"),
+            ("To", "+15105550142"),
+            ("From", "+14155550100"),
+            ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+            ("ApiVersion", "2010-04-01"),
+        ]);
+        let query = pairs(&[("event_id", "req-1"), ("user_id", "u-1")]);
+        let ev = status_changed(&form, &query, "ev".into(), 7).unwrap();
+        assert_eq!(ev.status, "undelivered");
+        assert_eq!(ev.error_code, Some(30003));
+        assert_eq!(ev.request_event_id.as_deref(), Some("req-1"));
+        assert_eq!(ev.partition_key(), "u-1");
+        assert_eq!(ev.source, "callback");
+    }
+
+    #[test]
+    fn a_status_callback_without_sid_or_status_or_with_a_bad_code_is_refused() {
+        let query = Vec::new();
+        let no_sid = pairs(&[("MessageStatus", "sent")]);
+        assert_eq!(
+            status_changed(&no_sid, &query, "e".into(), 0).unwrap_err(),
+            FormError::Missing("MessageSid")
+        );
+        let no_status = pairs(&[("MessageSid", "SM1")]);
+        assert_eq!(
+            status_changed(&no_status, &query, "e".into(), 0).unwrap_err(),
+            FormError::Missing("MessageStatus")
+        );
+        let bad_code = pairs(&[
+            ("MessageSid", "SM1"),
+            ("MessageStatus", "failed"),
+            ("ErrorCode", "abc"),
+        ]);
+        assert!(matches!(
+            status_changed(&bad_code, &query, "e".into(), 0).unwrap_err(),
+            FormError::NotANumber {
+                name: "ErrorCode",
+                ..
+            }
+        ));
     }
 }

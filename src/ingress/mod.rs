@@ -1,11 +1,12 @@
-//! Ingress: the Twilio webhook. Checks the signature, builds the event, appends it to Kafka,
-//! and answers 200 only once Kafka has it.
+//! Ingress: the Twilio webhooks (inbound messages and outbound status callbacks). Checks the
+//! signature, builds the event, appends it to Kafka, and answers 200 only once Kafka has it.
 
 pub mod dedupe;
 mod error;
 pub mod form;
 pub mod rate_limit;
 pub mod signature;
+mod status;
 mod webhook;
 
 use std::sync::Arc;
@@ -71,6 +72,8 @@ impl Default for Replies {
 pub struct IngressState {
     pub producer: EventProducer,
     pub messages_topic: String,
+    /// Where status callbacks are appended.
+    pub outbound_topic: String,
     pub public_url: String,
     /// `None` only when signature checks were deliberately disabled.
     pub auth_token: Option<String>,
@@ -103,6 +106,7 @@ impl IngressState {
         Ok(IngressState {
             producer,
             messages_topic: settings.topic(crate::topics::MESSAGES),
+            outbound_topic: settings.topic(crate::topics::OUTBOUND),
             public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
             auth_token,
             directory: (settings.ingress.sender_policy == SenderPolicy::Registered)
@@ -135,6 +139,7 @@ impl IngressState {
 pub fn router(state: Arc<IngressState>, body_limit: usize) -> Router {
     Router::new()
         .route("/webhooks/twilio/messages", post(webhook::receive_message))
+        .route("/webhooks/twilio/status", post(status::receive_status))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -77,22 +77,7 @@ async fn accept(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, IngressError> {
-    if !is_form(headers) {
-        return Err(IngressError::WrongContentType);
-    }
-    let body = body.map_err(|rej| {
-        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            IngressError::BodyTooLarge
-        } else {
-            IngressError::BadBody(rej.body_text())
-        }
-    })?;
-    if std::str::from_utf8(&body).is_err() {
-        return Err(IngressError::BadBody("form body is not UTF-8".into()));
-    }
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-
-    check_signature(state, uri, headers, &pairs)?;
+    let pairs = signed_form(state, uri, headers, body)?;
 
     let received_at = crate::clock::now_micros();
     let token = headers
@@ -291,6 +276,32 @@ async fn opt_out(
         reply.clone()
     };
     Ok(Accepted::Recorded { reply })
+}
+
+/// The parameters of a form POST whose Twilio signature checks out; every Twilio webhook
+/// route starts here.
+pub(super) fn signed_form(
+    state: &IngressState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Vec<(String, String)>, IngressError> {
+    if !is_form(headers) {
+        return Err(IngressError::WrongContentType);
+    }
+    let body = body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            IngressError::BodyTooLarge
+        } else {
+            IngressError::BadBody(rej.body_text())
+        }
+    })?;
+    if std::str::from_utf8(&body).is_err() {
+        return Err(IngressError::BadBody("form body is not UTF-8".into()));
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    check_signature(state, uri, headers, &pairs)?;
+    Ok(pairs)
 }
 
 /// How an accepted webhook was handled.

@@ -8,6 +8,7 @@ mod checkpoint;
 pub mod items;
 mod messages;
 mod phones;
+mod outbound;
 pub mod position;
 mod runner;
 
@@ -23,6 +24,7 @@ pub use checkpoint::Checkpoints;
 pub use items::ItemsProjection;
 pub use messages::MessagesProjection;
 pub use phones::PhonesProjection;
+pub use outbound::{Applied, OutboundProjection};
 use position::Position;
 
 /// Name of the message read models in `projection_offsets`.
@@ -31,8 +33,15 @@ pub const MESSAGES_PROJECTION: &str = "messages";
 pub const PHONES_PROJECTION: &str = "phones";
 /// Name of the item read models in `projection_offsets`.
 pub const ITEMS_PROJECTION: &str = "items";
+/// Name of the outbound read model in `projection_offsets`.
+pub const OUTBOUND_PROJECTION: &str = "outbound";
 /// Every projection `replay` accepts.
-pub const PROJECTIONS: &[&str] = &[MESSAGES_PROJECTION, PHONES_PROJECTION, ITEMS_PROJECTION];
+pub const PROJECTIONS: &[&str] = &[
+    MESSAGES_PROJECTION,
+    PHONES_PROJECTION,
+    ITEMS_PROJECTION,
+    OUTBOUND_PROJECTION,
+];
 
 /// Why the projector stopped.
 #[derive(Debug, thiserror::Error)]
@@ -100,16 +109,18 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let messages = MessagesProjection::new(session.clone(), keyspace).await?;
     let phones = PhonesProjection::new(session.clone(), keyspace).await?;
     let items = ItemsProjection::new(session.clone(), keyspace).await?;
+    let outbound = OutboundProjection::new(session.clone(), keyspace).await?;
     let live = runner::From::Checkpoint;
-    let (a, b, c) = tokio::join!(
+    let (a, b, c, d) = tokio::join!(
         runner::run(&settings, session.clone(), messages, &shutdown, live),
         runner::run(&settings, session.clone(), phones, &shutdown, live),
         runner::run(&settings, session.clone(), items, &shutdown, live),
+        runner::run(&settings, session.clone(), outbound, &shutdown, live),
     );
-    if a.is_err() || b.is_err() || c.is_err() {
+    if a.is_err() || b.is_err() || c.is_err() || d.is_err() {
         shutdown.cancel();
     }
-    a.and(b).and(c).map(|_| ())
+    a.and(b).and(c).and(d).map(|_| ())
 }
 
 /// Re-apply one projection from offset 0 up to the end offsets seen at the start, then
@@ -132,6 +143,10 @@ pub async fn replay(settings: &Settings, name: &str) -> Result<u64, ProjectorErr
         }
         ITEMS_PROJECTION => {
             let p = ItemsProjection::new(session.clone(), keyspace).await?;
+            runner::run(settings, session, p, &shutdown, runner::From::Beginning).await
+        }
+        OUTBOUND_PROJECTION => {
+            let p = OutboundProjection::new(session.clone(), keyspace).await?;
             runner::run(settings, session, p, &shutdown, runner::From::Beginning).await
         }
         other => Err(ProjectorError::UnknownProjection(other.to_owned())),

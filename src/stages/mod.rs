@@ -3,6 +3,7 @@
 
 pub mod enrich;
 pub mod media;
+pub mod notify;
 pub mod transcribe;
 
 use std::future::Future;

@@ -22,6 +22,8 @@ use smsflow::kafka::client;
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::store::{self, migrate};
 
+pub mod twilio_api;
+
 /// Token every test webhook is signed with.
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 /// The public URL Twilio "calls"; as behind a proxy, it differs from the bound address.

@@ -10,7 +10,7 @@ pub mod audio;
 pub mod breaker;
 pub mod config;
 pub mod google;
-mod http;
+pub(crate) mod http;
 pub mod local;
 mod metrics;
 pub mod openai;
