@@ -7,8 +7,8 @@
 mod checkpoint;
 pub mod items;
 mod messages;
-mod phones;
 mod outbound;
+mod phones;
 pub mod position;
 mod runner;
 
@@ -23,8 +23,8 @@ use crate::store::{self, StoreError};
 pub use checkpoint::Checkpoints;
 pub use items::ItemsProjection;
 pub use messages::MessagesProjection;
-pub use phones::PhonesProjection;
 pub use outbound::{Applied, OutboundProjection};
+pub use phones::PhonesProjection;
 use position::Position;
 
 /// Name of the message read models in `projection_offsets`.

@@ -113,6 +113,8 @@ impl super::Projection for OutboundProjection {
     }
 
     async fn apply(&self, event: &OutboundStatusChanged, pos: &Position) -> Result<(), StoreError> {
-        OutboundProjection::apply(self, event, pos).await.map(|_| ())
+        OutboundProjection::apply(self, event, pos)
+            .await
+            .map(|_| ())
     }
 }
