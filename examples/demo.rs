@@ -1,5 +1,6 @@
 //! `make demo` traffic: signs a handful of realistic Twilio webhooks, posts them to a running
-//! `smsflow serve`, waits until the projector wrote them, and prints the read model.
+//! `smsflow serve`, waits until the projector wrote them, and prints the read model and the
+//! pending items the query API serves to their owner (user "demo").
 //!
 //! Reads the same configuration as `smsflow` (smsflow.toml, SMSFLOW_*, TWILIO_AUTH_TOKEN).
 
@@ -29,6 +30,25 @@ async fn main() -> anyhow::Result<()> {
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
+
+    let cql = smsflow::store::connect_to_keyspace(&settings.cql).await?;
+    // The senders were linked just before (`smsflow phones link`); wait until projected.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (from, _) in SAMPLES {
+        loop {
+            let rows = cql
+                .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (from,))
+                .await?
+                .into_rows_result()?;
+            if let Some((Some(true),)) = rows.maybe_first_row::<(Option<bool>,)>()? {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{from} is not registered; run `smsflow phones link {from} --user demo --verified`");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     let mut sids = Vec::new();
     for (i, (from, body)) in SAMPLES.iter().enumerate() {
@@ -69,10 +89,9 @@ async fn main() -> anyhow::Result<()> {
         if !resp.status().is_success() {
             bail!("webhook refused: {}", resp.text().await.unwrap_or_default());
         }
-        sids.push((sid, from.to_string()));
+        sids.push((sid, USER.to_string()));
     }
 
-    let cql = smsflow::store::connect_to_keyspace(&settings.cql).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     println!("\nmessages_by_user (what the projector wrote):");
     for (sid, owner) in &sids {
@@ -97,8 +116,63 @@ async fn main() -> anyhow::Result<()> {
             row.0 .0, row.1
         );
     }
+    print_pending_items(&client, &base, &settings, sids.len()).await?;
     if let Some((sid, _)) = sids.first() {
         print_trace_link(&client, sid).await;
+    }
+    Ok(())
+}
+
+/// The owner of the demo numbers.
+const USER: &str = "demo";
+
+/// Ask the query API, as user "demo", for the pending items of the messages just sent.
+async fn print_pending_items(
+    client: &reqwest::Client,
+    base: &str,
+    settings: &Settings,
+    messages: usize,
+) -> anyhow::Result<()> {
+    let Some(secret) = settings.api.auth.hs256_secret.as_deref() else {
+        println!("
+(set SMSFLOW_API__AUTH__HS256_SECRET to see the pending items through the API)");
+        return Ok(());
+    };
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": USER, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let items = loop {
+        let body: serde_json::Value = client
+            .get(format!("{base}/v1/items?status=pending&limit=100"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        let sids: std::collections::HashSet<&str> =
+            items.iter().filter_map(|i| i["message_sid"].as_str()).collect();
+        if sids.len() >= messages || Instant::now() > deadline {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("
+pending items for user {USER} (GET /v1/items?status=pending):");
+    for i in &items {
+        println!(
+            "  {:<9} {:<32} from {:?}",
+            i["kind"].as_str().unwrap_or("?"),
+            i["normalized"].as_str().unwrap_or("?"),
+            i["value"].as_str().unwrap_or("?")
+        );
     }
     Ok(())
 }

@@ -10,6 +10,8 @@ LOG="$STATE/logs/smsflow-demo.log"
 mkdir -p "$STATE/logs"
 export TWILIO_AUTH_TOKEN="${TWILIO_AUTH_TOKEN:-demo-auth-token}"
 export TWILIO_ACCOUNT_SID="${TWILIO_ACCOUNT_SID:-ACdemo0000000000000000000000000000}"
+# The query API's bearer tokens; examples/demo.rs signs one for user "demo" with it.
+export SMSFLOW_API__AUTH__HS256_SECRET="${SMSFLOW_API__AUTH__HS256_SECRET:-demo-jwt-secret}"
 
 stop() {
   if [[ -f $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
@@ -26,6 +28,10 @@ cargo build -q --bin smsflow --example demo
 BIN="${CARGO_TARGET_DIR:-target}/debug/smsflow"
 "$BIN" migrate
 "$BIN" topics
+# The sample senders belong to user "demo"; unregistered numbers are recorded, not enriched.
+for n in +15105550142 +14155550123 +12125550100; do
+  "$BIN" phones link "$n" --user demo --verified
+done
 
 stop
 nohup "$BIN" serve >"$LOG" 2>&1 &
