@@ -1,6 +1,8 @@
 //! A real recorded voice note (Debian's pocketsphinx-testdata `goforward.raw`, wrapped in WAV)
 //! sent as an MMS goes all the way through ingress → media → transcribe on the real Kafka,
-//! and its transcript reads "go forward ten meters". The trace continues across the stages.
+//! and its transcript reads "go forward ten meters". The trace continues across the stages;
+//! enrichment and the projector then finish the message, and its owner reads the transcript
+//! and the progress through `GET /v1/messages/{sid}`.
 
 mod common;
 
@@ -37,7 +39,7 @@ fn wav(pcm: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorded_voice_note_is_fetched_stored_and_transcribed() {
+async fn a_recorded_voice_note_is_fetched_stored_transcribed_enriched_and_done() {
     let pcm = std::fs::read(GOFORWARD).expect("pocketsphinx-testdata is installed (make deps)");
     let note = wav(&pcm);
     let served = note.clone();
@@ -60,7 +62,18 @@ async fn a_recorded_voice_note_is_fetched_stored_and_transcribed() {
     settings.media.allow_addresses = vec!["127.0.0.1".parse().unwrap()];
     settings.media.store_url = format!("file://{}", store.path().display());
     settings.stages.instance_id = Some(format!("voice-{}", env.id));
-    let app = TestApp::spawn(settings, &[Role::Ingress, Role::Media, Role::Transcribe]).await;
+    let app = TestApp::spawn(
+        settings,
+        &[
+            Role::Ingress,
+            Role::Media,
+            Role::Transcribe,
+            Role::Enrich,
+            Role::Projector,
+            Role::Api,
+        ],
+    )
+    .await;
 
     let mut params = sms_params(5);
     params.retain(|(k, _)| k != "NumMedia" && k != "Body");
@@ -115,5 +128,37 @@ async fn a_recorded_voice_note_is_fetched_stored_and_transcribed() {
         Some(webhook_trace.as_str()),
         "transcribe continues the trace"
     );
+
+    // Enriched and projected: both parts done, the transcript readable by its owner (with
+    // sender_policy "any", the owner is the sending number).
+    let sid = as_map(&params)["MessageSid"].clone();
+    let owner = jwt(&as_map(&params)["From"], false);
+    let view: serde_json::Value = wait_for("the message to be done", Duration::from_secs(120), || {
+        let (client, url, owner, sid) = (
+            client.clone(),
+            app.base_url.clone(),
+            owner.clone(),
+            sid.clone(),
+        );
+        async move {
+            let v: serde_json::Value = client
+                .get(format!("{url}/v1/messages/{sid}"))
+                .bearer_auth(owner)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["done"] == true).then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(view["parts_expected"], 2);
+    let parts = view["parts"].as_array().unwrap();
+    let part = |name: &str| parts.iter().find(|p| p["part"] == name).unwrap().clone();
+    assert_eq!(part("body")["outcome"], "no_text");
+    assert_eq!(part("media:0")["outcome"], "extracted");
+    assert_eq!(part("media:0")["transcript"], "go forward ten meters");
     app.stop().await;
 }
