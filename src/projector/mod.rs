@@ -26,7 +26,7 @@ use crate::metrics;
 use crate::store::{self, StoreError};
 
 pub use checkpoint::Checkpoints;
-pub use messages::MessagesProjection;
+pub use messages::{insert_message_cql, MessagesProjection};
 use position::Position;
 
 /// Name of the message read models in `projection_offsets`.
