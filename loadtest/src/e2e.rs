@@ -53,6 +53,10 @@ pub struct EndToEnd {
     pub expected: u64,
     pub projected: u64,
     pub missing: u64,
+    /// Rows of this seed written before their request was due: left by an earlier run that
+    /// used the same seed (ingress then dropped this run's copies as duplicates). Not counted.
+    #[serde(default)]
+    pub stale: u64,
     /// Due time to `projected`: the whole pipeline, as the sender sees it.
     pub total: Percentiles,
     /// Due time to ingress' `received`: generator queueing, HTTP and the handler's start.
@@ -185,8 +189,14 @@ pub fn summarise(expected: &Expected, found: &HashMap<u64, Stamps>) -> anyhow::R
     // smsflow's stamps are milliseconds: a stage shorter than 1 ms can read as 0 or even -1 ms
     // when the earlier stamp was truncated; record those as the histogram's floor.
     let record = |h: &mut Histogram<u64>, us: i64| h.saturating_record(us.max(1) as u64);
+    let mut stale = 0u64;
     for (&i, s) in found {
         let due = expected.due_us(i);
+        // A message cannot arrive before it is sent; a second of slack covers clock steps.
+        if s.received.unwrap_or(s.projected) < due - 1_000_000 {
+            stale += 1;
+            continue;
+        }
         record(&mut total, s.projected - due);
         if let (Some(received), Some(appended)) = (s.received, s.appended) {
             record(&mut to_received, received - due);
@@ -199,12 +209,13 @@ pub fn summarise(expected: &Expected, found: &HashMap<u64, Stamps>) -> anyhow::R
         first = first.min(s.projected);
         last = last.max(s.projected);
     }
-    let projected = found.len() as u64;
+    let projected = found.len() as u64 - stale;
     let span_s = ((last - first) as f64 / 1e6).max(1e-3);
     Ok(EndToEnd {
         expected: expected.count(),
         projected,
         missing: expected.count().saturating_sub(projected),
+        stale,
         total: Percentiles::of(&total),
         send_to_received: Percentiles::of(&to_received),
         received_to_appended: Percentiles::of(&to_appended),
@@ -231,11 +242,12 @@ pub fn table(e: &EndToEnd) -> String {
         )
     };
     format!(
-        "end to end: {} of {} measured messages projected ({} missing), {:.0} rows/s\n\
+        "end to end: {} of {} measured messages projected ({} missing, {} stale rows of an earlier run with this seed), {:.0} rows/s\n\
          | stage | n | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|\n{}{}{}{}",
         e.projected,
         e.expected,
         e.missing,
+        e.stale,
         e.projection_rate,
         row("send -> received", &e.send_to_received),
         row("received -> appended", &e.received_to_appended),
@@ -271,7 +283,7 @@ mod tests {
             })
             .collect();
         let e = summarise(&expected, &found).unwrap();
-        assert_eq!((e.expected, e.projected, e.missing), (10, 9, 1));
+        assert_eq!((e.expected, e.projected, e.missing, e.stale), (10, 9, 1, 0));
         assert!((e.total.p99_ms - 10.0).abs() < 0.05, "{:?}", e.total);
         assert!((e.send_to_received.p50_ms - 2.0).abs() < 0.01);
         assert!((e.received_to_appended.p50_ms - 3.0).abs() < 0.01);

@@ -107,10 +107,15 @@ struct RunArgs {
     /// Most requests in flight; beyond it requests wait, and the wait counts as latency.
     #[arg(long, default_value_t = 1024)]
     max_in_flight: usize,
-    /// Distinct senders, from `senders --count N --seed SEED` (register them once ingress
-    /// refuses unknown senders).
+    /// Distinct senders: the list `senders --count N --seed SENDER_SEED` prints (register them
+    /// once ingress refuses unknown senders).
     #[arg(long, default_value_t = 1000)]
     senders: u64,
+    /// Seed of the sender list; kept apart from --seed so one registration serves every run.
+    #[arg(long, default_value_t = 1)]
+    sender_seed: u64,
+    /// Seed of the traffic: MessageSids and bodies. Use a fresh one per run (ingress dedupes
+    /// MessageSids for a day).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Read end-to-end latency back from the read model (SMSFLOW_CQL__* settings apply).
@@ -234,7 +239,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             path: args.path.clone(),
             token: args.token.clone(),
             seed: args.seed,
-            senders: Arc::new(senders::senders(args.senders, args.seed)),
+            senders: Arc::new(senders::senders(args.senders, args.sender_seed)),
         },
         plan: Plan {
             label: args.label.clone(),
