@@ -39,6 +39,7 @@ SF=$T/smsflow
 LT=$T/smsflow-loadtest
 KAFKA_PID=$(cat "$STATE/run/kafka.pid")
 CASSANDRA_PID=$(cat "$STATE/run/cassandra.pid")
+JAEGER_PID=$(cat "$STATE/run/jaeger.pid")  # smsflow exports every span to it: tracing's cost
 kafka_java=(java -Xmx512m -Dlog4j2.configurationFile="$PWD/deploy/local/kafka/log4j2.xml" -cp "$KLIB/*")
 
 # Names shaped like test leftovers (t + creation second in hex), so the test harness' sweep
@@ -121,7 +122,7 @@ start_projector() {
   env "${SMS_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18081 "$SF" serve --role projector & projector=$!; pids+=("$projector")
   wait_url http://127.0.0.1:18081/healthz
 }
-watch_sms() { echo --watch "ingress=$ingress" --watch "projector=$projector" --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID"; }
+watch_sms() { echo --watch "ingress=$ingress" --watch "projector=$projector" --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID" --watch "jaeger=$JAEGER_PID"; }
 sms_run() {  # sms_run LABEL RATE SECONDS [more run args]
   local label=$1 rate=$2 secs=$3; shift 3; next_seed
   with_space sms "$LT" run --label "$label" --target http://127.0.0.1:18080 --public-url http://127.0.0.1:18080 \
@@ -129,7 +130,8 @@ sms_run() {  # sms_run LABEL RATE SECONDS [more run args]
 }
 SUSTAINED=0
 sustainable() {  # sustainable NAME URL: sets SUSTAINED to the highest step answered in full, on
-  # schedule, with p99 <= 100 ms (not in $(...): the seed counter must advance in this shell)
+  # schedule, without a queue building up (p99 <= 500 ms over the step; a backlog grows far past
+  # that within seconds). Not in $(...): the seed counter must advance in this shell.
   local name=$1 url=$2 r
   SUSTAINED=0
   for r in $STEPS; do
@@ -139,7 +141,7 @@ sustainable() {  # sustainable NAME URL: sets SUSTAINED to the highest step answ
     python3 - "$OUT/$name-step-$r.json" <<'PY' || break
 import json, sys
 r = json.load(open(sys.argv[1]))
-ok = r['success_rate'] >= 0.999 and r['achieved_rate'] >= 0.98 * r['target_rate'] and r['p99_ms'] <= 100
+ok = r['success_rate'] >= 0.999 and r['achieved_rate'] >= 0.98 * r['target_rate'] and r['p99_ms'] <= 500
 print(f"  {r['label']}: achieved {r['achieved_rate']:.0f}/s, success {r['success_rate']:.4f}, p99 {r['p99_ms']:.1f} ms -> {'sustained' if ok else 'NOT sustained'}")
 sys.exit(0 if ok else 1)
 PY

@@ -72,7 +72,7 @@ if sms_sustained is not None and bare_max and kafka_max:
     ceiling = min(bare_max, kafka_max)
     r = ratio(sms_sustained, ceiling)
     capped = " (the highest step tried)" if steps_max and sms_sustained >= steps_max else ""
-    rows.append(("sustainable ack rate (open loop, 100 % answered on schedule, p99 <= 100 ms)",
+    rows.append(("sustainable ack rate (open loop steps: all answered 2xx, on schedule, p99 <= 500 ms)",
                  f"{sms_sustained:.0f}/s{capped}",
                  f"min(bare route max {bare_max:.0f}/s (wrk), Kafka ProducerPerformance max {kafka_max:.0f}/s)",
                  fmt(r, "x"), ">= 0.40x", verdict(r, 0.40, True)))

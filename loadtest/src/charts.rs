@@ -96,7 +96,12 @@ pub fn line_chart(
         .build_cartesian_2d(x_min..x_max, 0.0..y_max)?;
     let x_label = |v: &f64| match x {
         XAxis::Seconds => format!("{v:.0}"),
-        XAxis::Nines => format!("{}", 100.0 * (1.0 - 10f64.powf(-v))),
+        // Whole nines only: 90, 99, 99.9, ...
+        XAxis::Nines if (v - v.round()).abs() < 1e-6 => {
+            let digits = (v.round() as usize).saturating_sub(2);
+            format!("{:.*}", digits, 100.0 * (1.0 - 10f64.powf(-v.round())))
+        }
+        XAxis::Nines => String::new(),
     };
     chart
         .configure_mesh()
@@ -105,6 +110,10 @@ pub fn line_chart(
             XAxis::Nines => "percentile",
         })
         .y_desc(y_desc)
+        .x_labels(match x {
+            XAxis::Seconds => 10,
+            XAxis::Nines => MAX_NINES as usize + 1,
+        })
         .x_label_formatter(&x_label)
         .label_style((FONT, 14))
         .draw()?;

@@ -236,6 +236,10 @@ pub fn summarise(expected: &Expected, found: &HashMap<u64, Stamps>) -> anyhow::R
 /// The end-to-end table for the terminal.
 pub fn table(e: &EndToEnd) -> String {
     let row = |name: &str, p: &Percentiles| {
+        if p.count == 0 {
+            // A peer has no per-stage stamps.
+            return String::new();
+        }
         format!(
             "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
             p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
