@@ -61,7 +61,8 @@ pub struct EndToEnd {
     pub total: Percentiles,
     /// Due time to ingress' `received`: generator queueing, HTTP and the handler's start.
     pub send_to_received: Percentiles,
-    /// Ingress to broker append: the produce (acks=all).
+    /// Ingress to broker append: the handler's work after its first stamp (form parse, Redis
+    /// dedupe claim and rate limit, Avro encoding) and the produce (acks=all).
     pub received_to_appended: Percentiles,
     /// Broker append to the read-model write: consume, decode, CQL.
     pub appended_to_projected: Percentiles,
