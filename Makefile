@@ -44,8 +44,10 @@ test: deps stack-up lint
 	$(CARGO) test --workspace --all-targets -- --test-threads=4
 
 ## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).
+## Knobs: RATE, DURATION, STEPS, DRAIN, SUSTAIN (e.g. SUSTAIN=600 for the 10-minute run), PEER=off.
 bench: deps stack-up
-	bash loadtest/scripts/ack_latency.sh 500 20
+	-bash loadtest/peers/build-benthos.sh
+	bash loadtest/scripts/bench.sh
 	bash loadtest/scripts/tracing_overhead.sh 15 32
 
 unit: deps

@@ -96,6 +96,26 @@ async fn two_hundred_signed_webhooks_become_exactly_two_hundred_rows() {
         assert!(row.1 .0 > 1_700_000_000_000, "received_at is set");
     }
     assert_eq!(count_rows(&cql, "message_status").await, n as i64);
+
+    // Per-stage times on one host clock, in the order the message went through them.
+    let stages = cql
+        .query_unpaged("SELECT message_sid, stage_at FROM message_status", ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    for row in stages
+        .rows::<(String, HashMap<String, CqlTimestamp>)>()
+        .unwrap()
+    {
+        let (sid, at) = row.unwrap();
+        let (received, appended, projected) =
+            (at["received"].0, at["appended"].0, at["projected"].0);
+        assert!(
+            received <= appended && appended <= projected,
+            "{sid}: received {received} <= appended {appended} <= projected {projected}"
+        );
+    }
     app.stop().await;
 }
 

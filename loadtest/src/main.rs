@@ -1,21 +1,25 @@
-//! `smsflow-loadtest`: an open-loop load generator for the webhook, and a bare HTTP route to
-//! measure the ceiling it is compared against.
+//! `smsflow-loadtest`: the open-loop webhook generator with end-to-end read-back and cost, the
+//! ceilings smsflow is compared against, and the sender list a run uses.
 
-mod open_loop;
-mod payload;
-mod report;
-mod schedule;
-
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use smsflow_loadtest::bench::{self, ReadBack};
+use smsflow_loadtest::cost::Watched;
+use smsflow_loadtest::e2e::{self, Expected, Source};
+use smsflow_loadtest::open_loop::Plan;
+use smsflow_loadtest::report::{self, RunResult};
+use smsflow_loadtest::webhook::Target;
+use smsflow_loadtest::{ceilings, senders};
 
 #[derive(Parser)]
 #[command(
     name = "smsflow-loadtest",
-    about = "Open-loop load generator for the smsflow webhook"
+    about = "Open-loop load generator and benchmark for smsflow"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,16 +28,58 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Send signed webhooks at a fixed rate and report ack latency from the intended send time.
+    /// Send signed webhooks at a fixed rate and report ack latency from the intended send time;
+    /// with --read-back, also end-to-end latency per stage from the read model.
     Run(RunArgs),
+    /// Read a finished run back from the read model (e.g. after starting the projector late).
+    ReadBack(ReadBackArgs),
+    /// Print the run's sender numbers, one E.164 number per line (to register them first).
+    Senders {
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Produce to Kafka at a fixed rate with smsflow's own producer settings (acks=all,
     /// idempotent) and report the acknowledgement latency: the produce ceiling for the webhook.
     Produce(ProduceArgs),
+    /// Produce and consume the same records with smsflow's client settings: the Kafka part of
+    /// the end-to-end ceiling, in microseconds.
+    Echo(ProduceArgs),
+    /// The projector's own INSERT through the raw driver at its concurrency, as fast as it goes.
+    CqlWrites {
+        /// Statements in flight (the projector's `projector.max_in_flight`).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Serve `POST /*` with 200 and empty TwiML: the ceiling for the webhook.
     BareRoute {
         #[arg(long, default_value = "127.0.0.1:18090")]
         addr: std::net::SocketAddr,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReadFrom {
+    /// smsflow's `message_status.stage_at`.
+    StageAt,
+    /// A peer's `WRITETIME(body)` in `messages_by_user`.
+    WriteTime,
+}
+
+impl From<ReadFrom> for Source {
+    fn from(r: ReadFrom) -> Source {
+        match r {
+            ReadFrom::StageAt => Source::StageAt,
+            ReadFrom::WriteTime => Source::WriteTime,
+        }
+    }
 }
 
 #[derive(Parser, Clone)]
@@ -61,17 +107,48 @@ struct RunArgs {
     /// Most requests in flight; beyond it requests wait, and the wait counts as latency.
     #[arg(long, default_value_t = 1024)]
     max_in_flight: usize,
-    /// Distinct senders (keys); keep it high to stay under per-sender rate limits.
-    #[arg(long, default_value_t = 100_000)]
+    /// Distinct senders: the list `senders --count N --seed SENDER_SEED` prints (register them
+    /// once ingress refuses unknown senders).
+    #[arg(long, default_value_t = 1000)]
     senders: u64,
+    /// Seed of the sender list; kept apart from --seed so one registration serves every run.
+    #[arg(long, default_value_t = 1)]
+    sender_seed: u64,
+    /// Seed of the traffic: MessageSids and bodies. Use a fresh one per run (ingress dedupes
+    /// MessageSids for a day).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Where to write the JSON result.
+    /// Read end-to-end latency back from the read model (SMSFLOW_CQL__* settings apply).
+    #[arg(long, value_enum)]
+    read_back: Option<ReadFrom>,
+    /// How long to wait for the last messages to be projected.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    read_back_deadline: Duration,
+    /// A process whose CPU and memory the run costs, as name=pid (repeat).
+    #[arg(long = "watch")]
+    watch: Vec<Watched>,
+    /// Directory for result.json, report.md and the charts.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    out: Option<PathBuf>,
+    /// Where to write the ack result alone (the older, flat JSON).
+    #[arg(long)]
+    json: Option<PathBuf>,
     /// A name for this run in the report.
     #[arg(long, default_value = "smsflow")]
     label: String,
+}
+
+#[derive(Parser, Clone)]
+struct ReadBackArgs {
+    /// The `result.json` of the run (its ack part gives the start, rate and seed).
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, value_enum)]
+    from: ReadFrom,
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    deadline: Duration,
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Parser, Clone)]
@@ -91,94 +168,137 @@ struct ProduceArgs {
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    json: Option<PathBuf>,
+}
+
+impl ProduceArgs {
+    fn plan(&self, label: &str) -> Plan {
+        Plan {
+            label: label.into(),
+            rate: self.rate,
+            duration: self.duration,
+            warmup: self.warmup,
+            max_in_flight: 100_000,
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run(args) => {
-            let result = run(args.clone()).await?;
-            println!("{}", report::table(&result));
-            if let Some(path) = &args.json {
-                std::fs::write(path, serde_json::to_vec_pretty(&result)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+        Command::Run(args) => run(args).await,
+        Command::ReadBack(args) => read_back(args).await,
+        Command::Senders { count, seed } => {
+            for s in senders::senders(count, seed) {
+                println!("{s}");
             }
             Ok(())
         }
-        Command::BareRoute { addr } => bare_route(addr).await,
+        Command::BareRoute { addr } => ceilings::bare_route(addr).await,
         Command::Produce(args) => {
-            let result = produce(args.clone()).await?;
-            println!("{}", report::table(&result));
-            if let Some(path) = &args.json {
-                std::fs::write(path, serde_json::to_vec_pretty(&result)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+            // smsflow.toml / SMSFLOW_* apply, so the client settings are exactly the webhook's.
+            let settings = smsflow::config::Settings::load(None)?;
+            let plan = args.plan("raw-produce");
+            let r = ceilings::produce(&settings, &args.topic, args.record_size, args.keys, &plan)
+                .await?;
+            print_and_save(&r, args.json.as_deref())
+        }
+        Command::Echo(args) => {
+            let settings = smsflow::config::Settings::load(None)?;
+            let plan = args.plan("raw-echo");
+            let r = ceilings::echo(&settings, &args.topic, args.record_size, &plan).await?;
+            print_and_save(&r, args.json.as_deref())
+        }
+        Command::CqlWrites {
+            concurrency,
+            duration,
+            warmup,
+            json,
+        } => {
+            let settings = smsflow::config::Settings::load(None)?;
+            let concurrency = concurrency.unwrap_or(settings.projector.max_in_flight);
+            let r = ceilings::cql_writes(&settings, concurrency, warmup, duration).await?;
+            println!(
+                "raw driver INSERT messages_by_user x{}: {:.0} writes/s ({} ok, {} failed in {:.1} s), p50 {:.2} ms, p99 {:.2} ms",
+                r.concurrency, r.rate, r.writes, r.failed, r.seconds, r.latency.p50_ms, r.latency.p99_ms
+            );
+            if let Some(path) = json {
+                write_json(&path, &r)?;
             }
             Ok(())
         }
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<report::RunResult> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.max_in_flight)
-        .timeout(Duration::from_secs(15))
-        .build()?;
-    let url = format!("{}{}", args.target.trim_end_matches('/'), args.path);
-    let signed_url = format!("{}{}", args.public_url.trim_end_matches('/'), args.path);
-    let plan = open_loop::Plan {
-        label: args.label.clone(),
-        rate: args.rate,
-        duration: args.duration,
-        warmup: args.warmup,
-        max_in_flight: args.max_in_flight,
-    };
-    open_loop::drive(&plan, |i| {
-        let hook = payload::webhook(args.seed, i, args.senders, &signed_url, &args.token);
-        let request = client
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", hook.signature)
-            .body(hook.body);
-        async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
-    })
-    .await
-}
-
-async fn produce(args: ProduceArgs) -> anyhow::Result<report::RunResult> {
-    // smsflow.toml / SMSFLOW_* apply, so the client settings are exactly the webhook's.
+async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = smsflow::config::Settings::load(None)?;
-    let producer = smsflow::kafka::EventProducer::new(&settings.kafka, "loadtest-produce")?;
-    let payload = Arc::new(vec![0x5Au8; args.record_size]);
-    let plan = open_loop::Plan {
-        label: "raw-produce".into(),
-        rate: args.rate,
-        duration: args.duration,
-        warmup: args.warmup,
-        max_in_flight: 100_000,
+    let opts = bench::Options {
+        target: Target {
+            base_url: args.target.clone(),
+            public_url: args.public_url.clone(),
+            path: args.path.clone(),
+            token: args.token.clone(),
+            seed: args.seed,
+            senders: Arc::new(senders::senders(args.senders, args.sender_seed)),
+        },
+        plan: Plan {
+            label: args.label.clone(),
+            rate: args.rate,
+            duration: args.duration,
+            warmup: args.warmup,
+            max_in_flight: args.max_in_flight,
+        },
+        read_back: args.read_back.map(|from| ReadBack {
+            cql: settings.cql.clone(),
+            source: from.into(),
+            deadline: args.read_back_deadline,
+        }),
+        watch: args.watch.clone(),
     };
-    open_loop::drive(&plan, |i| {
-        let (producer, topic, payload) = (producer.clone(), args.topic.clone(), payload.clone());
-        let key = format!("k{}", i % args.keys.max(1));
-        async move {
-            producer
-                .send_bytes(&topic, &key, "LoadTest", &payload)
-                .await
-                .is_ok()
+    let outcome = bench::run(&opts).await?;
+    println!("{}", bench::tables(&outcome));
+    if let Some(path) = &args.json {
+        write_json(path, &outcome.ack)?;
+    }
+    if let Some(dir) = &args.out {
+        for f in bench::write(&outcome, dir)? {
+            eprintln!("wrote {}", f.display());
         }
-    })
-    .await
+    }
+    Ok(())
 }
 
-async fn bare_route(addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let app = axum::Router::new().fallback(|| async {
-        (
-            [(axum::http::header::CONTENT_TYPE, "text/xml")],
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
-        )
-    });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("bare route on http://{addr}");
-    axum::serve(listener, app).await?;
+async fn read_back(args: ReadBackArgs) -> anyhow::Result<()> {
+    let settings = smsflow::config::Settings::load(None)?;
+    let text = std::fs::read(&args.run)
+        .with_context(|| format!("reading the run's result {}", args.run.display()))?;
+    let outcome: bench::Outcome = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a `run --out` result.json", args.run.display()))?;
+    let expected = Expected {
+        seed: outcome.seed,
+        start_unix_us: outcome.ack.start_unix_us,
+        rate: outcome.ack.target_rate,
+        first: outcome.ack.warmup_requests,
+        end: outcome.ack.total_requests,
+    };
+    let session = smsflow::store::connect_to_keyspace(&settings.cql).await?;
+    let e = e2e::collect(&session, args.from.into(), &expected, args.deadline).await?;
+    println!("{}", e2e::table(&e));
+    if let Some(path) = &args.json {
+        write_json(path, &e)?;
+    }
     Ok(())
+}
+
+fn print_and_save(r: &RunResult, json: Option<&std::path::Path>) -> anyhow::Result<()> {
+    println!("{}", report::table(r));
+    if let Some(path) = json {
+        write_json(path, r)?;
+    }
+    Ok(())
+}
+
+fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -16,17 +16,33 @@ const BODIES: &[&str] = &[
     "reminder: renew passport by June 3rd #todo",
 ];
 
-/// Build request `i` of a run with `seed`, signed for `url` with `token`.
-pub fn webhook(seed: u64, i: u64, senders: u64, url: &str, token: &str) -> Webhook {
+/// The MessageSid of request `i` of a run with `seed`: unique, and known without the request.
+pub fn message_sid(seed: u64, i: u64) -> String {
+    format!("SM{:016x}{:016x}", seed, i)
+}
+
+/// The request index a MessageSid of this `seed` was made for, if it is one.
+pub fn request_index(seed: u64, sid: &str) -> Option<u64> {
+    let hex = sid.strip_prefix("SM")?;
+    if hex.len() != 32 || u64::from_str_radix(&hex[..16], 16).ok()? != seed {
+        return None;
+    }
+    u64::from_str_radix(&hex[16..], 16).ok()
+}
+
+/// Build request `i` of a run with `seed`, from one of `senders`, signed for `url` with `token`.
+pub fn webhook(seed: u64, i: u64, senders: &[String], url: &str, token: &str) -> Webhook {
     let mixed = splitmix(seed ^ i);
-    let sid = format!("SM{:016x}{:016x}", seed, i);
-    let from = format!("+1510{:07}", mixed % senders.max(1));
+    let sid = message_sid(seed, i);
+    let from = senders
+        .get((mixed % senders.len().max(1) as u64) as usize)
+        .map_or("+15102000000", String::as_str);
     let body = BODIES[(mixed >> 32) as usize % BODIES.len()];
     let params: Vec<(String, String)> = [
         ("AccountSid", "ACloadtest0000000000000000000000000"),
         ("ApiVersion", "2010-04-01"),
         ("Body", body),
-        ("From", from.as_str()),
+        ("From", from),
         ("MessageSid", sid.as_str()),
         ("NumMedia", "0"),
         ("NumSegments", "1"),
@@ -44,7 +60,8 @@ pub fn webhook(seed: u64, i: u64, senders: u64, url: &str, token: &str) -> Webho
     Webhook { body, signature }
 }
 
-fn splitmix(mut x: u64) -> u64 {
+/// A 64-bit mixer (SplitMix64): deterministic spread of seeds and indices.
+pub(crate) fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -79,11 +96,12 @@ mod tests {
 
     #[test]
     fn traffic_is_deterministic_and_sids_unique() {
-        let a = webhook(7, 3, 100, "http://x/h", "t");
-        let b = webhook(7, 3, 100, "http://x/h", "t");
+        let from = crate::senders::senders(100, 7);
+        let a = webhook(7, 3, &from, "http://x/h", "t");
+        let b = webhook(7, 3, &from, "http://x/h", "t");
         assert_eq!(a.body, b.body);
         assert_eq!(a.signature, b.signature);
-        let c = webhook(7, 4, 100, "http://x/h", "t");
+        let c = webhook(7, 4, &from, "http://x/h", "t");
         assert!(
             c.body
                 .contains("MessageSid=SM00000000000000070000000000000004"),
@@ -91,5 +109,9 @@ mod tests {
             c.body
         );
         assert_ne!(c.signature, a.signature);
+        assert!(from.iter().any(|f| c.body.contains(&f.replace('+', "%2B"))));
+        assert_eq!(request_index(7, &message_sid(7, 4)), Some(4));
+        assert_eq!(request_index(8, &message_sid(7, 4)), None);
+        assert_eq!(request_index(7, "SMnothex"), None);
     }
 }

@@ -14,6 +14,14 @@ use crate::store::StoreError;
 
 use super::position::Position;
 
+/// The `messages_by_user` insert; public so the benchmark's raw driver loop runs this very
+/// statement.
+pub fn insert_message_cql(keyspace: &str) -> String {
+    format!("INSERT INTO {keyspace}.messages_by_user (user_id, received_at, message_sid, account_sid, messaging_service_sid, \
+     from_number, to_number, body, num_segments, media, geo, event_id) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
+}
+
 /// Prepared writes for the message read models.
 pub struct MessagesProjection {
     session: Arc<Session>,
@@ -26,11 +34,7 @@ impl MessagesProjection {
     /// Prepare the statements once.
     pub async fn new(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
         let insert_message = session
-            .prepare(
-                format!("INSERT INTO {keyspace}.messages_by_user (user_id, received_at, message_sid, account_sid, messaging_service_sid, \
-                 from_number, to_number, body, num_segments, media, geo, event_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"),
-            )
+            .prepare(insert_message_cql(keyspace))
             .await
             .map_err(StoreError::prepare("insert messages_by_user"))?;
         let upsert_status = session
@@ -124,9 +128,12 @@ impl MessagesProjection {
                 ts,
             ),
         );
+        // `projected` is this write's wall clock, on the same host clock as `received`: with
+        // `appended` (broker time) it splits end-to-end latency per stage (see loadtest/).
         let stages: HashMap<&str, CqlTimestamp> = HashMap::from([
             ("received", received),
             ("appended", CqlTimestamp(pos.log_time_ms)),
+            ("projected", CqlTimestamp(crate::clock::now_millis())),
         ]);
         let status = self.session.execute_unpaged(
             &self.upsert_status,

@@ -22,7 +22,7 @@ use crate::store::{self, StoreError};
 
 pub use checkpoint::Checkpoints;
 pub use items::ItemsProjection;
-pub use messages::MessagesProjection;
+pub use messages::{insert_message_cql, MessagesProjection};
 pub use outbound::{Applied, OutboundProjection};
 pub use phones::PhonesProjection;
 use position::Position;

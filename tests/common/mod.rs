@@ -142,6 +142,15 @@ async fn sweep_leftovers(settings: &Settings) {
         .await;
 }
 
+/// The repository root, also from a workspace member (loadtest/) that includes this module.
+pub fn repo_root() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match dir.join("topology").is_dir() {
+        true => dir.to_path_buf(),
+        false => dir.parent().unwrap_or(dir).to_path_buf(),
+    }
+}
+
 impl TestEnv {
     /// Fresh prefix and keyspace, topics created and migrations applied.
     pub async fn new() -> TestEnv {
@@ -158,7 +167,7 @@ impl TestEnv {
         settings.ingress.sender_policy = smsflow::ingress::SenderPolicy::Any;
         settings.api.auth.hs256_secret = Some(JWT_SECRET.into());
         sweep_leftovers(&settings).await;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = repo_root();
         let topo = Topology::load(&root.join("topology/topics.toml")).unwrap();
         topology::apply(&settings.kafka, &topo)
             .await
@@ -372,7 +381,7 @@ pub async fn count_rows(session: &Session, table: &str) -> i64 {
 
 /// Path to the stack script.
 pub fn stack_script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh")
+    repo_root().join("deploy/local/stack.sh")
 }
 
 /// Everything a `read_committed` reader sees on `topic`, read to the end of every partition.

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# make bench: smsflow's pipeline next to its ceilings and a Benthos peer, all in one run on the
+# local stack, every pipeline figure reported as a ratio to a ceiling measured in this run.
+#
+# Usage: loadtest/scripts/bench.sh
+#   RATE=500 DURATION=30     the main open-loop run (ack + end to end), req/s and seconds
+#   STEPS="500 1000 ..."     open-loop rates tried for the sustainable ack rate (STEP_SECONDS each)
+#   DRAIN=20000              messages queued in Kafka, then projected: the projection rate
+#   SUSTAIN=0                seconds of the sustained run at SUSTAIN_RATE (e.g. 600 at 1000/s)
+#   PERF_RECORDS, E2E_RECORDS, CQL_SECONDS: sizes of the Kafka tool and raw driver ceilings
+#   PARTS="ceilings smsflow peer" or PARTS=sustain (only the long run, e.g. SUSTAIN=600)
+#   PEER=auto|off            the Benthos peer (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos)
+# Results: $OUT (default target/bench/<UTC time>): JSON per step, report.md + charts per run,
+# summary.md and summary.json with the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATE=${RATE:-500}
+DURATION=${DURATION:-30}
+STEPS=${STEPS:-"500 1000 1500 2000 3000 4000"}
+STEP_SECONDS=${STEP_SECONDS:-10}
+DRAIN=${DRAIN:-20000}
+SUSTAIN=${SUSTAIN:-0}
+SUSTAIN_RATE=${SUSTAIN_RATE:-1000}
+PEER=${PEER:-auto}
+PARTS=${PARTS:-"ceilings smsflow peer"}  # PARTS=sustain runs only the sustained run (SUSTAIN seconds)
+PERF_RECORDS=${PERF_RECORDS:-300000}   # ProducerPerformance, unthrottled
+E2E_RECORDS=${E2E_RECORDS:-5000}       # EndToEndLatency
+CQL_SECONDS=${CQL_SECONDS:-20}         # raw driver loop
+BENTHOS=${BENTHOS:-$HOME/.cache/smsflow-bench/benthos}
+OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+STATE=${SMSSTACK_STATE:-$HOME/.local/state/smsflow-stack}
+KLIB=${SMSFLOW_STACK_CACHE:-$HOME/.cache/smsflow-stack}/kafka/lib
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+cargo build -q --release -p smsflow --bin smsflow -p smsflow-loadtest --bin smsflow-loadtest
+T=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
+SF=$T/smsflow
+LT=$T/smsflow-loadtest
+KAFKA_PID=$(cat "$STATE/run/kafka.pid")
+CASSANDRA_PID=$(cat "$STATE/run/cassandra.pid")
+JAEGER_PID=$(cat "$STATE/run/jaeger.pid")  # smsflow exports every span to it: tracing's cost
+kafka_java=(java -Xmx512m -Dlog4j2.configurationFile="$PWD/deploy/local/kafka/log4j2.xml" -cp "$KLIB/*")
+
+# Names shaped like test leftovers (t + creation second in hex), so the test harness' sweep
+# removes these topics and keyspaces after 30 minutes on this shared stack.
+HEX=$(printf '%08x' "$(date +%s)")
+# Seeds make MessageSids; Redis remembers SIDs for a day, so every run needs fresh ones.
+SEED=$(( $(date +%s) * 1000 ))
+next_seed() { SEED=$((SEED + 1)); }
+
+export RUST_LOG=warn TWILIO_AUTH_TOKEN=bench-token
+# The limiter still runs (its Redis round trip is part of the ack) but never limits here.
+export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_LIMIT=60000 SMSFLOW_INGRESS__RATE_LIMIT__SENDER_PERIOD=1m
+export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_BURST=1000
+export SMSFLOW_HTTP__PUBLIC_URL=http://127.0.0.1:18080
+# The generator's senders are not in the phone registry: accept every signed sender, keyed
+# by its number. (The registered path adds one moka lookup per message, a cache hit after
+# the first message of each sender; these figures were measured before the registry landed.)
+export SMSFLOW_INGRESS__SENDER_POLICY=any
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+wait_url() {
+  local i; for i in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "bench: $1 did not answer in 30 s" >&2; return 1
+}
+with_space() {  # with_space NAME CMD...: run CMD with the topic prefix and keyspace of space NAME
+  local name=$1; shift
+  SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}${name}." SMSFLOW_CQL__KEYSPACE="t_${HEX}${name}" \
+    SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}${name}-projector" "$@"
+}
+step() { echo; echo "== $*"; }
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+for space in ceil sms peer; do with_space "$space" "$SF" migrate >/dev/null; with_space "$space" "$SF" topics >/dev/null; done
+echo "bench: output in $OUT; topics t${HEX}{ceil,sms,peer}.*, keyspaces t_${HEX}{ceil,sms,peer}"
+
+# ------------------------------------------------------------------ ceilings
+if part ceilings; then
+step "ceiling: bare axum route, same generator, ${RATE}/s"
+"$LT" bare-route --addr 127.0.0.1:18090 2>/dev/null & bare=$!; pids+=("$bare")
+wait_url http://127.0.0.1:18090/
+next_seed
+"$LT" run --label bare-route --target http://127.0.0.1:18090 --public-url http://127.0.0.1:18080 \
+  --rate "$RATE" --duration "${DURATION}s" --warmup 5s --seed "$SEED" --json "$OUT/bare.json" | sed -n 2,4p
+step "ceiling: bare route maximum (wrk, closed loop, 64 connections, 10 s)"
+wrk -t1 -c64 -d10s http://127.0.0.1:18090/ | tee "$OUT/bare-wrk.txt" | grep -E "Requests/sec|Latency"
+stop "$bare"
+
+CEIL_TOPIC="t${HEX}ceil.sms.messages.v1"
+step "ceiling: Kafka ProducerPerformance, acks=all, 400-byte records, unthrottled"
+"${kafka_java[@]}" org.apache.kafka.tools.ProducerPerformance --topic "$CEIL_TOPIC" --num-records "$PERF_RECORDS" \
+  --record-size 400 --throughput -1 --producer-props bootstrap.servers=127.0.0.1:9092 acks=all \
+  enable.idempotence=true compression.type=lz4 linger.ms=2 2>&1 | grep "records sent" | tail -1 | tee "$OUT/kafka-perf-max.txt"
+step "ceiling: Kafka ProducerPerformance at ${RATE}/s"
+"${kafka_java[@]}" org.apache.kafka.tools.ProducerPerformance --topic "$CEIL_TOPIC" --num-records $((RATE * DURATION)) \
+  --record-size 400 --throughput "$RATE" --producer-props bootstrap.servers=127.0.0.1:9092 acks=all \
+  enable.idempotence=true compression.type=lz4 linger.ms=2 2>&1 | grep "records sent" | tail -1 | tee "$OUT/kafka-perf-rate.txt"
+step "ceiling: Kafka EndToEndLatency (one record at a time, acks=all, 400 bytes, 1-partition topic)"
+"${kafka_java[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --create \
+  --topic "t${HEX}ceil.e2e" --partitions 1 --replication-factor 1 >/dev/null 2>&1
+"${kafka_java[@]}" org.apache.kafka.tools.EndToEndLatency 127.0.0.1:9092 "t${HEX}ceil.e2e" "$E2E_RECORDS" all 400 2>&1 \
+  | grep -E "^Avg latency|^Percentiles" | tee "$OUT/kafka-e2e.txt"
+step "ceiling: raw rdkafka produce with smsflow's settings, ${RATE}/s"
+with_space ceil "$LT" produce --topic "$CEIL_TOPIC" --rate "$RATE" --duration "${DURATION}s" --warmup 5s \
+  --json "$OUT/produce.json" | sed -n 3p
+step "ceiling: raw rdkafka produce -> consume echo with smsflow's settings, ${RATE}/s"
+with_space ceil "$LT" echo --topic "$CEIL_TOPIC" --rate "$RATE" --duration "${DURATION}s" --warmup 5s \
+  --json "$OUT/echo.json" | sed -n 3p
+step "ceiling: raw scylla driver, the projector's INSERT at projector.max_in_flight, ${CQL_SECONDS} s"
+with_space ceil "$LT" cql-writes --duration "${CQL_SECONDS}s" --json "$OUT/cql.json"
+fi
+
+# ------------------------------------------------------------------ smsflow
+# `env ... prog &` execs prog in the background child, so $! is smsflow's own pid (watched, stopped).
+SMS_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}sms." SMSFLOW_CQL__KEYSPACE="t_${HEX}sms" SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}sms-projector")
+start_smsflow() {  # ingress and projector as separate processes, so each one's cost is its own
+  env "${SMS_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18080 "$SF" serve --role ingress & ingress=$!; pids+=("$ingress")
+  start_projector
+  wait_url http://127.0.0.1:18080/healthz
+}
+start_projector() {
+  env "${SMS_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18081 "$SF" serve --role projector & projector=$!; pids+=("$projector")
+  wait_url http://127.0.0.1:18081/healthz
+}
+watch_sms() { echo --watch "ingress=$ingress" --watch "projector=$projector" --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID" --watch "jaeger=$JAEGER_PID"; }
+sms_run() {  # sms_run LABEL RATE SECONDS [more run args]
+  local label=$1 rate=$2 secs=$3; shift 3; next_seed
+  with_space sms "$LT" run --label "$label" --target http://127.0.0.1:18080 --public-url http://127.0.0.1:18080 \
+    --rate "$rate" --duration "${secs}s" --seed "$SEED" "$@"
+}
+SUSTAINED=0
+sustainable() {  # sustainable NAME URL: sets SUSTAINED to the highest step answered in full, on
+  # schedule, without a queue building up (p99 <= 500 ms over the step; a backlog grows far past
+  # that within seconds). Not in $(...): the seed counter must advance in this shell.
+  local name=$1 url=$2 r
+  SUSTAINED=0
+  for r in $STEPS; do
+    next_seed
+    with_space sms "$LT" run --label "$name@$r" --target "$url" --public-url "$url" --rate "$r" \
+      --duration "${STEP_SECONDS}s" --warmup 2s --seed "$SEED" --json "$OUT/$name-step-$r.json" >/dev/null
+    python3 - "$OUT/$name-step-$r.json" <<'PY' || break
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r['success_rate'] >= 0.999 and r['achieved_rate'] >= 0.98 * r['target_rate'] and r['p99_ms'] <= 500
+print(f"  {r['label']}: achieved {r['achieved_rate']:.0f}/s, success {r['success_rate']:.4f}, p99 {r['p99_ms']:.1f} ms -> {'sustained' if ok else 'NOT sustained'}")
+sys.exit(0 if ok else 1)
+PY
+    SUSTAINED=$r
+  done
+}
+
+if part smsflow || part sustain; then start_smsflow; fi
+SMS_SUSTAINED=0
+HALF=$((RATE / 2))
+DRAIN_RATE=$RATE
+if part smsflow; then
+step "smsflow: ${RATE}/s for ${DURATION}s, ack + end to end + cost"
+sms_run smsflow "$RATE" "$DURATION" --warmup 5s --read-back stage-at $(watch_sms) --out "$OUT/smsflow" --json "$OUT/ingress.json"
+step "smsflow: sustainable ack rate (steps: $STEPS)"
+sustainable smsflow http://127.0.0.1:18080; SMS_SUSTAINED=$SUSTAINED
+echo "smsflow sustained $SMS_SUSTAINED/s" | tee "$OUT/smsflow-sustained.txt"
+HALF=$(( SMS_SUSTAINED / 2 )); ((HALF > 0)) || HALF=$((RATE / 2))
+# Also lets the projector catch up on what the steps queued before it is stopped below.
+step "smsflow: end to end at half the sustainable rate (${HALF}/s) for ${DURATION}s"
+sms_run smsflow-half "$HALF" "$DURATION" --warmup 5s --read-back stage-at $(watch_sms) --out "$OUT/smsflow-half" >/dev/null
+sed -n '/^end to end/,/send -> projected/p' "$OUT/smsflow-half/report.md"
+step "smsflow: projection rate, draining $DRAIN queued messages"
+stop "$projector"
+DRAIN_RATE=$(( SMS_SUSTAINED > 0 ? SMS_SUSTAINED : RATE ))
+sms_run smsflow-drain "$DRAIN_RATE" $(( (DRAIN + DRAIN_RATE - 1) / DRAIN_RATE )) --warmup 0s --out "$OUT/smsflow-drain" >/dev/null
+start_projector
+with_space sms "$LT" read-back --run "$OUT/smsflow-drain/result.json" --from stage-at --json "$OUT/smsflow-drain/e2e.json" >"$OUT/smsflow-drain/e2e.txt"
+head -1 "$OUT/smsflow-drain/e2e.txt"
+fi
+if ((SUSTAIN > 0)) && { part smsflow || part sustain; }; then
+  step "smsflow: sustained ${SUSTAIN_RATE}/s for ${SUSTAIN}s (backlog over time = consumer lag)"
+  sms_run smsflow-sustained "$SUSTAIN_RATE" "$SUSTAIN" --warmup 10s --read-back stage-at --read-back-deadline 300s \
+    $(watch_sms) --out "$OUT/smsflow-sustained" >/dev/null
+  sed -n '/^end to end/,$p' "$OUT/smsflow-sustained/report.md"
+fi
+if part smsflow || part sustain; then stop "$ingress"; stop "$projector"; fi
+
+# ------------------------------------------------------------------ Benthos peer
+if ! part peer; then
+  :
+elif [[ $PEER != off && -x $BENTHOS ]]; then
+  export PEER_TOPIC="t${HEX}peer.sms.messages.v1" PEER_KEYSPACE="t_${HEX}peer" PEER_GROUP="t${HEX}peer-project"
+  start_peer_project() {
+    PEER_METRICS_ADDR=127.0.0.1:14196 "$BENTHOS" -c loadtest/peers/benthos-project.yaml & peer_project=$!; pids+=("$peer_project")
+    wait_url http://127.0.0.1:14196/ping
+  }
+  PEER_HTTP_ADDR=127.0.0.1:18095 PEER_METRICS_ADDR=127.0.0.1:14195 "$BENTHOS" -c loadtest/peers/benthos-ingest.yaml & peer_ingest=$!
+  pids+=("$peer_ingest")
+  start_peer_project
+  wait_url http://127.0.0.1:14195/ping
+  peer_run() {
+    local label=$1 rate=$2 secs=$3; shift 3; next_seed
+    with_space peer "$LT" run --label "$label" --target http://127.0.0.1:18095 --public-url http://127.0.0.1:18095 \
+      --rate "$rate" --duration "${secs}s" --seed "$SEED" "$@"
+  }
+  watch_peer() { echo --watch "benthos-ingest=$peer_ingest" --watch "benthos-project=$peer_project" --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID"; }
+  step "peer (Benthos): ${RATE}/s for ${DURATION}s, ack + end to end + cost"
+  peer_run benthos "$RATE" "$DURATION" --warmup 5s --read-back write-time $(watch_peer) --out "$OUT/peer" --json "$OUT/peer-ingress.json"
+  step "peer (Benthos): sustainable ack rate"
+  sustainable benthos http://127.0.0.1:18095; PEER_SUSTAINED=$SUSTAINED
+  echo "benthos sustained $PEER_SUSTAINED/s" | tee "$OUT/peer-sustained.txt"
+  # Also lets the peer project what the steps queued before its projector is stopped.
+  step "peer (Benthos): end to end at ${HALF}/s for ${DURATION}s"
+  peer_run benthos-half "$HALF" "$DURATION" --warmup 5s --read-back write-time $(watch_peer) --out "$OUT/peer-half" >/dev/null
+  sed -n '/^end to end/,/send -> projected/p' "$OUT/peer-half/report.md"
+  step "peer (Benthos): projection rate, draining $DRAIN queued messages"
+  stop "$peer_project"
+  peer_run benthos-drain "$DRAIN_RATE" $(( (DRAIN + DRAIN_RATE - 1) / DRAIN_RATE )) --warmup 0s --out "$OUT/peer-drain" >/dev/null
+  start_peer_project
+  with_space peer "$LT" read-back --run "$OUT/peer-drain/result.json" --from write-time --json "$OUT/peer-drain/e2e.json" >"$OUT/peer-drain/e2e.txt"
+  head -1 "$OUT/peer-drain/e2e.txt"
+  stop "$peer_ingest"; stop "$peer_project"
+else
+  echo "bench: no Benthos peer (PEER=$PEER, binary $BENTHOS missing?)" | tee "$OUT/peer-missing.txt"
+fi
+
+step "summary"
+STEPS="$STEPS" python3 loadtest/scripts/summary.py "$OUT" | tee "$OUT/summary.md"

@@ -1,0 +1,237 @@
+//! The ceilings smsflow is compared against, each measured with the same open-loop driver or a
+//! closed loop at smsflow's own concurrency: raw rdkafka produce and produce->consume echo with
+//! smsflow's client settings, the projector's own INSERT through the raw driver, and a bare
+//! axum route.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use scylla::value::{CqlTimestamp, MaybeUnset};
+use tokio::sync::oneshot;
+
+use crate::open_loop::{self, Plan};
+use crate::report::{self, Percentiles, RunResult};
+
+/// Produce `record_size`-byte records at the plan's rate with smsflow's producer settings;
+/// latency is from the due time to the broker's acknowledgement (acks=all).
+pub async fn produce(
+    settings: &smsflow::config::Settings,
+    topic: &str,
+    record_size: usize,
+    keys: u64,
+    plan: &Plan,
+) -> anyhow::Result<RunResult> {
+    let producer = smsflow::kafka::EventProducer::new(&settings.kafka, "loadtest-produce")?;
+    let payload = Arc::new(vec![0x5Au8; record_size]);
+    open_loop::drive(plan, |i| {
+        let (producer, topic, payload) = (producer.clone(), topic.to_owned(), payload.clone());
+        let key = format!("k{}", i % keys.max(1));
+        async move {
+            producer
+                .send_bytes(&topic, &key, "LoadTest", &payload)
+                .await
+                .is_ok()
+        }
+    })
+    .await
+}
+
+/// Produce at the plan's rate and consume the same records with smsflow's producer and
+/// consumer settings (read_committed, no auto commit); latency is from the due time to the
+/// record's arrival at the consumer, in microseconds.
+pub async fn echo(
+    settings: &smsflow::config::Settings,
+    topic: &str,
+    record_size: usize,
+    plan: &Plan,
+) -> anyhow::Result<RunResult> {
+    let group = format!("loadtest-echo-{}", std::process::id());
+    let consumer: StreamConsumer =
+        smsflow::kafka::client::consumer(&settings.kafka, "loadtest-echo", &group).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| anyhow::anyhow!("topic {topic} not found: run `smsflow topics` first"))?;
+    // Start at each partition's current end, read now, so the first record sent is seen.
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        assignment.add_partition_offset(topic, p, Offset::Offset(high))?;
+    }
+    consumer.assign(&assignment)?;
+    // Bounded by the run: an entry lives from send to arrival.
+    let waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>> = Arc::default();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let reader = {
+        let waiting = waiting.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut stream = consumer.stream();
+            loop {
+                tokio::select! {
+                    _ = stop.notified() => break,
+                    next = stream.next() => {
+                        let Some(Ok(msg)) = next else { continue };
+                        let index = msg
+                            .key()
+                            .and_then(|k| std::str::from_utf8(k).ok())
+                            .and_then(|k| k.strip_prefix('e'))
+                            .and_then(|k| k.parse::<u64>().ok());
+                        if let Some(tx) = index.and_then(|i| waiting.lock().ok()?.remove(&i)) {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let producer = smsflow::kafka::EventProducer::new(&settings.kafka, "loadtest-echo")?;
+    let payload = Arc::new(vec![0x5Au8; record_size]);
+    let result = open_loop::drive(plan, |i| {
+        let (producer, topic, payload) = (producer.clone(), topic.to_owned(), payload.clone());
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut w) = waiting.lock() {
+            w.insert(i, tx);
+        }
+        async move {
+            let sent = producer
+                .send_bytes(&topic, &format!("e{i}"), "LoadTest", &payload)
+                .await
+                .is_ok();
+            sent && tokio::time::timeout(Duration::from_secs(10), rx)
+                .await
+                .is_ok_and(|r| r.is_ok())
+        }
+    })
+    .await;
+    stop.notify_one();
+    let _ = reader.await;
+    result
+}
+
+/// The raw driver's write rate: the projector's own prepared INSERT into `messages_by_user`,
+/// `concurrency` at a time (the projector's `max_in_flight`), as fast as Cassandra takes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CqlWrites {
+    pub concurrency: usize,
+    pub writes: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    pub rate: f64,
+    pub latency: Percentiles,
+}
+
+/// Run the INSERT loop for `duration` after `warmup`.
+pub async fn cql_writes(
+    settings: &smsflow::config::Settings,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<CqlWrites> {
+    let session = smsflow::store::connect(&settings.cql).await?;
+    let insert = Arc::new(
+        session
+            .prepare(smsflow::projector::insert_message_cql(
+                &settings.cql.keyspace,
+            ))
+            .await?,
+    );
+    let hist = Arc::new(Mutex::new(report::histogram()?));
+    let counts = Arc::new(Mutex::new((0u64, 0u64)));
+    let begin = Instant::now();
+    let measure_from = begin + warmup;
+    let end = measure_from + duration;
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let (session, insert, hist, counts) = (
+            session.clone(),
+            insert.clone(),
+            hist.clone(),
+            counts.clone(),
+        );
+        workers.spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < end {
+                n += 1;
+                let sid = format!("SMraw{w:05}{n:022}");
+                let user = format!("+1510{:07}", 2_000_000 + (w as u64 * 7_919 + n) % 8_000_000);
+                let now_ms = smsflow::clock::now_millis();
+                let started = Instant::now();
+                let res = session
+                    .execute_unpaged(
+                        &insert,
+                        (
+                            user.as_str(),
+                            CqlTimestamp(now_ms),
+                            sid.as_str(),
+                            "ACloadtest0000000000000000000000000",
+                            MaybeUnset::<&str>::Unset,
+                            user.as_str(),
+                            "+14155550100",
+                            "met Dana Reyes at the Oakland expo, her cell is 510-555-0142 #lead",
+                            1i32,
+                            Vec::<(&str, &str)>::new(),
+                            MaybeUnset::<HashMap<&str, &str>>::Unset,
+                            sid.as_str(),
+                            now_ms * 1000,
+                        ),
+                    )
+                    .await;
+                if started < measure_from {
+                    continue;
+                }
+                if let Ok(mut c) = counts.lock() {
+                    if res.is_ok() {
+                        c.0 += 1;
+                    } else {
+                        c.1 += 1;
+                    }
+                }
+                if res.is_ok() {
+                    if let Ok(mut h) = hist.lock() {
+                        h.saturating_record(started.elapsed().as_micros().max(1) as u64);
+                    }
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let seconds = measure_from.elapsed().as_secs_f64().max(1e-9);
+    let (writes, failed) = *counts
+        .lock()
+        .map_err(|_| anyhow::anyhow!("counter lock poisoned"))?;
+    let latency = Percentiles::of(
+        &*hist
+            .lock()
+            .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?,
+    );
+    Ok(CqlWrites {
+        concurrency,
+        writes,
+        failed,
+        seconds,
+        rate: writes as f64 / seconds,
+        latency,
+    })
+}
+
+/// Serve `POST /*` with 200 and empty TwiML until the process ends.
+pub async fn bare_route(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/xml")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
+        )
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("bare route on http://{addr}");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
