@@ -134,8 +134,10 @@ async fn print_pending_items(
     messages: usize,
 ) -> anyhow::Result<()> {
     let Some(secret) = settings.api.auth.hs256_secret.as_deref() else {
-        println!("
-(set SMSFLOW_API__AUTH__HS256_SECRET to see the pending items through the API)");
+        println!(
+            "
+(set SMSFLOW_API__AUTH__HS256_SECRET to see the pending items through the API)"
+        );
         return Ok(());
     };
     let exp = std::time::SystemTime::now()
@@ -157,15 +159,19 @@ async fn print_pending_items(
             .json()
             .await?;
         let items = body["items"].as_array().cloned().unwrap_or_default();
-        let sids: std::collections::HashSet<&str> =
-            items.iter().filter_map(|i| i["message_sid"].as_str()).collect();
+        let sids: std::collections::HashSet<&str> = items
+            .iter()
+            .filter_map(|i| i["message_sid"].as_str())
+            .collect();
         if sids.len() >= messages || Instant::now() > deadline {
             break items;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    println!("
-pending items for user {USER} (GET /v1/items?status=pending):");
+    println!(
+        "
+pending items for user {USER} (GET /v1/items?status=pending):"
+    );
     for i in &items {
         println!(
             "  {:<9} {:<32} from {:?}",

@@ -133,27 +133,28 @@ async fn a_recorded_voice_note_is_fetched_stored_transcribed_enriched_and_done()
     // sender_policy "any", the owner is the sending number).
     let sid = as_map(&params)["MessageSid"].clone();
     let owner = jwt(&as_map(&params)["From"], false);
-    let view: serde_json::Value = wait_for("the message to be done", Duration::from_secs(120), || {
-        let (client, url, owner, sid) = (
-            client.clone(),
-            app.base_url.clone(),
-            owner.clone(),
-            sid.clone(),
-        );
-        async move {
-            let v: serde_json::Value = client
-                .get(format!("{url}/v1/messages/{sid}"))
-                .bearer_auth(owner)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (v["done"] == true).then_some(v)
-        }
-    })
-    .await;
+    let view: serde_json::Value =
+        wait_for("the message to be done", Duration::from_secs(120), || {
+            let (client, url, owner, sid) = (
+                client.clone(),
+                app.base_url.clone(),
+                owner.clone(),
+                sid.clone(),
+            );
+            async move {
+                let v: serde_json::Value = client
+                    .get(format!("{url}/v1/messages/{sid}"))
+                    .bearer_auth(owner)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (v["done"] == true).then_some(v)
+            }
+        })
+        .await;
     assert_eq!(view["parts_expected"], 2);
     let parts = view["parts"].as_array().unwrap();
     let part = |name: &str| parts.iter().find(|p| p["part"] == name).unwrap().clone();
