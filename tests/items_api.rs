@@ -38,24 +38,7 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
     let me = jwt("dana-user", false);
     let other = jwt("someone-else", false);
     let cql = env.cql().await;
-    wait_for(
-        "the sender to be projected",
-        Duration::from_secs(60),
-        || {
-            let (cql, phone) = (cql.clone(), phone.clone());
-            async move {
-                let rows = cql
-                    .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (phone,))
-                    .await
-                    .ok()?
-                    .into_rows_result()
-                    .ok()?;
-                let (v,): (Option<bool>,) = rows.maybe_first_row().ok()??;
-                (v == Some(true)).then_some(())
-            }
-        },
-    )
-    .await;
+    wait_phone_verified(&env, &phone).await;
 
     let mut params = sms_params(1);
     let body = "met Dana Reyes at the Oakland expo, her cell is 510-555-0142, follow up next Tuesday 3pm #lead";

@@ -78,30 +78,6 @@ async fn messages(env: &TestEnv) -> (Vec<(String, MessageReceived)>, Vec<SenderR
     (accepted, rejected)
 }
 
-/// Wait until the projector has the number as verified in `phones`.
-async fn wait_projected(env: &TestEnv, phone: &str) {
-    let cql = env.cql().await;
-    wait_for(
-        "the registry change to be projected",
-        Duration::from_secs(60),
-        || {
-            let cql = cql.clone();
-            let phone = phone.to_owned();
-            async move {
-                let rows = cql
-                    .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (phone,))
-                    .await
-                    .ok()?
-                    .into_rows_result()
-                    .ok()?;
-                let (verified,): (Option<bool>,) = rows.maybe_first_row().ok()??;
-                (verified == Some(true)).then_some(())
-            }
-        },
-    )
-    .await;
-}
-
 fn code_in(body: &str) -> String {
     body.split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)
@@ -335,7 +311,7 @@ async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed()
         .await
         .unwrap();
     let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
-    wait_projected(&env, &phone).await;
+    wait_phone_verified(&env, &phone).await;
     let http = reqwest::Client::new();
 
     let (_, _, before) = text(&http, &app, 1, &phone, "first note").await;
@@ -461,7 +437,7 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
             .await
             .unwrap();
     let app = TestApp::spawn(settings.clone(), &[Role::Ingress, Role::Projector]).await;
-    wait_projected(&env, &burst_phone).await;
+    wait_phone_verified(&env, &burst_phone).await;
     let http = reqwest::Client::new();
 
     let started = Instant::now();
@@ -505,8 +481,8 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
         .await
         .unwrap();
     let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
-    wait_projected(&env, &p1).await;
-    wait_projected(&env, &p2).await;
+    wait_phone_verified(&env, &p1).await;
+    wait_phone_verified(&env, &p2).await;
     for i in 0..4 {
         assert_eq!(text(&http, &app, 2000 + i, &p1, "one").await.0, 200);
         assert_eq!(text(&http, &app, 3000 + i, &p2, "two").await.0, 200);

@@ -533,3 +533,27 @@ pub async fn produce_messages(
         panic!("producing test events failed: {e}");
     }
 }
+
+/// Wait until the projector has `phone` as verified in the `phones` read model.
+pub async fn wait_phone_verified(env: &TestEnv, phone: &str) {
+    let cql = env.cql().await;
+    wait_for(
+        "the registry change to be projected",
+        Duration::from_secs(60),
+        || {
+            let cql = cql.clone();
+            let phone = phone.to_owned();
+            async move {
+                let rows = cql
+                    .query_unpaged("SELECT verified FROM phones WHERE phone = ?", (phone,))
+                    .await
+                    .ok()?
+                    .into_rows_result()
+                    .ok()?;
+                let (verified,): (Option<bool>,) = rows.maybe_first_row().ok()??;
+                (verified == Some(true)).then_some(())
+            }
+        },
+    )
+    .await;
+}
