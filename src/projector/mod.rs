@@ -59,7 +59,8 @@ pub enum ProjectorError {
 /// One read model: which topics feed it and how one event is written.
 ///
 /// `apply` must be idempotent and order-insensitive within a batch: every write carries
-/// `USING TIMESTAMP` from the event's position, so events of one batch run concurrently.
+/// `USING TIMESTAMP` from the event's position, so events of one batch run concurrently
+/// (except events sharing an `order_key`).
 pub trait Projection: Send + Sync + 'static {
     /// The events this projection reads.
     type Event: Send + Sync + 'static;
@@ -88,6 +89,13 @@ pub trait Projection: Send + Sync + 'static {
     /// Events with the same key in one batch are duplicates: only the first (lowest
     /// position) is applied. Cross-batch duplicates are the projection's own business.
     fn duplicate_key<'a>(&self, _event: &'a Self::Event) -> Option<&'a str> {
+        None
+    }
+
+    /// Events with the same key in one batch are applied one after another, in the order
+    /// they were read (so in offset order within a partition); other events run
+    /// concurrently. For projections whose writes of one key read each other's results.
+    fn order_key(&self, _event: &Self::Event) -> Option<String> {
         None
     }
 

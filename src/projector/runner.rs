@@ -345,30 +345,53 @@ async fn try_apply_batch<P: Projection>(
         Some(k) => seen.insert(k.to_owned()),
         None => true,
     });
-    let writes: Vec<_> = todo
-        .iter()
-        .map(|(pos, ev, parent)| {
-            let span = info_span!(
-                "projector.apply",
-                otel.name = %format_args!("process {}", pos.topic),
-                otel.kind = "consumer",
-                messaging.system = "kafka",
-                messaging.operation.type = "process",
-                messaging.destination.name = %pos.topic,
-                messaging.destination.partition.id = %pos.partition,
-                messaging.kafka.offset = pos.offset,
-                messaging.consumer.group.name = ctx.group,
-                projection = P::NAME,
-                message_sid = field::Empty,
-            );
-            if let Some(sid) = ctx.projection.message_sid(ev) {
-                span.record("message_sid", sid);
+    let apply_one = |i: usize| {
+        let (pos, ev, parent) = &todo[i];
+        let span = info_span!(
+            "projector.apply",
+            otel.name = %format_args!("process {}", pos.topic),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %pos.topic,
+            messaging.destination.partition.id = %pos.partition,
+            messaging.kafka.offset = pos.offset,
+            messaging.consumer.group.name = ctx.group,
+            projection = P::NAME,
+            message_sid = field::Empty,
+        );
+        if let Some(sid) = ctx.projection.message_sid(ev) {
+            span.record("message_sid", sid);
+        }
+        let _ = span.set_parent(parent.clone());
+        ctx.projection.apply(ev, pos).instrument(span)
+    };
+    // Chains of events sharing an order key, each in batch order; a keyless event is a chain
+    // of its own. Chains run concurrently, the events of one chain one after another.
+    let mut chains: Vec<Vec<usize>> = Vec::with_capacity(todo.len());
+    let mut chain_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, (_, ev, _)) in todo.iter().enumerate() {
+        match ctx.projection.order_key(ev) {
+            Some(k) => match chain_of.get(&k) {
+                Some(&c) => chains[c].push(i),
+                None => {
+                    chain_of.insert(k, chains.len());
+                    chains.push(vec![i]);
+                }
+            },
+            None => chains.push(vec![i]),
+        }
+    }
+    let results: Vec<Result<(), StoreError>> = futures::stream::iter(chains)
+        .map(|chain| {
+            let apply_one = &apply_one;
+            async move {
+                for i in chain {
+                    apply_one(i).await?;
+                }
+                Ok(())
             }
-            let _ = span.set_parent(parent.clone());
-            ctx.projection.apply(ev, pos).instrument(span)
         })
-        .collect();
-    let results: Vec<Result<(), StoreError>> = futures::stream::iter(writes)
         .buffer_unordered(ctx.settings.projector.max_in_flight)
         .collect()
         .await;
