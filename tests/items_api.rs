@@ -209,6 +209,7 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
     for table in [
         "items",
         "items_by_user_status",
+        "list_buckets",
         "items_by_message",
         "message_parts",
     ] {

@@ -26,11 +26,14 @@ use super::error::ApiError;
 use super::phones::rfc3339_millis;
 use crate::events::ItemReviewed;
 use crate::kafka::EventProducer;
-use crate::projector::items::{bucket_of, previous_bucket, STATUSES};
+use crate::projector::items::STATUSES;
 use crate::store::StoreError;
 
-/// How many month buckets a list walks back before it stops looking.
-const MAX_BUCKETS: usize = 36;
+/// How many buckets (user-hours) one page looks at before it returns what it has, with a
+/// token to go on: this bounds a request however sparse the list is.
+const MAX_BUCKETS_PER_PAGE: usize = 2_000;
+/// Index rows read per round trip.
+const INDEX_PAGE: i32 = 256;
 /// The largest page.
 const MAX_LIMIT: usize = 200;
 /// How long `?wait=true` waits for the projector.
@@ -43,6 +46,7 @@ pub struct ItemsApi {
     reviews_topic: String,
     list: PreparedStatement,
     list_from: PreparedStatement,
+    buckets: PreparedStatement,
     item: PreparedStatement,
     status: PreparedStatement,
     parts: PreparedStatement,
@@ -103,6 +107,10 @@ impl ItemsApi {
                 "SELECT {cols} FROM {ks}.items_by_user_status WHERE user_id = ? AND status = ? AND bucket = ? AND created_at <= ? LIMIT ?"
             ))
             .await?,
+            buckets: prepare(format!(
+                "SELECT bucket, added_version, drained_version FROM {ks}.list_buckets WHERE user_id = ? AND status = ? AND bucket <= ? LIMIT ?"
+            ))
+            .await?,
             item: prepare(format!(
                 "SELECT user_id, message_sid, part, kind, value, normalized, confidence, source, span_start, span_end, status, created_at, reviewed_at FROM {ks}.items WHERE item_id = ?"
             ))
@@ -159,7 +167,8 @@ struct ListQuery {
     page_token: Option<String>,
 }
 
-/// Where the next page starts: strictly after this row, in list order.
+/// Where the next page starts: strictly after this row, in list order (`t = i64::MAX`: at the
+/// top of bucket `b`).
 #[derive(Serialize, Deserialize)]
 struct PageToken {
     b: i32,
@@ -206,74 +215,107 @@ async fn list(
                 .ok_or_else(|| ApiError::invalid("page_token is not one this API issued"))?,
         ),
     };
-    let mut bucket = after
-        .as_ref()
-        .map_or_else(|| bucket_of(crate::clock::now_micros()), |a| a.b);
     let mut out: Vec<Value> = Vec::with_capacity(limit);
     let mut last: Option<PageToken> = None;
     let mut more = false;
-    for _ in 0..MAX_BUCKETS {
-        let want = (limit - out.len() + 1) as i32;
-        let result = match after.as_ref().filter(|a| a.b == bucket) {
-            Some(a) => {
-                api.session
-                    .execute_unpaged(
-                        &api.list_from,
-                        (
-                            &caller.user_id,
-                            status,
-                            bucket,
-                            CqlTimestamp(a.t),
-                            want + 64,
-                        ),
-                    )
-                    .await
-            }
-            None => {
-                api.session
-                    .execute_unpaged(&api.list, (&caller.user_id, status, bucket, want))
-                    .await
-            }
-        };
-        let rows: Vec<ListRow> = result
+    let mut from_bucket = after.as_ref().map_or(i32::MAX, |a| a.b);
+    let mut looked = 0usize;
+    'walk: loop {
+        let index: Vec<(i32, Option<i64>, Option<i64>)> = api
+            .session
+            .execute_unpaged(
+                &api.buckets,
+                (&caller.user_id, status, from_bucket, INDEX_PAGE),
+            )
+            .await
             .map_err(read_error)?
             .into_rows_result()
             .map_err(read_error)?
-            .rows::<ListRow>()
+            .rows::<(i32, Option<i64>, Option<i64>)>()
             .map_err(read_error)?
             .collect::<Result<_, _>>()
             .map_err(read_error)?;
-        for (created, id, sid, kind, value, normalized, confidence) in rows {
-            // Within one millisecond, rows sort by id: skip up to and including the token's.
-            if let Some(a) = after.as_ref().filter(|a| a.b == bucket) {
-                if created.0 == a.t && id <= a.i {
-                    continue;
-                }
+        let Some(&(lowest, _, _)) = index.last() else {
+            break;
+        };
+        let exhausted = index.len() < INDEX_PAGE as usize;
+        for (bucket, added, drained) in index {
+            if added.is_some() && added == drained {
+                // Emptied by reviews and nothing added since: skip its tombstones.
+                continue;
             }
-            if out.len() == limit {
+            looked += 1;
+            if looked > MAX_BUCKETS_PER_PAGE {
                 more = true;
-                break;
+                last = Some(PageToken {
+                    b: bucket,
+                    t: i64::MAX,
+                    i: String::new(),
+                });
+                break 'walk;
             }
-            last = Some(PageToken {
-                b: bucket,
-                t: created.0,
-                i: id.clone(),
-            });
-            out.push(json!({
-                "id": id,
-                "message_sid": sid,
-                "kind": kind,
-                "value": value,
-                "normalized": normalized,
-                "confidence": confidence,
-                "status": status,
-                "created_at": rfc3339_millis(created.0),
-            }));
+            let want = (limit - out.len() + 1) as i32;
+            let result = match after.as_ref().filter(|a| a.b == bucket) {
+                Some(a) => {
+                    api.session
+                        .execute_unpaged(
+                            &api.list_from,
+                            (
+                                &caller.user_id,
+                                status,
+                                bucket,
+                                CqlTimestamp(a.t),
+                                want + 64,
+                            ),
+                        )
+                        .await
+                }
+                None => {
+                    api.session
+                        .execute_unpaged(&api.list, (&caller.user_id, status, bucket, want))
+                        .await
+                }
+            };
+            let rows: Vec<ListRow> = result
+                .map_err(read_error)?
+                .into_rows_result()
+                .map_err(read_error)?
+                .rows::<ListRow>()
+                .map_err(read_error)?
+                .collect::<Result<_, _>>()
+                .map_err(read_error)?;
+            for (created, id, sid, kind, value, normalized, confidence) in rows {
+                // Within one millisecond, rows sort by id: skip up to and including the token's.
+                if let Some(a) = after.as_ref().filter(|a| a.b == bucket) {
+                    if created.0 == a.t && id <= a.i {
+                        continue;
+                    }
+                }
+                if out.len() == limit {
+                    more = true;
+                    break 'walk;
+                }
+                last = Some(PageToken {
+                    b: bucket,
+                    t: created.0,
+                    i: id.clone(),
+                });
+                out.push(json!({
+                    "id": id,
+                    "message_sid": sid,
+                    "kind": kind,
+                    "value": value,
+                    "normalized": normalized,
+                    "confidence": confidence,
+                    "status": status,
+                    "created_at": rfc3339_millis(created.0),
+                }));
+            }
         }
-        if more {
+        if exhausted || lowest == i32::MIN {
             break;
         }
-        bucket = previous_bucket(bucket);
+        from_bucket = lowest - 1;
     }
     let next = if more {
         last.and_then(|l| serde_json::to_vec(&l).ok())

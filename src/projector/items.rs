@@ -4,10 +4,32 @@
 //!
 //! A review carries everything needed to move its item, so proposals and reviews apply in
 //! any order (a replay reads both topics at once) and converge through write timestamps.
+//!
+//! ## Bounding the tombstones of the review queue
+//!
+//! A review deletes the item's row from the pending list, which leaves a tombstone that a
+//! later read of that partition must step over. Three rules keep that cost bounded:
+//!
+//! 1. Lists are partitioned by the hour the item was created (`bucket`, `yyyymmddhh` UTC), so
+//!    one read steps over at most one user-hour of reviewed items.
+//! 2. `list_buckets` indexes each user's buckets per status with two versions:
+//!    `added_version` (the write timestamp of the newest event that added rows, written after
+//!    those rows) and `drained_version` (the `added_version` a check saw before finding the
+//!    bucket empty). After a review empties a pending bucket the projector records it as
+//!    drained, and readers skip drained buckets without touching their tombstones. Rows that
+//!    arrive later raise `added_version`, which un-drains the bucket.
+//! 3. A review deletes only from the lists the item can be in: always pending (the tombstone
+//!    also shadows a proposal that a replay applies after its review), and the approved or
+//!    rejected list only when the item's current status says it is there.
+//!
+//! Rules 2 and 3 read before they write, so the events of one user's bucket apply in order
+//! (`order_key`): a proposal's `added_version` then only grows, a drain check cannot miss
+//! rows that an earlier proposal of the same bucket was still writing, and a second review
+//! of an item sees the first one's status.
 
 use std::sync::Arc;
 
-use chrono::{Datelike, TimeZone, Utc};
+use chrono::{Datelike, TimeZone, Timelike, Utc};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -21,23 +43,13 @@ use crate::store::StoreError;
 /// The statuses of an item, and the lists of `items_by_user_status`.
 pub const STATUSES: [&str; 3] = ["pending", "approved", "rejected"];
 
-/// The month bucket (`yyyymm`, UTC) of an item created at `micros`.
+/// The hour bucket (`yyyymmddhh`, UTC) of an item created at `micros`.
 pub fn bucket_of(micros: i64) -> i32 {
     let t = Utc
         .timestamp_micros(micros)
         .single()
         .unwrap_or(chrono::DateTime::UNIX_EPOCH);
-    t.year() * 100 + t.month() as i32
-}
-
-/// The bucket before `bucket`.
-pub fn previous_bucket(bucket: i32) -> i32 {
-    let (y, m) = (bucket / 100, bucket % 100);
-    if m <= 1 {
-        (y - 1) * 100 + 12
-    } else {
-        y * 100 + m - 1
-    }
+    ((t.year() * 100 + t.month() as i32) * 100 + t.day() as i32) * 100 + t.hour() as i32
 }
 
 /// An event of the items projection.
@@ -58,6 +70,11 @@ pub struct ItemsProjection {
     part_done: PreparedStatement,
     insert_part: PreparedStatement,
     insert_by_message: PreparedStatement,
+    item_status: PreparedStatement,
+    bucket_added: PreparedStatement,
+    bucket_version: PreparedStatement,
+    bucket_first_row: PreparedStatement,
+    bucket_drained: PreparedStatement,
 }
 
 impl ItemsProjection {
@@ -102,6 +119,24 @@ impl ItemsProjection {
             insert_by_message: prepare(format!(
                 "INSERT INTO {ks}.items_by_message (message_sid, item_id) VALUES (?, ?) USING TIMESTAMP ?"
             ), "insert items_by_message").await?,
+            item_status: prepare(format!(
+                "SELECT status FROM {ks}.items WHERE item_id = ?"
+            ), "select items status").await?,
+            bucket_added: prepare(format!(
+                "UPDATE {ks}.list_buckets USING TIMESTAMP ? SET added_version = ? \
+                 WHERE user_id = ? AND status = ? AND bucket = ?"
+            ), "update list_buckets added").await?,
+            bucket_version: prepare(format!(
+                "SELECT added_version FROM {ks}.list_buckets WHERE user_id = ? AND status = ? AND bucket = ?"
+            ), "select list_buckets").await?,
+            bucket_first_row: prepare(format!(
+                "SELECT item_id FROM {ks}.items_by_user_status WHERE user_id = ? AND status = ? \
+                 AND bucket = ? LIMIT 1"
+            ), "select items_by_user_status").await?,
+            bucket_drained: prepare(format!(
+                "UPDATE {ks}.list_buckets USING TIMESTAMP ? SET drained_version = ? \
+                 WHERE user_id = ? AND status = ? AND bucket = ?"
+            ), "update list_buckets drained").await?,
             session,
         })
     }
@@ -157,6 +192,70 @@ impl ItemsProjection {
             b.map_err(StoreError::execute("insert items_by_user_status"))?;
             c.map_err(StoreError::execute("insert items_by_message"))?;
         }
+        if !ev.items.is_empty() {
+            // Only after the rows: a drain check that reads this version sees them.
+            self.bucket_added(&ev.user_id, "pending", bucket, ts)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Record that an event at `ts` added rows to a list bucket.
+    async fn bucket_added(
+        &self,
+        user: &str,
+        status: &str,
+        bucket: i32,
+        ts: i64,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.bucket_added, (ts, ts, user, status, bucket))
+            .instrument(cql_span("UPDATE", "list_buckets"))
+            .await
+            .map_err(StoreError::execute("update list_buckets added"))?;
+        Ok(())
+    }
+
+    /// After a delete: if the bucket has no live row left, record it as drained at the version
+    /// read before looking, so readers skip its tombstones until rows are added again.
+    async fn drain_if_empty(
+        &self,
+        user: &str,
+        status: &str,
+        bucket: i32,
+        ts: i64,
+    ) -> Result<(), StoreError> {
+        let version = self
+            .session
+            .execute_unpaged(&self.bucket_version, (user, status, bucket))
+            .instrument(cql_span("SELECT", "list_buckets"))
+            .await
+            .map_err(StoreError::execute("select list_buckets"))?
+            .into_rows_result()
+            .map_err(StoreError::rows("select list_buckets"))?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(StoreError::rows("select list_buckets"))?
+            .and_then(|(v,)| v);
+        // Nothing added yet (a replay applied the review before its proposal): nothing to skip.
+        let Some(version) = version else {
+            return Ok(());
+        };
+        let live = self
+            .session
+            .execute_unpaged(&self.bucket_first_row, (user, status, bucket))
+            .instrument(cql_span("SELECT", "items_by_user_status"))
+            .await
+            .map_err(StoreError::execute("select items_by_user_status"))?
+            .into_rows_result()
+            .map_err(StoreError::rows("select items_by_user_status"))?
+            .rows_num();
+        if live == 0 {
+            self.session
+                .execute_unpaged(&self.bucket_drained, (ts, version, user, status, bucket))
+                .instrument(cql_span("UPDATE", "list_buckets"))
+                .await
+                .map_err(StoreError::execute("update list_buckets drained"))?;
+        }
         Ok(())
     }
 
@@ -201,7 +300,20 @@ impl ItemsProjection {
         };
         let created = CqlTimestamp(ev.item_created_at.div_euclid(1000));
         let bucket = bucket_of(ev.item_created_at);
-        self.session
+        // Which decided list the item is in now (a bucket's events apply in order).
+        let previous = self
+            .session
+            .execute_unpaged(&self.item_status, (ev.item_id.as_str(),))
+            .instrument(cql_span("SELECT", "items"))
+            .await
+            .map_err(StoreError::execute("select items status"))?
+            .into_rows_result()
+            .map_err(StoreError::rows("select items status"))?
+            .maybe_first_row::<(Option<String>,)>()
+            .map_err(StoreError::rows("select items status"))?
+            .and_then(|(s,)| s);
+        let item = self
+            .session
             .execute_unpaged(
                 &self.review_item,
                 (
@@ -217,28 +329,9 @@ impl ItemsProjection {
                     ev.item_id.as_str(),
                 ),
             )
-            .instrument(cql_span("UPDATE", "items"))
-            .await
-            .map_err(StoreError::execute("review items"))?;
-        // Out of every other list (a second review can change the decision), into this one.
-        for other in STATUSES.iter().filter(|s| **s != status) {
-            self.session
-                .execute_unpaged(
-                    &self.delete_listed,
-                    (
-                        ts,
-                        ev.user_id.as_str(),
-                        *other,
-                        bucket,
-                        created,
-                        ev.item_id.as_str(),
-                    ),
-                )
-                .instrument(cql_span("DELETE", "items_by_user_status"))
-                .await
-                .map_err(StoreError::execute("delete items_by_user_status"))?;
-        }
-        self.session
+            .instrument(cql_span("UPDATE", "items"));
+        let listed = self
+            .session
             .execute_unpaged(
                 &self.insert_listed,
                 (
@@ -255,9 +348,42 @@ impl ItemsProjection {
                     ts,
                 ),
             )
-            .instrument(cql_span("INSERT", "items_by_user_status"))
-            .await
-            .map_err(StoreError::execute("insert items_by_user_status"))?;
+            .instrument(cql_span("INSERT", "items_by_user_status"));
+        let (a, b) = tokio::join!(item, listed);
+        a.map_err(StoreError::execute("review items"))?;
+        b.map_err(StoreError::execute("insert items_by_user_status"))?;
+        // Into the new list before out of the old ones, so the item is never in none.
+        // Pending always (also to shadow a proposal a replay applies later); a decided list
+        // only when the item is there, so a first review leaves one tombstone, not two.
+        let decided = STATUSES
+            .iter()
+            .copied()
+            .find(|s| *s != "pending" && Some(*s) == previous.as_deref());
+        let lists: Vec<&str> = std::iter::once("pending")
+            .chain(decided)
+            .filter(|l| *l != status)
+            .collect();
+        let deletes = futures::future::try_join_all(lists.iter().map(|list| {
+            self.session
+                .execute_unpaged(
+                    &self.delete_listed,
+                    (
+                        ts,
+                        ev.user_id.as_str(),
+                        *list,
+                        bucket,
+                        created,
+                        ev.item_id.as_str(),
+                    ),
+                )
+                .instrument(cql_span("DELETE", "items_by_user_status"))
+        }));
+        let (a, b) = tokio::join!(self.bucket_added(&ev.user_id, status, bucket, ts), deletes);
+        a?;
+        b.map_err(StoreError::execute("delete items_by_user_status"))?;
+        for list in lists {
+            self.drain_if_empty(&ev.user_id, list, bucket, ts).await?;
+        }
         Ok(())
     }
 
@@ -296,6 +422,18 @@ impl super::Projection for ItemsProjection {
         })
     }
 
+    /// One list bucket's proposals, reviews and drain checks apply in order; see the module
+    /// doc. Buckets are independent, so one busy user still gets concurrency across hours.
+    fn order_key(&self, event: &ItemsEvent) -> Option<String> {
+        match event {
+            ItemsEvent::Proposed(e) => Some(format!("{}/{}", bucket_of(e.received_at), e.user_id)),
+            ItemsEvent::Reviewed(e) => {
+                Some(format!("{}/{}", bucket_of(e.item_created_at), e.user_id))
+            }
+            ItemsEvent::Part(_) => None,
+        }
+    }
+
     fn apply(
         &self,
         event: &ItemsEvent,
@@ -310,10 +448,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_utc_months_and_walk_back_across_years() {
-        // 2026-11-28T12:00:00Z
-        assert_eq!(bucket_of(1_795_867_200_000_000), 202611);
-        assert_eq!(previous_bucket(202611), 202610);
-        assert_eq!(previous_bucket(202601), 202512);
+    fn buckets_are_utc_hours() {
+        // 2026-11-28T12:00:00Z and one microsecond before it.
+        assert_eq!(bucket_of(1_795_867_200_000_000), 2026112812);
+        assert_eq!(bucket_of(1_795_867_199_999_999), 2026112811);
+        // Buckets sort like time, across a year boundary.
+        assert!(bucket_of(1_798_761_600_000_000) > bucket_of(1_798_761_599_000_000));
     }
 }
