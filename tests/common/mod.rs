@@ -474,37 +474,38 @@ pub fn fastrand_suffix() -> String {
 
 /// Committed offsets of the stage's group equal the input's high watermarks (lag 0).
 pub async fn wait_for_zero_lag(env: &TestEnv, group: &str, topic: &str) {
+    wait_for_zero_lag_within(env, group, topic, Duration::from_secs(120)).await
+}
+
+/// `wait_for_zero_lag` with a deadline of its own, for large backlogs.
+pub async fn wait_for_zero_lag_within(env: &TestEnv, group: &str, topic: &str, deadline: Duration) {
     let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-lag", group)
         .create()
         .unwrap();
-    wait_for(
-        "the stage's lag to reach 0",
-        Duration::from_secs(120),
-        || {
-            let lag = (|| -> Option<i64> {
-                let md = consumer
-                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+    wait_for("the stage's lag to reach 0", deadline, || {
+        let lag = (|| -> Option<i64> {
+            let md = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .ok()?;
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for p in md.topics().first()?.partitions() {
+                tpl.add_partition(topic, p.id());
+            }
+            let committed = consumer
+                .committed_offsets(tpl, Duration::from_secs(5))
+                .ok()?;
+            let mut lag = 0;
+            for e in committed.elements() {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
                     .ok()?;
-                let mut tpl = rdkafka::TopicPartitionList::new();
-                for p in md.topics().first()?.partitions() {
-                    tpl.add_partition(topic, p.id());
-                }
-                let committed = consumer
-                    .committed_offsets(tpl, Duration::from_secs(5))
-                    .ok()?;
-                let mut lag = 0;
-                for e in committed.elements() {
-                    let (_, high) = consumer
-                        .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
-                        .ok()?;
-                    let at = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
-                    lag += high - at;
-                }
-                Some(lag)
-            })();
-            async move { (lag == Some(0)).then_some(()) }
-        },
-    )
+                let at = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
+                lag += high - at;
+            }
+            Some(lag)
+        })();
+        async move { (lag == Some(0)).then_some(()) }
+    })
     .await;
 }
 
