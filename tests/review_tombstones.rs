@@ -1,8 +1,8 @@
 //! The review queue's tombstone cost is bounded: after 100,000 reviews on one user, the first
 //! page of pending items reads without stepping over them.
 //!
-//! One user owns 100,050 items spread over 1,000 hours (the ingress rate limits keep one
-//! user's hour far below Cassandra's tombstone warning threshold of 1,000). 100,000 of them
+//! One user owns 100,050 items spread over 1,000 hours, 100 an hour: the design bounds a read
+//! by one user-hour of tombstones, so this is the history it is built for. 100,000 of them
 //! are reviewed; 40 of the newest hour and one in every hundredth hour stay pending, so the
 //! first page must walk the whole history. The events go straight onto the topics the
 //! enrich stage and the API write to, and the real projector applies them.
