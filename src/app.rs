@@ -132,40 +132,43 @@ impl Application {
             )
             .merge(api::admin::router(admin));
 
+        // One phone cache per process, shared by the webhook, the phone API and enrich (time
+        // zones), and kept fresh by following the registry topic.
+        let directory = Arc::new(PhoneDirectory::new(&settings.cql, &settings.phones));
+        if [Role::Ingress, Role::Api, Role::Enrich]
+            .iter()
+            .any(|r| roles.contains(r))
+        {
+            let directory = directory.clone();
+            let s = settings.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                let follow = directory.clone().follow(s, token.clone());
+                let sample = async {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                    loop {
+                        tick.tick().await;
+                        crate::metrics::phone_cache_entries(directory.entry_count());
+                    }
+                };
+                tokio::select! {
+                    r = follow => r.map_err(|e| AppError::Stage(format!("phone cache follower: {e}"))),
+                    _ = sample => Ok(()),
+                }
+            });
+        }
         if roles.contains(&Role::Ingress) || roles.contains(&Role::Api) {
             let kafka = settings.kafka.clone();
             let producer =
                 tokio::task::spawn_blocking(move || EventProducer::new(&kafka, "smsflow-ingress"))
                     .await
                     .map_err(|e| AppError::Task(e.to_string()))??;
-            // One cache per process, shared by the webhook and the phone API, and kept fresh
-            // by following the registry topic.
-            let directory = Arc::new(PhoneDirectory::new(&settings.cql, &settings.phones));
             let registry = Arc::new(PhoneRegistry::new(
                 &settings,
                 directory.clone(),
                 producer.clone(),
                 deps.redis.clone(),
             ));
-            {
-                let directory = directory.clone();
-                let s = settings.clone();
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    let follow = directory.clone().follow(s, token.clone());
-                    let sample = async {
-                        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-                        loop {
-                            tick.tick().await;
-                            crate::metrics::phone_cache_entries(directory.entry_count());
-                        }
-                    };
-                    tokio::select! {
-                        r = follow => r.map_err(|e| AppError::Stage(format!("phone cache follower: {e}"))),
-                        _ = sample => Ok(()),
-                    }
-                });
-            }
             if roles.contains(&Role::Ingress) {
                 let state = Arc::new(IngressState::new(
                     &settings,
@@ -255,7 +258,7 @@ impl Application {
         if roles.contains(&Role::Enrich) {
             let (store, _) = crate::stages::media::store::open(&settings.media.store_url)
                 .map_err(|e| AppError::Stage(e.to_string()))?;
-            let stage = EnrichStage::new(&settings.enrich, store)
+            let stage = EnrichStage::new(&settings.enrich, store, directory.clone())
                 .map_err(|e| AppError::Stage(e.to_string()))?;
             let token = shutdown.clone();
             let s = settings.clone();

@@ -82,6 +82,10 @@ enum PhonesAction {
         /// Text the number a verification code through notify.
         #[arg(long, conflicts_with = "verified")]
         send_code: bool,
+        /// The number's IANA time zone (e.g. America/New_York): dates in its messages are
+        /// read in it instead of enrich.default_time_zone. Linking again changes it.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
     /// Remove a number from its account (its opt-out state stays).
     Unlink { phone: String },
@@ -194,9 +198,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 user,
                 verified,
                 send_code,
+                time_zone,
             } => {
-                let (phone, state) =
-                    phones::ops::link(&settings, &phone, &user, verified, send_code).await?;
+                let (phone, state) = phones::ops::link_in_zone(
+                    &settings,
+                    &phone,
+                    &user,
+                    verified,
+                    send_code,
+                    time_zone.as_deref(),
+                )
+                .await?;
                 println!("{phone}  {}", describe(Some(&state)));
             }
             PhonesAction::Unlink { phone } => {
@@ -239,10 +251,11 @@ fn describe(state: Option<&PhoneState>) -> String {
     match state {
         None => "not registered".into(),
         Some(s) => format!(
-            "user={} verified={} opted_out={}",
+            "user={} verified={} opted_out={} time_zone={}",
             s.user_id.as_deref().unwrap_or("-"),
             s.verified,
-            s.opted_out
+            s.opted_out,
+            s.time_zone.as_deref().unwrap_or("-")
         ),
     }
 }

@@ -236,3 +236,106 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
     assert_eq!(before, after);
     app.stop().await;
 }
+
+/// Dates are read in the time zone the number's owner gave (`phones link --time-zone`), and
+/// in `enrich.default_time_zone` (America/Los_Angeles) for a number without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
+    use chrono::{DateTime, Timelike};
+    let env = TestEnv::new().await;
+    let mut settings = env.settings.clone();
+    settings.ingress.sender_policy = SenderPolicy::Registered;
+    let mut patient = settings.clone();
+    patient.kafka.produce_deadline = Duration::from_secs(14);
+    let (east, state) = smsflow::phones::ops::link_in_zone(
+        &patient,
+        "+12125550123",
+        "tz-user",
+        true,
+        false,
+        Some("America/New_York"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state.time_zone.as_deref(), Some("America/New_York"));
+    let (west, _) = smsflow::phones::ops::link(&patient, "+15105550124", "tz-user", true, false)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(
+        settings.clone(),
+        &[Role::Ingress, Role::Enrich, Role::Projector, Role::Api],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let me = jwt("tz-user", false);
+    wait_phone_verified(&env, &east).await;
+    wait_phone_verified(&env, &west).await;
+
+    let mut sids = Vec::new();
+    for (n, from) in [(1, &east), (2, &west)] {
+        let mut params = sms_params(n);
+        for (k, v) in params.iter_mut() {
+            match k.as_str() {
+                "From" => *v = from.clone(),
+                "Body" => *v = "call Sam tomorrow at 9am".into(),
+                _ => {}
+            }
+        }
+        sids.push(as_map(&params)["MessageSid"].clone());
+        let mut status = 503;
+        for _ in 0..5 {
+            status = post_signed(&http, &app.base_url, &params)
+                .await
+                .status()
+                .as_u16();
+            if status != 503 {
+                break;
+            }
+        }
+        assert_eq!(status, 200);
+    }
+    let when = |sid: String| {
+        let (http, url, me) = (http.clone(), app.base_url.clone(), me.clone());
+        async move {
+            wait_for("the datetime item", Duration::from_secs(60), || {
+                let (http, url, me, sid) = (http.clone(), url.clone(), me.clone(), sid.clone());
+                async move {
+                    let (_, v) = get(&http, format!("{url}/v1/messages/{sid}"), &me).await;
+                    let item = v["items"]
+                        .as_array()?
+                        .iter()
+                        .find(|i| i["kind"] == "datetime")?
+                        .clone();
+                    DateTime::parse_from_rfc3339(item["normalized"].as_str()?).ok()
+                }
+            })
+            .await
+        }
+    };
+    let east_at = when(sids[0].clone()).await;
+    let west_at = when(sids[1].clone()).await;
+    assert_eq!(
+        east_at.with_timezone(&chrono_tz::America::New_York).hour(),
+        9,
+        "{east_at} is 9am in New York"
+    );
+    assert_eq!(
+        west_at.with_timezone(&chrono_tz::America::Los_Angeles).hour(),
+        9,
+        "{west_at} is 9am in Los Angeles"
+    );
+    assert_ne!(east_at, west_at);
+
+    // The owner sees the zone in the list of numbers.
+    let (s, phones) = get(&http, format!("{}/v1/phones", app.base_url), &me).await;
+    assert_eq!(s, 200);
+    let zone_of = |p: &str| {
+        phones["phones"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["phone"] == p))
+            .map(|x| x["time_zone"].clone())
+    };
+    assert_eq!(zone_of(&east), Some(Value::from("America/New_York")));
+    assert_eq!(zone_of(&west), Some(Value::Null));
+    app.stop().await;
+}

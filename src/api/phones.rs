@@ -38,7 +38,7 @@ impl PhonesApi {
     ) -> Result<PhonesApi, StoreError> {
         let mut list = session
             .prepare(format!(
-                "SELECT phone, verified, opted_out, linked_at FROM {keyspace}.phones_by_user WHERE user_id = ?"
+                "SELECT phone, verified, opted_out, linked_at, time_zone FROM {keyspace}.phones_by_user WHERE user_id = ?"
             ))
             .await
             .map_err(StoreError::prepare("select phones_by_user"))?;
@@ -64,6 +64,8 @@ pub fn router(api: Arc<PhonesApi>, auth: Arc<Authenticator>) -> Router {
 #[derive(Deserialize)]
 struct LinkBody {
     phone: String,
+    /// IANA name; dates in this number's messages are read in it.
+    time_zone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,8 @@ struct PhoneView {
     opted_out: bool,
     /// RFC 3339.
     linked_at: Option<String>,
+    /// IANA name, or null for the deployment's default.
+    time_zone: Option<String>,
 }
 
 async fn link(
@@ -88,9 +92,15 @@ async fn link(
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let phone = normalize(&body.phone).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let time_zone = body
+        .time_zone
+        .as_deref()
+        .map(crate::phones::time_zone)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let linked = api
         .registry
-        .link(&phone, &caller.user_id, Actor::Api, true)
+        .link(&phone, &caller.user_id, Actor::Api, true, time_zone)
         .await
         .map_err(registry_error)?;
     let status = if linked.state.verified {
@@ -145,7 +155,13 @@ async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use futures::{StreamExt, TryStreamExt};
-    type Row = (String, Option<bool>, Option<bool>, Option<CqlTimestamp>);
+    type Row = (
+        String,
+        Option<bool>,
+        Option<bool>,
+        Option<CqlTimestamp>,
+        Option<String>,
+    );
     let rows: Vec<Row> = api
         .session
         .execute_iter(api.list.clone(), (&caller.user_id,))
@@ -159,11 +175,12 @@ async fn list(
         .map_err(|e| ApiError::unavailable(format!("cannot read phones: {e}")))?;
     let phones: Vec<PhoneView> = rows
         .into_iter()
-        .map(|(phone, verified, opted_out, linked_at)| PhoneView {
+        .map(|(phone, verified, opted_out, linked_at, time_zone)| PhoneView {
             phone,
             verified: verified.unwrap_or(false),
             opted_out: opted_out.unwrap_or(false),
             linked_at: linked_at.and_then(|t| rfc3339_millis(t.0)),
+            time_zone,
         })
         .collect();
     Ok(Json(serde_json::json!({ "phones": phones })))

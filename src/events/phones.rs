@@ -18,6 +18,9 @@ pub struct PhoneState {
     pub linked_at: Option<i64>,
     pub verified_at: Option<i64>,
     pub opted_out_at: Option<i64>,
+    /// IANA time zone the owner gave; enrichment resolves dates in it.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// A user linked a number (`schemas/PhoneLinked.avsc`).

@@ -38,6 +38,7 @@ type Row = (
     Option<CqlTimestamp>,
     Option<CqlTimestamp>,
     Option<CqlTimestamp>,
+    Option<String>,
 );
 
 impl PhoneDirectory {
@@ -59,8 +60,8 @@ impl PhoneDirectory {
                 let session = crate::store::connect(&self.cql).await?;
                 let select = session
                     .prepare(format!(
-                        "SELECT user_id, verified, opted_out, linked_at, verified_at, opted_out_at \
-                         FROM {}.phones WHERE phone = ?",
+                        "SELECT user_id, verified, opted_out, linked_at, verified_at, opted_out_at, \
+                         time_zone FROM {}.phones WHERE phone = ?",
                         self.cql.keyspace
                     ))
                     .await
@@ -95,13 +96,14 @@ impl PhoneDirectory {
             .map_err(StoreError::rows("select phones"))?;
         let micros = |t: Option<CqlTimestamp>| t.map(|t| t.0.saturating_mul(1000));
         Ok(row.map(
-            |(user_id, verified, opted_out, linked, verified_at, opted)| PhoneState {
+            |(user_id, verified, opted_out, linked, verified_at, opted, time_zone)| PhoneState {
                 user_id,
                 verified: verified.unwrap_or(false),
                 opted_out: opted_out.unwrap_or(false),
                 linked_at: micros(linked),
                 verified_at: micros(verified_at),
                 opted_out_at: micros(opted),
+                time_zone,
             },
         ))
     }

@@ -71,9 +71,31 @@ pub fn normalize(input: &str) -> Result<String, InvalidPhone> {
     Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// A time zone name that is not in the IANA database.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an IANA time zone name (e.g. America/New_York, Europe/Berlin)")]
+pub struct InvalidTimeZone(pub String);
+
+/// Check an IANA time zone name, returning its canonical spelling.
+pub fn time_zone(input: &str) -> Result<String, InvalidTimeZone> {
+    input
+        .trim()
+        .parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| InvalidTimeZone(input.chars().take(64).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        assert_eq!(time_zone(" America/New_York ").unwrap(), "America/New_York");
+        assert_eq!(time_zone("UTC").unwrap(), "UTC");
+        assert!(time_zone("Mars/Olympus").is_err());
+        assert!(time_zone("").is_err());
+    }
 
     #[test]
     fn normalizes_international_numbers_and_refuses_the_rest() {

@@ -15,6 +15,8 @@ pub enum OpsError {
     #[error(transparent)]
     Phone(#[from] InvalidPhone),
     #[error(transparent)]
+    TimeZone(#[from] super::InvalidTimeZone),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] ProduceError),
@@ -52,10 +54,23 @@ pub async fn link(
     verified: bool,
     send_code: bool,
 ) -> Result<(String, PhoneState), OpsError> {
+    link_in_zone(settings, phone, user_id, verified, send_code, None).await
+}
+
+/// `link`, also setting the number's time zone (an IANA name such as America/New_York).
+pub async fn link_in_zone(
+    settings: &Settings,
+    phone: &str,
+    user_id: &str,
+    verified: bool,
+    send_code: bool,
+    time_zone: Option<&str>,
+) -> Result<(String, PhoneState), OpsError> {
     let phone = normalize(phone)?;
+    let time_zone = time_zone.map(super::time_zone).transpose()?;
     let (registry, producer) = registry(settings).await?;
     let mut state = registry
-        .link(&phone, user_id, Actor::Cli, send_code && !verified)
+        .link(&phone, user_id, Actor::Cli, send_code && !verified, time_zone)
         .await?
         .state;
     if verified && !state.verified {

@@ -120,12 +120,15 @@ impl PhoneRegistry {
     }
 
     /// Link `phone` to `user_id` (unverified) and, when asked, text it a code.
+    /// `time_zone` (an IANA name, checked by the caller) replaces the number's zone when
+    /// given; linking again is also how an owner changes it.
     pub async fn link(
         &self,
         phone: &str,
         user_id: &str,
         actor: Actor,
         send_code: bool,
+        time_zone: Option<String>,
     ) -> Result<Linked, RegistryError> {
         let _lock = self.lock(phone).await;
         let mut state = self.current(phone).await?.unwrap_or_default();
@@ -138,6 +141,9 @@ impl PhoneRegistry {
                 state.verified_at = None;
                 state.linked_at = Some(now_micros());
             }
+        }
+        if time_zone.is_some() {
+            state.time_zone = time_zone;
         }
         let event = PhoneLinked {
             event_id: uuid::Uuid::now_v7().to_string(),
@@ -251,6 +257,7 @@ impl PhoneRegistry {
         state.verified = false;
         state.linked_at = None;
         state.verified_at = None;
+        state.time_zone = None;
         let event = PhoneUnlinked {
             event_id: uuid::Uuid::now_v7().to_string(),
             occurred_at: now_micros(),

@@ -30,14 +30,14 @@ impl PhonesProjection {
         let upsert_phone = session
             .prepare(format!(
                 "UPDATE {keyspace}.phones USING TIMESTAMP ? SET user_id = ?, verified = ?, \
-                 opted_out = ?, linked_at = ?, verified_at = ?, opted_out_at = ? WHERE phone = ?"
+                 opted_out = ?, linked_at = ?, verified_at = ?, opted_out_at = ?, time_zone = ? WHERE phone = ?"
             ))
             .await
             .map_err(StoreError::prepare("upsert phones"))?;
         let upsert_by_user = session
             .prepare(format!(
                 "UPDATE {keyspace}.phones_by_user USING TIMESTAMP ? SET verified = ?, \
-                 opted_out = ?, linked_at = ? WHERE user_id = ? AND phone = ?"
+                 opted_out = ?, linked_at = ?, time_zone = ? WHERE user_id = ? AND phone = ?"
             ))
             .await
             .map_err(StoreError::prepare("upsert phones_by_user"))?;
@@ -74,6 +74,7 @@ impl PhonesProjection {
                     at(s.linked_at),
                     at(s.verified_at),
                     at(s.opted_out_at),
+                    s.time_zone.as_deref(),
                     phone,
                 ),
             )
@@ -94,7 +95,15 @@ impl PhonesProjection {
             self.session
                 .execute_unpaged(
                     &self.upsert_by_user,
-                    (ts, s.verified, s.opted_out, linked, user, phone),
+                    (
+                        ts,
+                        s.verified,
+                        s.opted_out,
+                        linked,
+                        s.time_zone.as_deref(),
+                        user,
+                        phone,
+                    ),
                 )
                 .instrument(super::messages::cql_span("UPDATE", "phones_by_user"))
                 .await

@@ -19,6 +19,7 @@ use crate::events::{
     decode, encode, CodecError, Event, ItemsProposed, MediaRejected, MediaStored, MessageReceived,
     PartEnriched, ProposedItem, TranscriptFailed, TranscriptReady,
 };
+use crate::phones::PhoneDirectory;
 use crate::stages::transcribe::{derived_event_id, is_audio};
 use crate::stages::{Input, Output, Stage, StageError};
 
@@ -59,6 +60,8 @@ pub enum EnrichSetupError {
 /// Extracts items from every part of every message.
 pub struct EnrichStage {
     tz: Tz,
+    /// Each number's time zone, from the phone registry.
+    zones: Arc<PhoneDirectory>,
     store: Arc<dyn ObjectStore>,
     max_vcard_bytes: u64,
     llm: Option<LlmClient>,
@@ -69,6 +72,7 @@ impl EnrichStage {
     pub fn new(
         settings: &EnrichSettings,
         store: Arc<dyn ObjectStore>,
+        zones: Arc<PhoneDirectory>,
     ) -> Result<EnrichStage, EnrichSetupError> {
         let tz: Tz = settings
             .default_time_zone
@@ -76,17 +80,31 @@ impl EnrichStage {
             .map_err(|_| EnrichSetupError::TimeZone(settings.default_time_zone.clone()))?;
         Ok(EnrichStage {
             tz,
+            zones,
             store,
             max_vcard_bytes: settings.max_vcard_bytes,
             llm: LlmClient::new(&settings.llm)?,
         })
     }
 
-    fn context(&self, sender: &str, received_at: i64) -> Context {
+    /// The sender's region (for national numbers) and time zone (for dates): the zone the
+    /// number's owner gave, else `enrich.default_time_zone`. A registry outage falls back to
+    /// the default rather than holding enrichment up (logged).
+    async fn context(&self, sender: &str, received_at: i64) -> Context {
         let region = phonenumber::parse(None, sender)
             .ok()
             .and_then(|n| n.country().id());
-        Context::new(region, received_at, self.tz)
+        let tz = match self.zones.lookup(sender).await {
+            Ok(state) => state
+                .and_then(|s| s.time_zone)
+                .and_then(|name| name.parse::<Tz>().ok())
+                .unwrap_or(self.tz),
+            Err(e) => {
+                tracing::warn!(error = %e, "phone registry unavailable; dates read in enrich.default_time_zone");
+                self.tz
+            }
+        };
+        Context::new(region, received_at, tz)
     }
 
     /// Rule items, plus the LLM's when configured. An LLM failure never fails the part: the
@@ -125,7 +143,7 @@ impl EnrichStage {
             .bytes()
             .await
             .map_err(|e| StageError::Transient(format!("cannot read the vCard: {e}")))?;
-        let ctx = self.context(&media.sender, media.received_at);
+        let ctx = self.context(&media.sender, media.received_at).await;
         match extract_vcard(&bytes, &ctx) {
             Ok(items) => Ok(items),
             Err(e) => {
@@ -251,7 +269,7 @@ impl Stage for EnrichStage {
                 if m.body.trim().is_empty() {
                     return part.outputs(Vec::new(), None, "no_text");
                 }
-                let ctx = self.context(&m.from, m.received_at);
+                let ctx = self.context(&m.from, m.received_at).await;
                 let items = self.items(&m.body, Source::Body, &ctx).await;
                 part.outputs(items, None, "extracted")
             }
@@ -293,7 +311,7 @@ impl Stage for EnrichStage {
             TranscriptReady::NAME => {
                 let t: TranscriptReady = decode_as(input)?;
                 let user = t.user_id.clone().unwrap_or_else(|| t.sender.clone());
-                let ctx = self.context(&t.sender, t.received_at);
+                let ctx = self.context(&t.sender, t.received_at).await;
                 let items = self.items(&t.text, Source::Transcript, &ctx).await;
                 PartRef {
                     message_sid: &t.message_sid,
