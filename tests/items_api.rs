@@ -320,7 +320,9 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
         "{east_at} is 9am in New York"
     );
     assert_eq!(
-        west_at.with_timezone(&chrono_tz::America::Los_Angeles).hour(),
+        west_at
+            .with_timezone(&chrono_tz::America::Los_Angeles)
+            .hour(),
         9,
         "{west_at} is 9am in Los Angeles"
     );
@@ -337,5 +339,98 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
     };
     assert_eq!(zone_of(&east), Some(Value::from("America/New_York")));
     assert_eq!(zone_of(&west), Some(Value::Null));
+    app.stop().await;
+}
+
+/// A proposal delivered again after its item was reviewed (an upstream duplicate, a
+/// re-enrichment) does not put the item back into pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proposal_delivered_again_after_the_review_does_not_reopen_the_item() {
+    use smsflow::events::{ItemReviewed, ItemsProposed, ProposedItem};
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Projector, Role::Api]).await;
+    let producer = env.fixture_producer();
+    let http = reqwest::Client::new();
+    let me = jwt("dup-user", false);
+    let received_at = smsflow::clock::now_micros() - 60_000_000;
+    let proposal = |event_id: &str| ItemsProposed {
+        event_id: event_id.into(),
+        message_sid: "SMdup".into(),
+        user_id: "dup-user".into(),
+        part: "body".into(),
+        received_at,
+        proposed_at: received_at + 1_000,
+        items: vec![ProposedItem {
+            item_id: "dup-item".into(),
+            kind: "tag".into(),
+            value: "#lead".into(),
+            normalized: "lead".into(),
+            confidence: 1.0,
+            source: "body".into(),
+            span_start: 0,
+            span_end: 5,
+        }],
+    };
+    let enrichments = env.topic(smsflow::topics::ENRICHMENTS);
+    producer
+        .send(&enrichments, "dup-user", &proposal("first"))
+        .await
+        .unwrap();
+    let list = |status: &'static str| {
+        let (http, url, me) = (http.clone(), app.base_url.clone(), me.clone());
+        async move {
+            let (_, v) = get(&http, format!("{url}/v1/items?status={status}"), &me).await;
+            v["items"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| i["id"].as_str())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    wait_for("the item to be pending", Duration::from_secs(60), || {
+        let l = list("pending");
+        async move { (l.await == ["dup-item"]).then_some(()) }
+    })
+    .await;
+    let review = ItemReviewed {
+        event_id: "rev-1".into(),
+        item_id: "dup-item".into(),
+        user_id: "dup-user".into(),
+        decision: "approve".into(),
+        reviewed_at: smsflow::clock::now_micros(),
+        message_sid: "SMdup".into(),
+        item_created_at: received_at,
+        kind: "tag".into(),
+        value: "#lead".into(),
+        normalized: "lead".into(),
+    };
+    producer
+        .send(&env.topic(smsflow::topics::REVIEWS), "dup-user", &review)
+        .await
+        .unwrap();
+    wait_for("the item to be approved", Duration::from_secs(60), || {
+        let l = list("approved");
+        async move { (l.await == ["dup-item"]).then_some(()) }
+    })
+    .await;
+    // The same proposal again, as a new event, appended after the review.
+    producer
+        .send(&enrichments, "dup-user", &proposal("second"))
+        .await
+        .unwrap();
+    wait_for_zero_lag(
+        &env,
+        &format!("{}-items", env.settings.projector.group_id),
+        &enrichments,
+    )
+    .await;
+    assert_eq!(list("pending").await, Vec::<String>::new());
+    assert_eq!(list("approved").await, ["dup-item"]);
+    let (_, item) = get(&http, format!("{}/v1/items/dup-item", app.base_url), &me).await;
+    assert_eq!(item["status"], "approved");
     app.stop().await;
 }

@@ -175,13 +175,15 @@ async fn list(
         .map_err(|e| ApiError::unavailable(format!("cannot read phones: {e}")))?;
     let phones: Vec<PhoneView> = rows
         .into_iter()
-        .map(|(phone, verified, opted_out, linked_at, time_zone)| PhoneView {
-            phone,
-            verified: verified.unwrap_or(false),
-            opted_out: opted_out.unwrap_or(false),
-            linked_at: linked_at.and_then(|t| rfc3339_millis(t.0)),
-            time_zone,
-        })
+        .map(
+            |(phone, verified, opted_out, linked_at, time_zone)| PhoneView {
+                phone,
+                verified: verified.unwrap_or(false),
+                opted_out: opted_out.unwrap_or(false),
+                linked_at: linked_at.and_then(|t| rfc3339_millis(t.0)),
+                time_zone,
+            },
+        )
         .collect();
     Ok(Json(serde_json::json!({ "phones": phones })))
 }

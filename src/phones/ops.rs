@@ -70,7 +70,13 @@ pub async fn link_in_zone(
     let time_zone = time_zone.map(super::time_zone).transpose()?;
     let (registry, producer) = registry(settings).await?;
     let mut state = registry
-        .link(&phone, user_id, Actor::Cli, send_code && !verified, time_zone)
+        .link(
+            &phone,
+            user_id,
+            Actor::Cli,
+            send_code && !verified,
+            time_zone,
+        )
         .await?
         .state;
     if verified && !state.verified {

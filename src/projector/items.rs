@@ -37,8 +37,13 @@ use tracing::Instrument;
 
 use super::messages::cql_span;
 use super::position::Position;
-use crate::events::{decode, CodecError, Event, ItemReviewed, ItemsProposed, PartEnriched};
+use crate::events::{
+    decode, CodecError, Event, ItemReviewed, ItemsProposed, PartEnriched, ProposedItem,
+};
 use crate::store::StoreError;
+
+/// Items of one event written at once.
+const ITEM_WRITES_IN_FLIGHT: usize = 16;
 
 /// The statuses of an item, and the lists of `items_by_user_status`.
 pub const STATUSES: [&str; 3] = ["pending", "approved", "rejected"];
@@ -142,61 +147,87 @@ impl ItemsProjection {
     }
 
     async fn proposed(&self, ev: &ItemsProposed, ts: i64) -> Result<(), StoreError> {
+        // The rows are stamped with the message's received time, not the proposal's append
+        // time: every review is appended later, so a proposal delivered again (an upstream
+        // duplicate, a re-enrichment) can never put a reviewed item back into pending.
+        let row_ts = ev.received_at;
         let created = CqlTimestamp(ev.received_at.div_euclid(1000));
         let bucket = bucket_of(ev.received_at);
-        for item in &ev.items {
-            let upsert = self.session.execute_unpaged(
-                &self.upsert_item,
-                (
-                    ts,
-                    ev.user_id.as_str(),
-                    ev.message_sid.as_str(),
-                    ev.part.as_str(),
-                    item.kind.as_str(),
-                    item.value.as_str(),
-                    item.normalized.as_str(),
-                    item.confidence,
-                    item.source.as_str(),
-                    item.span_start,
-                    item.span_end,
-                    created,
-                    item.item_id.as_str(),
-                ),
-            );
-            let listed = self.session.execute_unpaged(
-                &self.insert_listed,
-                (
-                    ev.user_id.as_str(),
-                    "pending",
-                    bucket,
-                    created,
-                    item.item_id.as_str(),
-                    ev.message_sid.as_str(),
-                    item.kind.as_str(),
-                    item.value.as_str(),
-                    item.normalized.as_str(),
-                    item.confidence,
-                    ts,
-                ),
-            );
-            let by_message = self.session.execute_unpaged(
-                &self.insert_by_message,
-                (ev.message_sid.as_str(), item.item_id.as_str(), ts),
-            );
-            let (a, b, c) = tokio::join!(
-                upsert.instrument(cql_span("UPDATE", "items")),
-                listed.instrument(cql_span("INSERT", "items_by_user_status")),
-                by_message.instrument(cql_span("INSERT", "items_by_message"))
-            );
-            a.map_err(StoreError::execute("upsert items"))?;
-            b.map_err(StoreError::execute("insert items_by_user_status"))?;
-            c.map_err(StoreError::execute("insert items_by_message"))?;
-        }
+        // By index: a closure over `&ProposedItem` trips the `Send` check of `apply`.
+        let writes = (0..ev.items.len())
+            .map(|i| self.proposed_item(ev, &ev.items[i], row_ts, created, bucket));
+        // Items of one part are written a few at a time (a vCard can hold hundreds).
+        use futures::StreamExt;
+        futures::stream::iter(writes)
+            .buffer_unordered(ITEM_WRITES_IN_FLIGHT)
+            .collect::<Vec<Result<(), StoreError>>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, StoreError>>()?;
         if !ev.items.is_empty() {
-            // Only after the rows: a drain check that reads this version sees them.
+            // Only after the rows: a drain check that reads this version sees them. The
+            // version is the append time, so it grows in offset order within a bucket.
             self.bucket_added(&ev.user_id, "pending", bucket, ts)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// One proposed item's rows.
+    async fn proposed_item(
+        &self,
+        ev: &ItemsProposed,
+        item: &ProposedItem,
+        row_ts: i64,
+        created: CqlTimestamp,
+        bucket: i32,
+    ) -> Result<(), StoreError> {
+        let upsert = self.session.execute_unpaged(
+            &self.upsert_item,
+            (
+                row_ts,
+                ev.user_id.as_str(),
+                ev.message_sid.as_str(),
+                ev.part.as_str(),
+                item.kind.as_str(),
+                item.value.as_str(),
+                item.normalized.as_str(),
+                item.confidence,
+                item.source.as_str(),
+                item.span_start,
+                item.span_end,
+                created,
+                item.item_id.as_str(),
+            ),
+        );
+        let listed = self.session.execute_unpaged(
+            &self.insert_listed,
+            (
+                ev.user_id.as_str(),
+                "pending",
+                bucket,
+                created,
+                item.item_id.as_str(),
+                ev.message_sid.as_str(),
+                item.kind.as_str(),
+                item.value.as_str(),
+                item.normalized.as_str(),
+                item.confidence,
+                row_ts,
+            ),
+        );
+        let by_message = self.session.execute_unpaged(
+            &self.insert_by_message,
+            (ev.message_sid.as_str(), item.item_id.as_str(), row_ts),
+        );
+        let (a, b, c) = tokio::join!(
+            upsert.instrument(cql_span("UPDATE", "items")),
+            listed.instrument(cql_span("INSERT", "items_by_user_status")),
+            by_message.instrument(cql_span("INSERT", "items_by_message"))
+        );
+        a.map_err(StoreError::execute("upsert items"))?;
+        b.map_err(StoreError::execute("insert items_by_user_status"))?;
+        c.map_err(StoreError::execute("insert items_by_message"))?;
         Ok(())
     }
 
