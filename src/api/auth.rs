@@ -83,6 +83,11 @@ impl Authenticator {
             || self.settings.jwks_url.is_some()
     }
 
+    /// The role that opens the admin routes.
+    pub fn admin_role(&self) -> &str {
+        self.settings.admin_role.as_deref().unwrap_or("admin")
+    }
+
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = 30;
@@ -125,7 +130,7 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(ApiError::unauthorized("the token has an empty sub"));
         }
-        let admin_role = self.settings.admin_role.as_deref().unwrap_or("admin");
+        let admin_role = self.admin_role();
         let admin = claims.roles.iter().any(|r| r == admin_role)
             || claims.role.as_deref() == Some(admin_role);
         Ok(Caller {
@@ -211,6 +216,33 @@ pub async fn require_user(
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Middleware for the admin routes: a valid token whose role claim carries the admin role;
+/// any other valid token gets 403.
+pub async fn require_admin(
+    State(auth): State<Arc<Authenticator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = bearer(&req) else {
+        return ApiError::unauthorized(
+            "the admin routes need a bearer token with the admin role (Authorization: Bearer <JWT>)",
+        )
+        .into_response();
+    };
+    match auth.authenticate(token).await {
+        Ok(caller) if caller.admin => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Ok(_) => ApiError::forbidden(format!(
+            "the admin routes need the `{}` role in the token's `roles` or `role` claim",
+            auth.admin_role()
+        ))
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }
