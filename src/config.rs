@@ -499,7 +499,10 @@ mod tests {
             jail.set_env("SMSFLOW_ADMIN__TOKEN", "old-shared-secret");
             let err = Settings::load(None).expect_err("admin.token must fail");
             let msg = err.to_string();
-            assert!(msg.contains("admin.token") && msg.contains("admin_role"), "{msg}");
+            assert!(
+                msg.contains("admin.token") && msg.contains("admin_role"),
+                "{msg}"
+            );
             Ok(())
         });
     }

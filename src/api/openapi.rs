@@ -115,7 +115,10 @@ pub fn router() -> Router {
     summary = "This document (no token needed)",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
 fn openapi_json(json: Arc<str>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], json.to_string())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json.to_string(),
+    )
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -336,10 +339,15 @@ mod tests {
 
     /// `(METHOD, path)` of every `.route(...)` call in the crate's non-test code.
     fn mounted_routes() -> BTreeSet<(String, String)> {
-        let test_module = regex::Regex::new(r"#\[cfg\(test\)\]\s*(pub(\(crate\))?\s+)?mod \w+ \{").unwrap();
-        let method = regex::Regex::new(r"(?:^|[^A-Za-z0-9_])(get|post|put|delete|patch)\s*\(").unwrap();
+        let test_module =
+            regex::Regex::new(r"#\[cfg\(test\)\]\s*(pub(\(crate\))?\s+)?mod \w+ \{").unwrap();
+        let method =
+            regex::Regex::new(r"(?:^|[^A-Za-z0-9_])(get|post|put|delete|patch)\s*\(").unwrap();
         let mut files = Vec::new();
-        collect_rs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        collect_rs(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
         let mut routes = BTreeSet::new();
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
@@ -352,8 +360,15 @@ mod tests {
                 let path = args.split('"').nth(1).unwrap_or_else(|| {
                     panic!("{}: a .route( without a literal path", file.display())
                 });
-                let methods: Vec<_> = method.captures_iter(args).map(|c| c[1].to_uppercase()).collect();
-                assert!(!methods.is_empty(), "{}: no method for {path}", file.display());
+                let methods: Vec<_> = method
+                    .captures_iter(args)
+                    .map(|c| c[1].to_uppercase())
+                    .collect();
+                assert!(
+                    !methods.is_empty(),
+                    "{}: no method for {path}",
+                    file.display()
+                );
                 for m in methods {
                     routes.insert((m, path.to_string()));
                 }
@@ -404,7 +419,11 @@ mod tests {
     #[test]
     fn the_document_is_openapi_3_and_lists_exactly_the_mounted_routes() {
         let doc = doc();
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3."),
+            "{}",
+            doc["openapi"]
+        );
         let mounted: BTreeSet<_> = mounted_routes()
             .into_iter()
             .filter(|(_, p)| !UNDOCUMENTED.contains(&p.as_str()))
@@ -426,8 +445,14 @@ mod tests {
         let documented = documented_routes(&doc);
         let undocumented: Vec<_> = mounted.difference(&documented).collect();
         let unrouted: Vec<_> = documented.difference(&mounted).collect();
-        assert!(undocumented.is_empty(), "mounted but not documented: {undocumented:?}");
-        assert!(unrouted.is_empty(), "documented but not mounted: {unrouted:?}");
+        assert!(
+            undocumented.is_empty(),
+            "mounted but not documented: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "documented but not mounted: {unrouted:?}"
+        );
     }
 
     #[test]
@@ -456,7 +481,11 @@ mod tests {
                     continue;
                 }
                 checked += 1;
-                assert_eq!(op["security"][0][BEARER], serde_json::json!([]), "{method} {path}");
+                assert_eq!(
+                    op["security"][0][BEARER],
+                    serde_json::json!([]),
+                    "{method} {path}"
+                );
                 assert!(responses.contains_key("401"), "{method} {path} has no 401");
                 if path.starts_with("/v1/admin/") {
                     assert!(responses.contains_key("403"), "{method} {path} has no 403");
@@ -487,7 +516,10 @@ mod tests {
             request["properties"]["decision"]["$ref"],
             "#/components/schemas/Decision"
         );
-        assert_eq!(schemas["Decision"]["enum"], serde_json::json!(["approve", "reject"]));
+        assert_eq!(
+            schemas["Decision"]["enum"],
+            serde_json::json!(["approve", "reject"])
+        );
         // The serde names are the ones the handler accepts.
         assert_eq!(serde_json::to_value(Decision::Approve).unwrap(), "approve");
         let params: Vec<_> = doc["paths"]["/v1/items"]["get"]["parameters"]
@@ -496,6 +528,13 @@ mod tests {
             .iter()
             .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
             .collect();
-        assert_eq!(params, [("status", "query"), ("limit", "query"), ("page_token", "query")]);
+        assert_eq!(
+            params,
+            [
+                ("status", "query"),
+                ("limit", "query"),
+                ("page_token", "query")
+            ]
+        );
     }
 }
