@@ -104,6 +104,11 @@ impl Authenticator {
 
     /// Validate a bearer token and name its caller.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        if !self.configured() {
+            return Err(ApiError::unauthorized(
+                "this server accepts no tokens yet: its operator must set api.auth.hs256_secret or api.auth.jwks_url",
+            ));
+        }
         let head = decode_header(token)
             .map_err(|e| ApiError::unauthorized(format!("malformed bearer token: {e}")))?;
         let claims = match head.alg {
@@ -288,6 +293,18 @@ mod tests {
             serde_json::json!({"sub": "ops", "exp": exp(60), "roles": ["admin"]}),
         );
         assert!(a.authenticate(&t).await.unwrap().admin);
+    }
+
+    #[tokio::test]
+    async fn without_a_key_source_every_token_is_refused() {
+        let a = Authenticator::new(&AuthSettings::default());
+        let t = token(
+            "s3cret",
+            serde_json::json!({"sub": "ops", "exp": exp(60), "roles": ["admin"]}),
+        );
+        let e = a.authenticate(&t).await.unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(e.message.contains("api.auth.hs256_secret"), "{}", e.message);
     }
 
     #[tokio::test]

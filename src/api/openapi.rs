@@ -8,12 +8,12 @@
 //! mounts is in the document, so neither can drift unnoticed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -101,24 +101,18 @@ impl Modify for BearerScheme {
 /// `GET /v1/openapi.json`, rendered once.
 pub fn router() -> Router {
     // Rendering cannot fail for this document (string keys only); an empty body would show it.
-    let json: Arc<str> = ApiDoc::openapi().to_json().unwrap_or_default().into();
+    let json = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
     Router::new().route(
         "/v1/openapi.json",
-        get(move || {
-            let json = json.clone();
-            async move { openapi_json(json) }
-        }),
+        get(move || std::future::ready(openapi_json(json.clone()))),
     )
 }
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
     summary = "This document (no token needed)",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
-fn openapi_json(json: Arc<str>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        json.to_string(),
-    )
+fn openapi_json(json: Bytes) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json)
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
