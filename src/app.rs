@@ -119,10 +119,8 @@ impl Application {
                 }
             });
         }
-        let admin = Arc::new(AdminState {
-            token: settings.admin.token.clone(),
-            deps: deps.clone(),
-        });
+        let authenticator = Arc::new(Authenticator::new(&settings.api.auth));
+        let admin = Arc::new(AdminState { deps: deps.clone() });
         let mut router = Router::new()
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz).with_state(deps.clone()))
@@ -130,7 +128,7 @@ impl Application {
                 "/metrics",
                 get(move || std::future::ready(metrics_handle.render())),
             )
-            .merge(api::admin::router(admin));
+            .merge(api::admin::router(admin, authenticator.clone()));
 
         // One phone cache per process, shared by the webhook, the phone API and enrich (time
         // zones), and kept fresh by following the registry topic.
@@ -180,7 +178,6 @@ impl Application {
                 router = router.merge(ingress::router(state, settings.http.body_limit_bytes));
             }
             if roles.contains(&Role::Api) {
-                let authenticator = Arc::new(Authenticator::new(&settings.api.auth));
                 if !authenticator.configured() {
                     tracing::warn!("api.auth has neither hs256_secret nor jwks_url: every /v1 request will get 401");
                 }
@@ -201,6 +198,7 @@ impl Application {
                 .await
                 .map_err(|e| AppError::Stage(e.to_string()))?;
                 router = router.merge(api::items::router(Arc::new(items), authenticator));
+                router = router.merge(api::openapi::router());
             }
             let flush_on_exit = producer;
             let token = shutdown.clone();

@@ -99,11 +99,12 @@ pub struct RedisSettings {
     pub pool_max_size: usize,
 }
 
-/// Operator endpoints.
+/// Operator endpoints. They take a JWT with the admin role (`api.auth.admin_role`) now; the
+/// interim shared token is kept only to refuse it with a hint instead of "unknown field".
 #[derive(Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Bearer token for `/v1/admin/*`; unset disables those endpoints.
+    /// Retired: setting it is a configuration error.
     pub token: Option<String>,
 }
 
@@ -343,6 +344,12 @@ impl Settings {
                 ))
             }
         }
+        if self.admin.token.is_some() {
+            return Err(invalid(
+                "admin.token",
+                "was retired: /v1/admin/* now takes a bearer JWT whose `roles` or `role` claim carries api.auth.admin_role (default `admin`), checked like the user API's (api.auth); remove admin.token / SMSFLOW_ADMIN__TOKEN",
+            ));
+        }
         if self.http.body_limit_bytes < 1024 {
             return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
         }
@@ -482,6 +489,20 @@ mod tests {
             jail.set_env("SMSFLOW_KAFKA__PRODUCE_DEADLINE", "20s");
             let err = Settings::load(None).expect_err("deadline above 15 s must fail");
             assert!(err.to_string().contains("kafka.produce_deadline"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_retired_admin_token_is_refused_with_a_hint() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SMSFLOW_ADMIN__TOKEN", "old-shared-secret");
+            let err = Settings::load(None).expect_err("admin.token must fail");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("admin.token") && msg.contains("admin_role"),
+                "{msg}"
+            );
             Ok(())
         });
     }

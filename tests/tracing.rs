@@ -274,33 +274,29 @@ async fn readiness_is_200_when_kafka_cql_and_redis_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_stats_need_the_token_and_reset_zeroes_counters() {
+async fn admin_stats_need_the_admin_role_and_reset_zeroes_counters() {
     let env = TestEnv::new().await;
-    let mut settings = env.settings.clone();
-    settings.admin.token = Some("admin-secret".into());
-    let app = TestApp::spawn(settings, &[Role::Ingress]).await;
+    // The admin routes are on every role, checked by the user API's verifier (api.auth).
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
     let client = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", app.base_url);
+    let admin = jwt("ops", true);
 
-    assert_eq!(
-        client
-            .get(url("/v1/admin/stats"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        client
-            .get(url("/v1/admin/stats"))
-            .bearer_auth("wrong")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    for (token, status, code) in [
+        (None, 401, "unauthorized"),
+        (Some("wrong".to_string()), 401, "unauthorized"),
+        (Some(jwt("a-user", false)), 403, "forbidden"),
+    ] {
+        let mut req = client.get(url("/v1/admin/stats"));
+        if let Some(t) = &token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), status, "{token:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].as_str().is_some(), "{body}");
+    }
     assert_eq!(
         post_signed(&client, &app.base_url, &unique_params(&env, 1))
             .await
@@ -310,7 +306,7 @@ async fn admin_stats_need_the_token_and_reset_zeroes_counters() {
 
     let stats: Value = client
         .get(url("/v1/admin/stats"))
-        .bearer_auth("admin-secret")
+        .bearer_auth(&admin)
         .send()
         .await
         .unwrap()
@@ -324,7 +320,7 @@ async fn admin_stats_need_the_token_and_reset_zeroes_counters() {
     for part in ["cache", "database", "connections"] {
         let r = client
             .get(url(&format!("/v1/admin/stats/{part}")))
-            .bearer_auth("admin-secret")
+            .bearer_auth(&admin)
             .send()
             .await
             .unwrap();
@@ -332,14 +328,14 @@ async fn admin_stats_need_the_token_and_reset_zeroes_counters() {
     }
     let r = client
         .post(url("/v1/admin/stats/reset"))
-        .bearer_auth("admin-secret")
+        .bearer_auth(&admin)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let stats: Value = client
         .get(url("/v1/admin/stats"))
-        .bearer_auth("admin-secret")
+        .bearer_auth(&admin)
         .send()
         .await
         .unwrap()

@@ -1,64 +1,44 @@
-//! Operator endpoints under `/v1/admin`, behind a bearer token (`admin.token`) until the query
-//! API brings JWT roles.
+//! Operator endpoints under `/v1/admin`: statistics of this process. They need a bearer
+//! JWT whose role claim carries `api.auth.admin_role` (the same verifier as the user API).
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
+use super::auth::{self, Authenticator};
+use super::error::ErrorBody;
 use super::Dependencies;
 use crate::stats::stats;
 
 /// What the admin endpoints read.
 pub struct AdminState {
-    pub token: Option<String>,
     pub deps: Arc<Dependencies>,
 }
 
-/// `/v1/admin/stats...` routes.
-pub fn router(state: Arc<AdminState>) -> Router {
+/// `/v1/admin/stats...` routes, behind the admin role.
+pub fn router(state: Arc<AdminState>, auth: Arc<Authenticator>) -> Router {
     Router::new()
         .route("/v1/admin/stats", get(all))
         .route("/v1/admin/stats/cache", get(cache))
         .route("/v1/admin/stats/database", get(database))
         .route("/v1/admin/stats/connections", get(connections))
         .route("/v1/admin/stats/reset", post(reset))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require_admin))
         .with_state(state)
 }
 
-async fn require_admin(State(state): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
-    let Some(expected) = state.token.as_deref().filter(|t| !t.is_empty()) else {
-        return (
-            StatusCode::FORBIDDEN,
-            "admin endpoints are disabled: set admin.token (SMSFLOW_ADMIN__TOKEN)\n",
-        )
-            .into_response();
-    };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        next.run(req).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a valid admin bearer token is required\n",
-        )
-            .into_response()
-    }
-}
-
+#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin",
+    summary = "All statistics of this process",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`counters`, `cache`, `database` and `connections` together", body = Object),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
+    ))]
 async fn all(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(json!({
         "counters": stats().snapshot(),
@@ -68,18 +48,50 @@ async fn all(State(state): State<Arc<AdminState>>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(get, path = "/v1/admin/stats/cache", tag = "admin",
+    summary = "Cache statistics",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`caches.phones`: hits, misses, hit ratio, entries", body = Object),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
+    ))]
 async fn cache() -> Json<Value> {
     Json(cache_json())
 }
 
+#[utoipa::path(get, path = "/v1/admin/stats/database", tag = "admin",
+    summary = "CQL driver statistics",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`cql`: requests, errors, retries, latency; null before the first CQL use", body = Object),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
+    ))]
 async fn database(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(database_json(&state))
 }
 
+#[utoipa::path(get, path = "/v1/admin/stats/connections", tag = "admin",
+    summary = "Connection pools",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`cql`, `redis` and `http` pool sizes", body = Object),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
+    ))]
 async fn connections(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(connections_json(&state))
 }
 
+#[utoipa::path(post, path = "/v1/admin/stats/reset", tag = "admin",
+    summary = "Zero the resettable counters",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was reset (Prometheus counters stay monotonic)", body = Object),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
+    ))]
 async fn reset() -> Json<Value> {
     stats().reset();
     Json(json!({"reset": ["counters", "webhook_latency", "end_to_end_latency"]}))

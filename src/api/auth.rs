@@ -83,6 +83,11 @@ impl Authenticator {
             || self.settings.jwks_url.is_some()
     }
 
+    /// The role that opens the admin routes.
+    pub fn admin_role(&self) -> &str {
+        self.settings.admin_role.as_deref().unwrap_or("admin")
+    }
+
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = 30;
@@ -99,6 +104,11 @@ impl Authenticator {
 
     /// Validate a bearer token and name its caller.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        if !self.configured() {
+            return Err(ApiError::unauthorized(
+                "this server accepts no tokens yet: its operator must set api.auth.hs256_secret or api.auth.jwks_url",
+            ));
+        }
         let head = decode_header(token)
             .map_err(|e| ApiError::unauthorized(format!("malformed bearer token: {e}")))?;
         let claims = match head.alg {
@@ -125,7 +135,7 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(ApiError::unauthorized("the token has an empty sub"));
         }
-        let admin_role = self.settings.admin_role.as_deref().unwrap_or("admin");
+        let admin_role = self.admin_role();
         let admin = claims.roles.iter().any(|r| r == admin_role)
             || claims.role.as_deref() == Some(admin_role);
         Ok(Caller {
@@ -215,6 +225,33 @@ pub async fn require_user(
     }
 }
 
+/// Middleware for the admin routes: a valid token whose role claim carries the admin role;
+/// any other valid token gets 403.
+pub async fn require_admin(
+    State(auth): State<Arc<Authenticator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = bearer(&req) else {
+        return ApiError::unauthorized(
+            "the admin routes need a bearer token with the admin role (Authorization: Bearer <JWT>)",
+        )
+        .into_response();
+    };
+    match auth.authenticate(token).await {
+        Ok(caller) if caller.admin => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Ok(_) => ApiError::forbidden(format!(
+            "the admin routes need the `{}` role in the token's `roles` or `role` claim",
+            auth.admin_role()
+        ))
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +293,18 @@ mod tests {
             serde_json::json!({"sub": "ops", "exp": exp(60), "roles": ["admin"]}),
         );
         assert!(a.authenticate(&t).await.unwrap().admin);
+    }
+
+    #[tokio::test]
+    async fn without_a_key_source_every_token_is_refused() {
+        let a = Authenticator::new(&AuthSettings::default());
+        let t = token(
+            "s3cret",
+            serde_json::json!({"sub": "ops", "exp": exp(60), "roles": ["admin"]}),
+        );
+        let e = a.authenticate(&t).await.unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(e.message.contains("api.auth.hs256_secret"), "{}", e.message);
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An API failure with its HTTP status and stable code.
 #[derive(Debug)]
@@ -54,13 +55,33 @@ impl ApiError {
     }
 }
 
+/// The body of every API error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`,
+    /// `invalid_request`, `unavailable`, `phone_taken`, `wrong_code`, `code_exhausted`,
+    /// `no_pending_code`.
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// For people: what failed and what to do about it.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

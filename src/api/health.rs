@@ -93,11 +93,20 @@ impl Dependencies {
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Liveness: answers as long as the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// Readiness: 200 when Kafka, CQL and Redis all answer, else 503 naming the ones that failed.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    summary = "Readiness: Kafka, CQL and Redis answer",
+    responses(
+        (status = 200, description = "`kafka`, `cql`, `redis`: `ok` each", body = Object),
+        (status = 503, description = "As above, with `failed: ...` for each failing dependency and `failed` naming them", body = Object),
+    ))]
 pub async fn readyz(State(deps): State<Arc<Dependencies>>) -> impl IntoResponse {
     let (kafka, cql, redis) =
         tokio::join!(check_kafka(&deps), check_cql(&deps), check_redis(&deps));

@@ -1,11 +1,13 @@
-//! The HTTP API besides the webhook: health, readiness, operator endpoints, and the user API
-//! behind bearer JWTs (`/v1/phones`, later the items and review routes).
+//! The HTTP API besides the webhook: health, readiness, operator endpoints (JWT admin role),
+//! the user API behind bearer JWTs (`/v1/phones`, `/v1/items`, `/v1/messages`), and its
+//! OpenAPI document.
 
 pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod items;
+pub mod openapi;
 pub mod phones;
 
 use serde::{Deserialize, Serialize};

@@ -15,9 +15,10 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{self, Authenticator, Caller};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::phones::registry::Actor;
 use crate::phones::{normalize, PhoneRegistry, RegistryError};
 use crate::store::StoreError;
@@ -61,30 +62,74 @@ pub fn router(api: Arc<PhonesApi>, auth: Arc<Authenticator>) -> Router {
         .with_state(api)
 }
 
-#[derive(Deserialize)]
-struct LinkBody {
+/// `POST /v1/phones`.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LinkBody {
+    /// The number to link, E.164 or a national form the parser understands.
+    #[schema(example = "+15105550142")]
     phone: String,
     /// IANA name; dates in this number's messages are read in it.
     time_zone: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct VerifyBody {
+/// `POST /v1/phones/{phone}/verify`.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct VerifyBody {
+    /// The 6-digit code texted to the number.
+    #[schema(example = "123456")]
     code: String,
 }
 
+/// What linking a number did.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Linked {
+    /// The number in E.164.
+    phone: String,
+    verified: bool,
+    /// Whether a verification code went out to the number.
+    code_sent: bool,
+}
+
+/// A number's state after a verification attempt.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Verified {
+    /// The number in E.164.
+    phone: String,
+    verified: bool,
+}
+
+/// The caller's numbers, as projected.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PhoneList {
+    phones: Vec<PhoneView>,
+}
+
 /// One of the caller's numbers.
-#[derive(Serialize)]
-struct PhoneView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PhoneView {
+    /// E.164.
     phone: String,
     verified: bool,
     opted_out: bool,
-    /// RFC 3339.
+    /// RFC 3339; absent before the projector has the link time.
+    #[schema(required = true)]
     linked_at: Option<String>,
     /// IANA name, or null for the deployment's default.
     time_zone: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/phones", tag = "phones",
+    summary = "Link a number to the caller; a code goes out to verify it",
+    security(("bearer" = [])),
+    request_body = LinkBody,
+    responses(
+        (status = 200, description = "Linked and verified already", body = Linked),
+        (status = 202, description = "Linked; a code went out to the number", body = Linked),
+        (status = 400, description = "Not a phone number, or a malformed body", body = ErrorBody),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 409, description = "`phone_taken`: linked to another account", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    ))]
 async fn link(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
@@ -110,21 +155,36 @@ async fn link(
     };
     Ok((
         status,
-        Json(serde_json::json!({
-            "phone": phone,
-            "verified": linked.state.verified,
-            "code_sent": linked.code_sent,
-        })),
+        Json(Linked {
+            phone,
+            verified: linked.state.verified,
+            code_sent: linked.code_sent,
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(post, path = "/v1/phones/{phone}/verify", tag = "phones",
+    summary = "Prove a number with the texted code",
+    security(("bearer" = [])),
+    params(("phone" = String, Path, description = "The number, E.164 (URL-encode the `+` as `%2B`)")),
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The number's state", body = Verified),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 404, description = "Not one of the caller's numbers", body = ErrorBody),
+        (status = 410, description = "`no_pending_code`: expired or used; link again", body = ErrorBody),
+        (status = 422, description = "`wrong_code`", body = ErrorBody),
+        (status = 429, description = "`code_exhausted`: too many wrong codes; link again", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    ))]
 async fn verify(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
     Path(phone): Path<String>,
     body: Result<Json<VerifyBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Verified>, ApiError> {
     let Json(body) = body?;
     let phone = normalize(&phone).map_err(|_| ApiError::not_found("phone"))?;
     let state = api
@@ -132,11 +192,22 @@ async fn verify(
         .verify_code(&phone, &body.code, Some(&caller.user_id), None)
         .await
         .map_err(registry_error)?;
-    Ok(Json(
-        serde_json::json!({"phone": phone, "verified": state.verified}),
-    ))
+    Ok(Json(Verified {
+        phone,
+        verified: state.verified,
+    }))
 }
 
+#[utoipa::path(delete, path = "/v1/phones/{phone}", tag = "phones",
+    summary = "Unlink one of the caller's numbers",
+    security(("bearer" = [])),
+    params(("phone" = String, Path, description = "The number, E.164 (URL-encode the `+` as `%2B`)")),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 404, description = "Not one of the caller's numbers", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    ))]
 async fn unlink(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
@@ -150,10 +221,18 @@ async fn unlink(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/phones", tag = "phones",
+    summary = "The caller's numbers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "At most 1000 numbers", body = PhoneList),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    ))]
 async fn list(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PhoneList>, ApiError> {
     use futures::{StreamExt, TryStreamExt};
     type Row = (
         String,
@@ -185,7 +264,7 @@ async fn list(
             },
         )
         .collect();
-    Ok(Json(serde_json::json!({ "phones": phones })))
+    Ok(Json(PhoneList { phones }))
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC.
