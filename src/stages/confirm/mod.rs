@@ -9,8 +9,9 @@
 //!
 //! Why it sends once: the hash's fields are idempotent (a redelivered event rewrites the same
 //! value); the request is emitted in the runner's Kafka transaction with the input's offset;
-//! only the input that claimed the message emits (again on its own retry, so an aborted
-//! transaction loses nothing); and the request's `event_id` is derived from the message SID,
+//! only the record that claimed the message (by its topic, partition and offset) emits, again
+//! on its own retry or replay, so an aborted transaction loses nothing, while redelivered
+//! copies and the message's other events do not; and the request's `event_id` is derived from the message SID,
 //! so even a replay that emits it again is sent once by notify's send ledger. Inputs older
 //! than `confirm.max_age` are skipped: a replay of old history neither fills Redis nor texts
 //! anyone about old messages.
@@ -118,6 +119,9 @@ impl ConfirmStage {
     }
 
     fn update(input: &Input) -> Result<Option<Update>, StageError> {
+        // A retry or replay of this record reads the same position; a copy of the same event
+        // appended again (a redelivery) has another one.
+        let claimant = format!("{}/{}/{}", input.topic, input.partition, input.offset);
         match input.event_type.as_deref() {
             Some(MessageReceived::NAME) => {
                 let m: MessageReceived = decode_as(input)?;
@@ -125,7 +129,7 @@ impl ConfirmStage {
                     fields: tally::message_fields(&m),
                     message_sid: m.message_sid,
                     received_at: m.received_at,
-                    claimant: m.event_id,
+                    claimant,
                 }))
             }
             Some(PartEnriched::NAME) => {
@@ -134,7 +138,7 @@ impl ConfirmStage {
                     fields: tally::part_fields(&p),
                     message_sid: p.message_sid,
                     received_at: p.received_at,
-                    claimant: p.event_id,
+                    claimant,
                 }))
             }
             // SenderRejected, ItemsProposed: nothing to count.
@@ -288,7 +292,7 @@ mod tests {
             .unwrap()
             .expect("a part is an update");
         assert_eq!(u.message_sid, "SM1");
-        assert_eq!(u.claimant, "pe-1");
+        assert_eq!(u.claimant, "sms.enrichments.v1/0/0");
         assert_eq!(u.received_at, 5);
         assert_eq!(u.fields, vec![("p:media:0".to_owned(), "2".to_owned())]);
 

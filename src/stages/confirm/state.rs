@@ -63,9 +63,9 @@ impl MessageState {
         Ok(all)
     }
 
-    /// Claim the reply for `claimant` (an input's event id). True for the first claimant and
-    /// again for the same one, so the input whose transaction aborted emits again on its retry,
-    /// while other inputs of a complete message (redelivered, or racing it) do not.
+    /// Claim the reply for `claimant` (an input record's position). True for the first
+    /// claimant and again for the same one, so the record whose transaction aborted emits again
+    /// on its retry, while other records of a complete message (copies, or racing it) do not.
     pub async fn claim(&self, message_sid: &str, claimant: &str) -> Result<bool, StateError> {
         let key = self.key(message_sid);
         let mut conn = self.conn().await?;

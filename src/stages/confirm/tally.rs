@@ -3,7 +3,8 @@
 //!
 //! Fields: `expected` (parts), `to` (the sender, who gets the reply), `from` (our number the
 //! message came in on), `user` (the owner, when known) from `MessageReceived`; `p:{part}` (that
-//! part's item count) from each `PartEnriched`; `emitter` (the input that emitted the reply).
+//! part's item count) from each `PartEnriched`; `emitter` (the position of the record that
+//! emitted the reply).
 //! Every write sets a field to a value fixed by its event, so a redelivered event rewrites the
 //! same value and nothing is counted twice.
 
