@@ -303,7 +303,9 @@ impl Application {
                 let s = settings.clone();
                 tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
             } else {
-                tracing::info!("confirm role idle: confirmation replies are off (confirm.enabled = false)");
+                tracing::info!(
+                    "confirm role idle: confirmation replies are off (confirm.enabled = false)"
+                );
             }
         }
 

@@ -122,7 +122,11 @@ async fn one_reply_per_message_with_items_across_duplicates_and_a_restart() {
 
     // Three parts: 2 + 1 + 0 items. Only the body is in before the restart.
     let a = message("SMconfirmA", "+15105550171", 2);
-    let (a_body, a_m0, a_m1) = (part(&a, "body", 2), part(&a, "media:0", 1), part(&a, "media:1", 0));
+    let (a_body, a_m0, a_m1) = (
+        part(&a, "body", 2),
+        part(&a, "media:0", 1),
+        part(&a, "media:1", 0),
+    );
     // No items at all.
     let b = message("SMconfirmB", "+15105550172", 0);
     let b_body = part(&b, "body", 0);
@@ -244,7 +248,10 @@ async fn a_webhook_is_enriched_and_its_sender_told_the_item_count_unless_opted_o
     }
     let quiet_sid = as_map(&quiet)["MessageSid"].clone();
     for params in [&sms, &quiet] {
-        assert_eq!(post_signed(&http, &app.base_url, params).await.status(), 200);
+        assert_eq!(
+            post_signed(&http, &app.base_url, params).await.status(),
+            200
+        );
     }
 
     wait_sent(&fake, 1).await;
@@ -273,7 +280,10 @@ async fn a_webhook_is_enriched_and_its_sender_told_the_item_count_unless_opted_o
         .filter(|p| p.message_sid == sid)
         .map(|p| p.items.len())
         .sum();
-    assert!(items > 1, "the sample body has several items, found {items}");
+    assert!(
+        items > 1,
+        "the sample body has several items, found {items}"
+    );
     let sent = fake.sent();
     assert_eq!(sent.len(), 1, "one reply, and none to the opted-out number");
     assert_eq!(sent[0].form["To"], sender);
@@ -315,9 +325,10 @@ async fn with_confirm_off_nothing_is_requested_or_sent() {
     assert_eq!(fake.sent()[0].form["Body"], "sentinel");
     // The stage never ran: its group committed nothing.
     let group = format!("{}smsflow-confirm", env.settings.kafka.topic_prefix);
-    let consumer: BaseConsumer = smsflow::kafka::client::consumer(&env.settings.kafka, "test", &group)
-        .create()
-        .unwrap();
+    let consumer: BaseConsumer =
+        smsflow::kafka::client::consumer(&env.settings.kafka, "test", &group)
+            .create()
+            .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition(&env.topic(ENRICHMENTS), 0);
     let committed = consumer

@@ -222,7 +222,10 @@ impl Stage for ConfirmStage {
         })?;
         span.record("outcome", "requested");
         crate::metrics::confirm_outcome("requested");
-        tracing::info!(items = ready.count, "message fully enriched; reply requested");
+        tracing::info!(
+            items = ready.count,
+            "message fully enriched; reply requested"
+        );
         Ok(vec![Output {
             topic: topics::OUTBOUND,
             key: request.partition_key().to_owned(),
@@ -311,6 +314,9 @@ mod tests {
         let hour = 3_600_000_000;
         assert!(!too_old(max_age, 10 * hour, 11 * hour));
         assert!(too_old(max_age, 10 * hour, 11 * hour + 1));
-        assert!(!too_old(max_age, 11 * hour, 10 * hour), "clock skew is not age");
+        assert!(
+            !too_old(max_age, 11 * hour, 10 * hour),
+            "clock skew is not age"
+        );
     }
 }

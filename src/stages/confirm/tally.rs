@@ -200,7 +200,10 @@ mod tests {
             part_fields(&part("media:0", 1)),
             part_fields(&part("media:1", 0)),
         );
-        assert_eq!(evaluate(&hash(&[b.clone(), m0.clone()])), Ok(Tally::Waiting));
+        assert_eq!(
+            evaluate(&hash(&[b.clone(), m0.clone()])),
+            Ok(Tally::Waiting)
+        );
         assert_eq!(
             evaluate(&hash(&[b.clone(), m0.clone(), m1.clone()])),
             Ok(Tally::Waiting),
