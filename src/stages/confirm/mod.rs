@@ -11,8 +11,9 @@
 //! value); the request is emitted in the runner's Kafka transaction with the input's offset;
 //! only the record that claimed the message (by its topic, partition and offset) emits, again
 //! on its own retry or replay, so an aborted transaction loses nothing, while redelivered
-//! copies and the message's other events do not; and the request's `event_id` is derived from the message SID,
-//! so even a replay that emits it again is sent once by notify's send ledger. Inputs older
+//! copies and the message's other events do not; and the request's `event_id` is derived
+//! from the message SID, so a replay that emits it again is sent once by notify's send
+//! ledger. Inputs older
 //! than `confirm.max_age` are skipped: a replay of old history neither fills Redis nor texts
 //! anyone about old messages.
 
