@@ -21,6 +21,7 @@ use crate::ingress::{self, IngressState};
 use crate::kafka::runner;
 use crate::kafka::{EventProducer, ProduceError};
 use crate::phones::{PhoneDirectory, PhoneRegistry};
+use crate::stages::confirm::ConfirmStage;
 use crate::stages::enrich::stage::EnrichStage;
 use crate::stages::media::MediaStage;
 use crate::stages::notify::NotifyStage;
@@ -35,6 +36,7 @@ pub enum Role {
     Transcribe,
     Enrich,
     Notify,
+    Confirm,
     Projector,
     Api,
 }
@@ -47,6 +49,7 @@ impl Role {
         Role::Transcribe,
         Role::Enrich,
         Role::Notify,
+        Role::Confirm,
         Role::Projector,
         Role::Api,
     ];
@@ -56,7 +59,7 @@ impl Role {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(
-        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, enrich, notify, projector, api"
+        "role {0:?} is not available in this build yet; available roles: ingress, media, transcribe, enrich, notify, confirm, projector, api"
     )]
     RoleUnavailable(Role),
     #[error(transparent)]
@@ -287,6 +290,24 @@ impl Application {
             let token = shutdown.clone();
             let s = settings.clone();
             tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
+        }
+
+        if roles.contains(&Role::Confirm) {
+            if settings.confirm.enabled {
+                let stage = ConfirmStage::new(
+                    &settings.confirm,
+                    deps.redis.clone(),
+                    &settings.kafka.topic_prefix,
+                )
+                .map_err(|e| AppError::Stage(e.to_string()))?;
+                let token = shutdown.clone();
+                let s = settings.clone();
+                tasks.spawn(async move { Ok(runner::run(s, Arc::new(stage), token).await?) });
+            } else {
+                tracing::info!(
+                    "confirm role idle: confirmation replies are off (confirm.enabled = false)"
+                );
+            }
         }
 
         Ok(Application {

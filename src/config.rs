@@ -28,6 +28,7 @@ pub struct Settings {
     pub transcribe: crate::stages::transcribe::TranscribeSettings,
     pub enrich: crate::stages::enrich::stage::EnrichSettings,
     pub notify: crate::stages::notify::NotifyConfig,
+    pub confirm: crate::stages::confirm::ConfirmSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -269,6 +270,7 @@ impl Default for Settings {
             transcribe: crate::stages::transcribe::TranscribeSettings::default(),
             enrich: crate::stages::enrich::stage::EnrichSettings::default(),
             notify: crate::stages::notify::NotifyConfig::default(),
+            confirm: crate::stages::confirm::ConfirmSettings::default(),
             stages: StageSettings {
                 instance_id: None,
                 batch_max: 500,
@@ -426,6 +428,12 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: e.key,
                 reason: e.reason,
+            });
+        }
+        if let Err(e) = self.confirm.validate() {
+            return Err(ConfigError::Invalid {
+                key: e.key,
+                reason: e.reason.to_owned(),
             });
         }
         if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {

@@ -34,6 +34,7 @@
 //! | `smsflow_notify_outcomes_total` | counter | `outcome` (`queued`, `accepted`, `failed`, `suppressed`, `replayed`) |
 //! | `smsflow_notify_twilio_duration_seconds` | histogram | `result` |
 //! | `smsflow_notify_twilio_retries_total` | counter | |
+//! | `smsflow_confirm_outcomes_total` | counter | `outcome` (`requested`, `no_items`) |
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -160,6 +161,11 @@ pub fn media_outcome(outcome: &'static str) {
 /// returned instead of sending again.
 pub fn notify_outcome(outcome: &'static str) {
     counter!("smsflow_notify_outcomes_total", "outcome" => outcome).increment(1);
+}
+
+/// The confirm stage found a message fully enriched: a reply `requested`, or `no_items`.
+pub fn confirm_outcome(outcome: &'static str) {
+    counter!("smsflow_confirm_outcomes_total", "outcome" => outcome).increment(1);
 }
 
 /// One Twilio Messages API call and how it ended.

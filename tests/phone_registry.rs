@@ -432,6 +432,8 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
     settings.ingress.rate_limit.sender_period = Duration::from_secs(60);
     settings.ingress.rate_limit.sender_burst = 30;
     settings.ingress.rate_limit.user_limit = 1000;
+    let slow_down = "Too many messages. Please slow down.";
+    settings.ingress.replies.rate_limited = slow_down.into();
     let (burst_phone, _) =
         phones::ops::link(&patient(&settings), "+15105550131", "erin", true, false)
             .await
@@ -467,6 +469,23 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
     );
     assert_eq!(accepted.len() + rejected.len(), 100);
     assert!(rejected.iter().all(|r| r.reason == "rate_limited"));
+    // The reply goes out once per sender per window (the 60 s period), to a rejected message.
+    let replied: Vec<&String> = answers
+        .iter()
+        .filter(|(_, body, _)| body.contains(&format!("<Message>{slow_down}</Message>")))
+        .map(|(_, _, sid)| sid)
+        .collect();
+    assert_eq!(
+        replied.len(),
+        1,
+        "exactly one of {} rejections carries the reply",
+        rejected.len()
+    );
+    assert!(rejected.iter().any(|r| &r.message_sid == replied[0]));
+    assert!(answers
+        .iter()
+        .filter(|(_, _, sid)| accepted.iter().any(|(_, m)| &m.message_sid == sid))
+        .all(|(_, body, _)| !body.contains("<Message>")));
 
     // Per user: two numbers of one user share the user's budget.
     let env = TestEnv::new().await;

@@ -49,6 +49,8 @@ pub struct Replies {
     pub opted_in: String,
     /// To HELP.
     pub help: String,
+    /// To a message over a rate limit, at most once per sender per limit period (empty: none).
+    pub rate_limited: String,
 }
 
 impl Default for Replies {
@@ -64,6 +66,7 @@ impl Default for Replies {
             opted_in: "You are subscribed again. Reply STOP to unsubscribe.".into(),
             help: "smsflow turns your texts into items to review. Reply STOP to unsubscribe."
                 .into(),
+            rate_limited: String::new(),
         }
     }
 }

@@ -84,6 +84,7 @@ return {1, 0}
 struct Budget {
     interval_ms: u64,
     tolerance_ms: u64,
+    period: Duration,
 }
 
 impl Budget {
@@ -92,6 +93,7 @@ impl Budget {
         Budget {
             interval_ms,
             tolerance_ms: interval_ms * u64::from(burst.saturating_sub(1)),
+            period,
         }
     }
 }
@@ -136,6 +138,44 @@ impl RateLimiter {
     pub async fn check_sender(&self, sender: &str) -> Result<Decision, RateLimitUnavailable> {
         let key = format!("{}smsflow:rate:sender:{sender}", self.prefix);
         self.take(&key, self.sender).await
+    }
+
+    /// The sender budget's period: the window of at most one rate-limit reply.
+    pub fn sender_period(&self) -> Duration {
+        self.sender.period
+    }
+
+    /// The user budget's period.
+    pub fn user_period(&self) -> Duration {
+        self.user.period
+    }
+
+    /// May `sender` get the rate-limit reply now? True at most once per `window`, across every
+    /// instance (one `SET NX PX` in Redis). When Redis does not answer, no reply: the promise is
+    /// "at most once", and a missing reply costs nothing.
+    pub async fn claim_reply(&self, sender: &str, window: Duration) -> bool {
+        let key = format!("{}smsflow:rate:reply:{sender}", self.prefix);
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let result: Result<Option<String>, String> = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            deadpool_redis::redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(window_ms)
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(set) => set.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot gate the rate-limit reply in Redis; not replying");
+                false
+            }
+        }
     }
 
     /// Take one message from the user's budget (all their numbers together).

@@ -184,15 +184,26 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
 
     if let Some(limiter) = &state.rate_limit {
         let mut decision = limiter.check_sender(&event.from).await?;
+        let mut window = limiter.sender_period();
         if let (Decision::Allowed | Decision::Unchecked, Some(user)) = (decision, &event.user_id) {
             decision = limiter.check_user(user).await?;
+            window = limiter.user_period();
         }
         if let Decision::Limited { retry_after } = decision {
             // Recorded, answered 200 so Twilio does not retry, and never enriched.
             metrics::rate_limited();
             let retry_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
             let user = event.user_id.clone();
-            return reject(state, &event, user, "rate_limited", Some(retry_ms), "").await;
+            let recorded = reject(state, &event, user, "rate_limited", Some(retry_ms), "").await?;
+            // The reply is claimed only once the rejection is stored: a 503 retried by Twilio
+            // must not have used up the window's one reply.
+            let text = &state.replies.rate_limited;
+            if !text.is_empty() && limiter.claim_reply(&event.from, window).await {
+                return Ok(Accepted::Recorded {
+                    reply: text.clone(),
+                });
+            }
+            return Ok(recorded);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Stage logic: plain code behind a small trait, unit-testable without Kafka. The Kafka runner
 //! (`kafka::runner`) owns transactions, retries, dead letters, tracing and shutdown.
 
+pub mod confirm;
 pub mod enrich;
 pub mod media;
 pub mod notify;
