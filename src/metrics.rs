@@ -22,6 +22,7 @@
 //! | `smsflow_webhook_duplicates_total`, `smsflow_webhook_rate_limited_total` | counter | |
 //! | `smsflow_redis_unavailable_total` | counter | `policy` |
 //! | `smsflow_sender_rejected_total` | counter | `reason` (`unknown`, `unverified`, `rate_limited`, `opted_out`) |
+//! | `smsflow_ingress_registry_unavailable_total` | counter | |
 //! | `smsflow_opt_out_keywords_total` | counter | `kind` (`opt_out`, `opt_in`, `help`) |
 //! | `smsflow_phone_cache_requests_total` | counter | `result` (`hit`, `miss`) |
 //! | `smsflow_phone_cache_updates_total` | counter | |
@@ -187,6 +188,11 @@ pub fn webhook_duplicate() {
 /// A sender went over its rate limit; the message was recorded as `SenderRejected`.
 pub fn rate_limited() {
     counter!("smsflow_webhook_rate_limited_total").increment(1);
+}
+
+/// Ingress could not ask the phone registry and went on without it (`sender_policy = any`).
+pub fn registry_unavailable() {
+    counter!("smsflow_ingress_registry_unavailable_total").increment(1);
 }
 
 /// Ingress recorded a message as `SenderRejected`.

@@ -518,3 +518,37 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
         .iter()
         .all(|r| r.reason == "rate_limited" && r.user_id.as_deref() == Some("frank")));
 }
+
+/// `sender_policy = "any"` (single tenant) enriches unknown numbers, but not one that opted
+/// out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_sender_policy_any_an_opted_out_number_is_still_not_enriched() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress, Role::Projector]).await;
+    let http = reqwest::Client::new();
+    let phone = "+15105550161";
+    let (_, _, before) = text(&http, &app, 1, phone, "first note").await;
+    let (status, reply, _) = text(&http, &app, 2, phone, "STOP").await;
+    assert_eq!(status, 200);
+    assert!(reply.contains("unsubscribed"), "{reply}");
+    let (status, reply, during) = text(&http, &app, 3, phone, "note while opted out").await;
+    assert_eq!(status, 200);
+    assert!(!reply.contains("<Message>"), "{reply}");
+    text(&http, &app, 4, phone, "START").await;
+    let (_, _, after) = text(&http, &app, 5, phone, "back again").await;
+
+    let (accepted, rejected) = messages(&env).await;
+    let sids: Vec<&str> = accepted
+        .iter()
+        .map(|(_, m)| m.message_sid.as_str())
+        .collect();
+    assert_eq!(sids, [before.as_str(), after.as_str()]);
+    assert_eq!(
+        accepted[0].0, phone,
+        "an unregistered number's messages are keyed by the number"
+    );
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].reason, "opted_out");
+    assert_eq!(rejected[0].message_sid, during);
+    app.stop().await;
+}

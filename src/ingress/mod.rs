@@ -84,8 +84,11 @@ pub struct IngressState {
     pub dedupe: Option<dedupe::Deduper>,
     /// `None` when rate limiting is switched off.
     pub rate_limit: Option<rate_limit::RateLimiter>,
-    /// Registry lookups; `None` with `sender_policy = "any"`.
-    pub directory: Option<Arc<PhoneDirectory>>,
+    /// Registry lookups.
+    pub directory: Arc<PhoneDirectory>,
+    /// `sender_policy = "registered"`: only verified numbers are enriched. With `"any"`, the
+    /// registry is still asked whether the sender opted out.
+    pub registered_only: bool,
     /// Registry changes from SMS (opt-out keywords, texted codes).
     pub registry: Arc<PhoneRegistry>,
     pub replies: Replies,
@@ -112,8 +115,8 @@ impl IngressState {
             outbound_topic: settings.topic(crate::topics::OUTBOUND),
             public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
             auth_token,
-            directory: (settings.ingress.sender_policy == SenderPolicy::Registered)
-                .then_some(directory),
+            directory,
+            registered_only: settings.ingress.sender_policy == SenderPolicy::Registered,
             registry,
             replies: settings.ingress.replies.clone(),
             rate_limit: settings.ingress.rate_limit.enabled.then(|| {

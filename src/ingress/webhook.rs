@@ -132,8 +132,28 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
         return opt_out(state, &event, keyword, opt_out_type).await;
     }
 
-    if let Some(directory) = &state.directory {
-        let found = directory
+    if !state.registered_only {
+        // Single tenant: anyone is enriched, except a number that opted out. Without the
+        // registry that cannot be known; the message goes on (notify still never texts an
+        // opted-out number, it checks `phones` itself).
+        match state.directory.lookup(&event.from).await {
+            Ok(Some(s)) if s.opted_out => {
+                return reject(state, &event, s.user_id, "opted_out", None, "").await;
+            }
+            Ok(Some(PhoneState {
+                user_id: Some(user),
+                verified: true,
+                ..
+            })) => event.user_id = Some(user),
+            Ok(_) => {}
+            Err(e) => {
+                metrics::registry_unavailable();
+                tracing::warn!(error = %e, "phone registry unavailable; opt-out not checked (sender_policy = any)");
+            }
+        }
+    } else {
+        let found = state
+            .directory
             .lookup(&event.from)
             .await
             .map_err(|e| IngressError::Registry(e.to_string()))?;
