@@ -15,7 +15,7 @@ use smsflow::app::Role;
 use smsflow::config::Settings;
 use smsflow::events::{
     decode, ItemsProposed, MediaRef, MessageReceived, OutboundRequested, OutboundStatusChanged,
-    PartEnriched,
+    PartEnriched, SenderRejected,
 };
 use smsflow::stages::confirm::tally::{request_event_id, PURPOSE};
 use smsflow::topics::{ENRICHMENTS, MESSAGES, OUTBOUND};
@@ -221,7 +221,9 @@ async fn a_webhook_is_enriched_and_its_sender_told_the_item_count_unless_opted_o
     let store = tempfile::tempdir().unwrap();
     let mut settings = confirm_settings(&env, &fake, true);
     settings.media.store_url = format!("file://{}", store.path().display());
-    // An opted-out number (accepted by ingress with sender_policy = "any") must get nothing.
+    // An opted-out number must get nothing: ingress records its message as SenderRejected
+    // (even with sender_policy = "any"), so it is neither enriched nor confirmed. Notify's own
+    // opt-out check is covered in tests/notify_stage.rs.
     let opted_out = "+15105550189";
     env.cql()
         .await
@@ -255,22 +257,25 @@ async fn a_webhook_is_enriched_and_its_sender_told_the_item_count_unless_opted_o
     }
 
     wait_sent(&fake, 1).await;
-    // notify decided the opted-out sender's request too: suppressed.
-    let suppressed = wait_for(
-        "notify's decision on the opted-out sender's reply",
-        Duration::from_secs(120),
-        || async {
-            read_committed_to_end(&env, &env.topic(OUTBOUND))
-                .await
-                .iter()
-                .filter_map(|p| decode::<OutboundStatusChanged>(p).ok())
-                .find(|s| s.request_event_id.as_deref() == Some(&request_event_id(&quiet_sid)))
-        },
-    )
-    .await;
     app.stop().await;
-    assert_eq!(suppressed.status, "suppressed");
-    assert_eq!(suppressed.reason.as_deref(), Some("opted_out"));
+    let records = read_full_records_to_end(&env, &env.topic(MESSAGES)).await;
+    let rejected: Vec<SenderRejected> = records
+        .iter()
+        .filter(|r| r.event_type.as_deref() == Some("SenderRejected"))
+        .map(|r| decode(&r.payload).unwrap())
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].message_sid, quiet_sid);
+    assert_eq!(rejected[0].reason, "opted_out");
+    let requested_for_quiet = read_committed_to_end(&env, &env.topic(OUTBOUND))
+        .await
+        .iter()
+        .filter_map(|p| decode::<OutboundRequested>(p).ok())
+        .any(|r| r.event_id == request_event_id(&quiet_sid));
+    assert!(
+        !requested_for_quiet,
+        "no reply is even requested for the opted-out sender"
+    );
 
     let items: usize = read_full_records_to_end(&env, &env.topic(ENRICHMENTS))
         .await
