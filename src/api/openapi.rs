@@ -1,25 +1,23 @@
 //! The OpenAPI 3.1 document of the HTTP API, built from the handlers' `#[utoipa::path]`
 //! attributes and the `ToSchema` types, served unauthenticated at `GET /v1/openapi.json`.
 //!
-//! The item and message routes are described here rather than on their handlers in
-//! `items.rs`, and their bodies by the mirror types below, because those handlers build
-//! their JSON with `json!`. The integration test `tests/openapi.rs` checks real responses
-//! against these schemas, and the unit test here checks that every route the router code
-//! mounts is in the document, so neither can drift unnoticed.
-
-use std::collections::BTreeMap;
+//! The integration test `tests/openapi.rs` checks real responses against the schemas, and
+//! the unit test here checks that every route the router code mounts is in the document.
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{admin, health, phones};
+use super::items::views::{
+    Decision, Item, ItemPage, ItemStatus, ItemSummary, MessagePart, MessageProgress,
+    ReviewAccepted, ReviewRequest,
+};
+use super::{admin, health, items, phones};
 
 /// The document.
 #[derive(OpenApi)]
@@ -32,10 +30,10 @@ use super::{admin, health, phones};
             `{\"error\": {\"code\", \"message\"}}` with a stable code."
     ),
     paths(
-        list_items,
-        get_item,
-        review_item,
-        get_message,
+        items::list,
+        items::one,
+        items::review,
+        items::message,
         phones::list,
         phones::link,
         phones::verify,
@@ -120,199 +118,6 @@ fn openapi_json(json: Bytes) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 #[allow(dead_code)] // Describes the closure `app.rs` mounts.
 fn metrics() {}
-
-// ---- items and messages (handlers in items.rs) ----
-
-/// A review's target status, and a list's.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemStatus {
-    Pending,
-    Approved,
-    Rejected,
-}
-
-/// One page of a list, newest first.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ItemPage {
-    pub items: Vec<ItemSummary>,
-    /// Pass as `page_token` for the next page; null on the last page.
-    #[schema(required = true)]
-    pub next_page_token: Option<String>,
-}
-
-/// An item as the lists show it.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ItemSummary {
-    pub id: String,
-    #[schema(required = true)]
-    pub message_sid: Option<String>,
-    /// `contact`, `phone`, `email`, `url`, `datetime`, `place`, `org`, `tag`.
-    #[schema(required = true)]
-    pub kind: Option<String>,
-    /// As written in the source text.
-    #[schema(required = true)]
-    pub value: Option<String>,
-    /// E.164 for phones, RFC 3339 for dates and times, and so on.
-    #[schema(required = true)]
-    pub normalized: Option<String>,
-    /// 0 to 1.
-    #[schema(required = true)]
-    pub confidence: Option<f32>,
-    pub status: ItemStatus,
-    /// RFC 3339.
-    #[schema(required = true)]
-    pub created_at: Option<String>,
-}
-
-/// One item.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct Item {
-    pub id: String,
-    #[schema(required = true)]
-    pub message_sid: Option<String>,
-    /// The message part: `body`, or `media:N` for attachment N (a vCard or a voice note).
-    #[schema(required = true)]
-    pub part: Option<String>,
-    #[schema(required = true)]
-    pub kind: Option<String>,
-    #[schema(required = true)]
-    pub value: Option<String>,
-    #[schema(required = true)]
-    pub normalized: Option<String>,
-    #[schema(required = true)]
-    pub confidence: Option<f32>,
-    /// `body`, `transcript` or `vcard`.
-    #[schema(required = true)]
-    pub source: Option<String>,
-    /// `[start, end)` in characters of the source text.
-    #[schema(min_items = 2, max_items = 2)]
-    pub span: Vec<Option<i32>>,
-    #[schema(required = true)]
-    pub status: Option<ItemStatus>,
-    /// RFC 3339.
-    #[schema(required = true)]
-    pub created_at: Option<String>,
-    /// RFC 3339; null until reviewed.
-    #[schema(required = true)]
-    pub reviewed_at: Option<String>,
-}
-
-/// A message's progress through the pipeline, its transcripts and its items.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct MessageProgress {
-    pub message_sid: String,
-    /// RFC 3339.
-    #[schema(required = true)]
-    pub received_at: Option<String>,
-    pub parts_expected: i32,
-    /// The parts enriched so far.
-    pub parts_done: Vec<String>,
-    /// Every expected part is enriched.
-    pub done: bool,
-    /// When each stage handled the message (RFC 3339), by stage.
-    pub stage_at: BTreeMap<String, Option<String>>,
-    pub parts: Vec<MessagePart>,
-    /// At most 500.
-    pub items: Vec<Item>,
-}
-
-/// One part of a message.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct MessagePart {
-    pub part: String,
-    #[schema(required = true)]
-    pub outcome: Option<String>,
-    #[schema(required = true)]
-    pub item_count: Option<i32>,
-    /// The transcript, for a voice note.
-    #[schema(required = true)]
-    pub transcript: Option<String>,
-}
-
-/// `POST /v1/items/{id}/review`.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ReviewRequest {
-    pub decision: Decision,
-}
-
-/// A reviewer's decision.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Approve,
-    Reject,
-}
-
-/// The review was appended as `ItemReviewed`.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ReviewAccepted {
-    /// The `ItemReviewed` event's id.
-    pub event_id: String,
-    /// With `?wait=true`: the projector applied it within the wait. Always false without.
-    pub applied: bool,
-}
-
-#[utoipa::path(get, path = "/v1/items", tag = "items",
-    summary = "The caller's items with one status, newest first, paged",
-    security(("bearer" = [])),
-    params(
-        ("status" = Option<ItemStatus>, Query, description = "Default `pending`"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200; default 50", minimum = 1, maximum = 200),
-        ("page_token" = Option<String>, Query, description = "`next_page_token` of the previous page"),
-    ),
-    responses(
-        (status = 200, description = "One page", body = ItemPage),
-        (status = 400, description = "A bad status or page_token", body = ErrorBody),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
-    ))]
-#[allow(dead_code)] // Describes `items::list`.
-fn list_items() {}
-
-#[utoipa::path(get, path = "/v1/items/{id}", tag = "items",
-    summary = "One of the caller's items",
-    security(("bearer" = [])),
-    params(("id" = String, Path, description = "The item id")),
-    responses(
-        (status = 200, description = "The item", body = Item),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 404, description = "No such item, or someone else's", body = ErrorBody),
-        (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
-    ))]
-#[allow(dead_code)] // Describes `items::one`.
-fn get_item() {}
-
-#[utoipa::path(post, path = "/v1/items/{id}/review", tag = "items",
-    summary = "Approve or reject an item (appends `ItemReviewed`)",
-    security(("bearer" = [])),
-    params(
-        ("id" = String, Path, description = "The item id"),
-        ("wait" = Option<bool>, Query, description = "Wait (10 s at most) until the projector applied the review"),
-    ),
-    request_body = ReviewRequest,
-    responses(
-        (status = 202, description = "Appended", body = ReviewAccepted),
-        (status = 400, description = "A malformed body or an unknown decision", body = ErrorBody),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 404, description = "No such item, or someone else's", body = ErrorBody),
-        (status = 503, description = "The review was not stored, or the read model cannot be read; retry", body = ErrorBody),
-    ))]
-#[allow(dead_code)] // Describes `items::review`.
-fn review_item() {}
-
-#[utoipa::path(get, path = "/v1/messages/{sid}", tag = "items",
-    summary = "A message's progress, transcripts and items",
-    security(("bearer" = [])),
-    params(("sid" = String, Path, description = "The Twilio MessageSid")),
-    responses(
-        (status = 200, description = "The message", body = MessageProgress),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 404, description = "No such message, or someone else's", body = ErrorBody),
-        (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
-    ))]
-#[allow(dead_code)] // Describes `items::message`.
-fn get_message() {}
 
 #[cfg(test)]
 mod tests {

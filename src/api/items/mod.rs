@@ -19,14 +19,18 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::auth::{self, Authenticator, Caller};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use views::{
+    Item, ItemPage, ItemStatus, ItemSummary, MessagePart, MessageProgress, ReviewAccepted,
+    ReviewRequest,
+};
+
+pub mod views;
 use super::phones::rfc3339_millis;
 use crate::events::ItemReviewed;
 use crate::kafka::EventProducer;
-use crate::projector::items::STATUSES;
 use crate::store::StoreError;
 
 /// How many buckets (user-hours) one page looks at before it returns what it has, with a
@@ -176,34 +180,48 @@ struct PageToken {
     i: String,
 }
 
-fn item_json(id: &str, r: &ItemRow) -> Value {
-    json!({
-        "id": id,
-        "message_sid": r.1,
-        "part": r.2,
-        "kind": r.3,
-        "value": r.4,
-        "normalized": r.5,
-        "confidence": r.6,
-        "source": r.7,
-        "span": [r.8, r.9],
-        "status": r.10,
-        "created_at": r.11.and_then(|t| rfc3339_millis(t.0)),
-        "reviewed_at": r.12.and_then(|t| rfc3339_millis(t.0)),
-    })
+fn item_view(id: &str, r: &ItemRow) -> Item {
+    Item {
+        id: id.to_owned(),
+        message_sid: r.1.clone(),
+        part: r.2.clone(),
+        kind: r.3.clone(),
+        value: r.4.clone(),
+        normalized: r.5.clone(),
+        confidence: r.6,
+        source: r.7.clone(),
+        span: vec![r.8, r.9],
+        status: r.10.as_deref().and_then(ItemStatus::parse),
+        created_at: r.11.and_then(|t| rfc3339_millis(t.0)),
+        reviewed_at: r.12.and_then(|t| rfc3339_millis(t.0)),
+    }
 }
 
+#[utoipa::path(get, path = "/v1/items", tag = "items",
+    summary = "The caller's items with one status, newest first, paged",
+    security(("bearer" = [])),
+    params(
+        ("status" = Option<ItemStatus>, Query, description = "Default `pending`"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200; default 50", minimum = 1, maximum = 200),
+        ("page_token" = Option<String>, Query, description = "`next_page_token` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = ItemPage),
+        (status = 400, description = "A bad status or page_token", body = ErrorBody),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
+    ))]
 async fn list(
     State(api): State<Arc<ItemsApi>>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ItemPage>, ApiError> {
     let status = q.status.as_deref().unwrap_or("pending");
-    if !STATUSES.contains(&status) {
+    let Some(listed) = ItemStatus::parse(status) else {
         return Err(ApiError::invalid(
             "status must be pending, approved or rejected",
         ));
-    }
+    };
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let after: Option<PageToken> = match &q.page_token {
         None => None,
@@ -215,7 +233,7 @@ async fn list(
                 .ok_or_else(|| ApiError::invalid("page_token is not one this API issued"))?,
         ),
     };
-    let mut out: Vec<Value> = Vec::with_capacity(limit);
+    let mut out: Vec<ItemSummary> = Vec::with_capacity(limit);
     let mut last: Option<PageToken> = None;
     let mut more = false;
     let mut from_bucket = after.as_ref().map_or(i32::MAX, |a| a.b);
@@ -300,16 +318,16 @@ async fn list(
                     t: created.0,
                     i: id.clone(),
                 });
-                out.push(json!({
-                    "id": id,
-                    "message_sid": sid,
-                    "kind": kind,
-                    "value": value,
-                    "normalized": normalized,
-                    "confidence": confidence,
-                    "status": status,
-                    "created_at": rfc3339_millis(created.0),
-                }));
+                out.push(ItemSummary {
+                    id,
+                    message_sid: sid,
+                    kind,
+                    value,
+                    normalized,
+                    confidence,
+                    status: listed,
+                    created_at: rfc3339_millis(created.0),
+                });
             }
         }
         if exhausted || lowest == i32::MIN {
@@ -323,16 +341,29 @@ async fn list(
     } else {
         None
     };
-    Ok(Json(json!({"items": out, "next_page_token": next})))
+    Ok(Json(ItemPage {
+        items: out,
+        next_page_token: next,
+    }))
 }
 
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "items",
+    summary = "One of the caller's items",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The item id")),
+    responses(
+        (status = 200, description = "The item", body = Item),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 404, description = "No such item, or someone else's", body = ErrorBody),
+        (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
+    ))]
 async fn one(
     State(api): State<Arc<ItemsApi>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Item>, ApiError> {
     match api.item(&id).await? {
-        Some(r) if r.0.as_deref() == Some(caller.user_id.as_str()) => Ok(Json(item_json(&id, &r))),
+        Some(r) if r.0.as_deref() == Some(caller.user_id.as_str()) => Ok(Json(item_view(&id, &r))),
         _ => Err(ApiError::not_found("item")),
     }
 }
@@ -348,11 +379,21 @@ type StatusRow = (
     Option<HashMap<String, CqlTimestamp>>,
 );
 
+#[utoipa::path(get, path = "/v1/messages/{sid}", tag = "items",
+    summary = "A message's progress, transcripts and items",
+    security(("bearer" = [])),
+    params(("sid" = String, Path, description = "The Twilio MessageSid")),
+    responses(
+        (status = 200, description = "The message", body = MessageProgress),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 404, description = "No such message, or someone else's", body = ErrorBody),
+        (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
+    ))]
 async fn message(
     State(api): State<Arc<ItemsApi>>,
     Extension(caller): Extension<Caller>,
     Path(sid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageProgress>, ApiError> {
     let status = api
         .session
         .execute_unpaged(&api.status, (&sid,))
@@ -395,7 +436,7 @@ async fn message(
     let mut items = Vec::with_capacity(ids.len());
     for (id,) in ids.iter().take(500) {
         if let Some(r) = api.item(id).await? {
-            items.push(item_json(id, &r));
+            items.push(item_view(id, &r));
         }
     }
     let stage_at: BTreeMap<String, Option<String>> = stages
@@ -403,23 +444,24 @@ async fn message(
         .into_iter()
         .map(|(k, v)| (k, rfc3339_millis(v.0)))
         .collect();
-    Ok(Json(json!({
-        "message_sid": sid,
-        "received_at": received.and_then(|t| rfc3339_millis(t.0)),
-        "parts_expected": expected,
-        "parts_done": done,
-        "done": done.len() as i32 >= expected,
-        "stage_at": stage_at,
-        "parts": parts.into_iter().map(|(part, outcome, count, text)| json!({
-            "part": part, "outcome": outcome, "item_count": count, "transcript": text,
-        })).collect::<Vec<_>>(),
-        "items": items,
-    })))
-}
-
-#[derive(Deserialize)]
-struct ReviewBody {
-    decision: String,
+    Ok(Json(MessageProgress {
+        message_sid: sid,
+        received_at: received.and_then(|t| rfc3339_millis(t.0)),
+        parts_expected: expected,
+        done: done.len() as i32 >= expected,
+        parts_done: done,
+        stage_at,
+        parts: parts
+            .into_iter()
+            .map(|(part, outcome, item_count, transcript)| MessagePart {
+                part,
+                outcome,
+                item_count,
+                transcript,
+            })
+            .collect(),
+        items,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -428,19 +470,30 @@ struct ReviewQuery {
     wait: bool,
 }
 
+#[utoipa::path(post, path = "/v1/items/{id}/review", tag = "items",
+    summary = "Approve or reject an item (appends `ItemReviewed`)",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The item id"),
+        ("wait" = Option<bool>, Query, description = "Wait (10 s at most) until the projector applied the review"),
+    ),
+    request_body = ReviewRequest,
+    responses(
+        (status = 202, description = "Appended", body = ReviewAccepted),
+        (status = 400, description = "A malformed body or an unknown decision", body = ErrorBody),
+        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 404, description = "No such item, or someone else's", body = ErrorBody),
+        (status = 503, description = "The review was not stored, or the read model cannot be read; retry", body = ErrorBody),
+    ))]
 async fn review(
     State(api): State<Arc<ItemsApi>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<ReviewQuery>,
-    body: Result<Json<ReviewBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Result<Json<ReviewRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<ReviewAccepted>), ApiError> {
     let Json(body) = body?;
-    let status = match body.decision.as_str() {
-        "approve" => "approved",
-        "reject" => "rejected",
-        _ => return Err(ApiError::invalid("decision must be approve or reject")),
-    };
+    let status = body.decision.status();
     let row = match api.item(&id).await? {
         Some(r) if r.0.as_deref() == Some(caller.user_id.as_str()) => r,
         _ => return Err(ApiError::not_found("item")),
@@ -449,7 +502,7 @@ async fn review(
         event_id: uuid::Uuid::now_v7().to_string(),
         item_id: id.clone(),
         user_id: caller.user_id.clone(),
-        decision: body.decision.clone(),
+        decision: body.decision.as_str().to_owned(),
         reviewed_at: crate::clock::now_micros(),
         message_sid: row.1.clone().unwrap_or_default(),
         item_created_at: row.11.map_or(0, |t| t.0.saturating_mul(1000)),
@@ -481,6 +534,9 @@ async fn review(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"event_id": event.event_id, "applied": applied})),
+        Json(ReviewAccepted {
+            event_id: event.event_id,
+            applied,
+        }),
     ))
 }
