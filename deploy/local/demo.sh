@@ -29,9 +29,11 @@ BIN="${CARGO_TARGET_DIR:-target}/debug/smsflow"
 "$BIN" migrate
 "$BIN" topics
 # The sample senders belong to user "demo"; unregistered numbers are recorded, not enriched.
-for n in +15105550142 +14155550123 +12125550100; do
+for n in +15105550142 +14155550123; do
   "$BIN" phones link "$n" --user demo --verified
 done
+# A New York number: dates in its messages are read in its own zone.
+"$BIN" phones link +12125550100 --user demo --verified --time-zone America/New_York
 
 stop
 nohup "$BIN" serve >"$LOG" 2>&1 &
