@@ -196,9 +196,8 @@ async fn scan(session: &Session, expected: &Expected) -> anyhow::Result<HashMap<
         let at = |k: &str| stages.get(k).map(|t| t.0);
         if let Some(projected) = at("projected") {
             let us = |ms: i64| ms * 1000;
-            let all_parts = parts_expected.is_some_and(|n| {
-                n > 0 && parts_done.as_ref().map_or(0, Vec::len) >= n as usize
-            });
+            let all_parts = parts_expected
+                .is_some_and(|n| n > 0 && parts_done.as_ref().map_or(0, Vec::len) >= n as usize);
             found.insert(
                 i,
                 Stamps {

@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Send signed webhooks at a fixed rate and report ack latency from the intended send time;
     /// with --read-back, also end-to-end latency per stage from the read model.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Read a finished run back from the read model (e.g. after starting the projector late).
     ReadBack(ReadBackArgs),
     /// Print the run's sender numbers, one E.164 number per line (to register them first).
@@ -231,7 +231,7 @@ impl ProduceArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
         Command::ReadBack(args) => read_back(args).await,
         Command::Senders { count, seed } => {
             for s in senders::senders(count, seed) {

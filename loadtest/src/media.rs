@@ -138,7 +138,10 @@ const CARDS: &[(&str, &str, &str)] = &[
 
 /// A vCard 3.0 contact with a name, a (fictional 555-01xx) number and an email.
 fn vcard(sid: &str, n: u32) -> Vec<u8> {
-    let h = splitmix(sid.bytes().fold(u64::from(n), |a, b| a.rotate_left(5) ^ u64::from(b)));
+    let h = splitmix(
+        sid.bytes()
+            .fold(u64::from(n), |a, b| a.rotate_left(5) ^ u64::from(b)),
+    );
     let (first, last, email) = CARDS[(h % CARDS.len() as u64) as usize];
     format!(
         "BEGIN:VCARD\r\nVERSION:3.0\r\nN:{last};{first};;;\r\nFN:{first} {last}\r\n\
@@ -256,9 +259,7 @@ async fn serve(
         MediaKind::Wav => &served.voice,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    served
-        .bytes
-        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    served.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
     ([(header::CONTENT_TYPE, kind.content_type())], body).into_response()
 }
 
@@ -301,7 +302,10 @@ mod tests {
         assert_eq!(&voice[..4], b"RIFF");
         assert_eq!(&voice[8..12], b"WAVE");
         assert_eq!(voice.len(), 44 + 3200);
-        assert_eq!(infer::get(&voice).map(|k| k.mime_type()), Some("audio/x-wav"));
+        assert_eq!(
+            infer::get(&voice).map(|k| k.mime_type()),
+            Some("audio/x-wav")
+        );
         let no_voice = Assets {
             voice_wav: None,
             ..assets()

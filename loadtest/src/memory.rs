@@ -243,8 +243,15 @@ mod tests {
         progress.in_flight.store(7, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(25)).await;
         let m = sampler.finish().await.unwrap();
-        assert_eq!(m.samples[0].in_flight, 0, "the baseline comes before the sends");
-        assert!(m.samples.iter().filter(|s| s.in_flight == 7).count() >= 2, "{:?}", m.samples);
+        assert_eq!(
+            m.samples[0].in_flight, 0,
+            "the baseline comes before the sends"
+        );
+        assert!(
+            m.samples.iter().filter(|s| s.in_flight == 7).count() >= 2,
+            "{:?}",
+            m.samples
+        );
         assert_eq!(m.per_process.len(), 1);
         assert!(m.per_process[0].baseline_mib > 0.0);
         assert_eq!(m.per_process[0].peak_in_flight, 7);

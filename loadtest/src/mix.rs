@@ -134,7 +134,7 @@ impl Mix {
             Kind::Sms => Vec::new(),
             Kind::Voice => vec![MediaKind::Wav],
             Kind::Mms => {
-                let r = splitmix(splitmix(seed ^ i) ^ 0x6D65_6469_61);
+                let r = splitmix(splitmix(seed ^ i) ^ 0x6D_6564_6961);
                 let n = 1 + r % MAX_MMS_MEDIA;
                 // One bit per attachment: about one in four is a vCard, the rest images.
                 (0..n)
@@ -240,10 +240,7 @@ mod tests {
         assert!(matches!("sms".parse::<Mix>(), Err(MixError::Entry(_))));
         assert!(matches!("sms=-1".parse::<Mix>(), Err(MixError::Weight(_))));
         assert_eq!("sms=0".parse::<Mix>(), Err(MixError::Empty));
-        assert_eq!(
-            "sms=1,sms=2".parse::<Mix>(),
-            Err(MixError::Repeated("sms"))
-        );
+        assert_eq!("sms=1,sms=2".parse::<Mix>(), Err(MixError::Repeated("sms")));
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(json, "\"sms=80,mms=15,voice=5\"");
         assert_eq!(serde_json::from_str::<Mix>(&json).unwrap(), m);
@@ -257,8 +254,16 @@ mod tests {
         assert_eq!(a, kinds(7), "the same seed gives the same traffic");
         assert_ne!(a, kinds(8), "another seed gives other traffic");
         let share = |k| a.iter().filter(|x| **x == k).count() as f64 / a.len() as f64;
-        assert!((share(Kind::Sms) - 0.80).abs() < 0.02, "{}", share(Kind::Sms));
-        assert!((share(Kind::Mms) - 0.15).abs() < 0.02, "{}", share(Kind::Mms));
+        assert!(
+            (share(Kind::Sms) - 0.80).abs() < 0.02,
+            "{}",
+            share(Kind::Sms)
+        );
+        assert!(
+            (share(Kind::Mms) - 0.15).abs() < 0.02,
+            "{}",
+            share(Kind::Mms)
+        );
         assert!((share(Kind::Voice) - 0.05).abs() < 0.01);
 
         let (mut counts, mut vcards, mut images) = ([0u32; 4], 0, 0);
@@ -277,7 +282,10 @@ mod tests {
             }
         }
         assert!(counts[1..].iter().all(|c| *c > 500), "{counts:?}");
-        assert!(vcards > 0 && images > 2 * vcards, "{vcards} vCards, {images} images");
+        assert!(
+            vcards > 0 && images > 2 * vcards,
+            "{vcards} vCards, {images} images"
+        );
 
         let text_only = Mix::default();
         assert!((0..1000).all(|i| text_only.kind(7, i) == Kind::Sms));

@@ -193,9 +193,15 @@ mod tests {
         let (mut mms, mut voice) = (0, 0);
         for i in 0..200 {
             let hook = traffic.webhook(i, "http://x/h", "t");
-            let params: Vec<(String, String)> =
-                form_urlencoded::parse(hook.body.as_bytes()).into_owned().collect();
-            assert!(signature::is_valid("t", "http://x/h", &params, &hook.signature));
+            let params: Vec<(String, String)> = form_urlencoded::parse(hook.body.as_bytes())
+                .into_owned()
+                .collect();
+            assert!(signature::is_valid(
+                "t",
+                "http://x/h",
+                &params,
+                &hook.signature
+            ));
             let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
             let sid = get("MessageSid").unwrap();
             assert!(sid.starts_with("MM"), "{sid}");

@@ -31,7 +31,11 @@ pub struct Progress {
 }
 
 /// Send the plan's webhooks; success is a 2xx answer.
-pub async fn send(target: &Target, plan: &Plan, progress: &Arc<Progress>) -> anyhow::Result<RunResult> {
+pub async fn send(
+    target: &Target,
+    plan: &Plan,
+    progress: &Arc<Progress>,
+) -> anyhow::Result<RunResult> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.max_in_flight)
         .timeout(Duration::from_secs(15))
