@@ -8,7 +8,13 @@
 #   DRAIN=20000              messages queued in Kafka, then projected: the projection rate
 #   SUSTAIN=0                seconds of the sustained run at SUSTAIN_RATE (e.g. 600 at 1000/s)
 #   PERF_RECORDS, E2E_RECORDS, CQL_SECONDS: sizes of the Kafka tool and raw driver ceilings
-#   PARTS="ceilings smsflow peer" or PARTS=sustain (only the long run, e.g. SUSTAIN=600)
+#   PARTS="ceilings smsflow peer" or PARTS=sustain (only the long run, e.g. SUSTAIN=600); also
+#     PARTS=mix     SMS/MMS/voice notes through the whole pipeline (ingress, media, transcribe,
+#                   enrich, projector), media served by the generator on loopback, read back
+#                   until every part is enriched: MIX=sms=85,mms=13,voice=2 MIX_RATE=20 MIX_SECONDS=30
+#     PARTS=memory  ingress RSS against webhooks held in flight: a producer linger of MEM_LINGER
+#                   holds every webhook until its batch goes out, so MEM_RATE x MEM_LINGER are in
+#                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT
 #   PEER=auto|off            the Benthos peer (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos)
 # Results: $OUT (default target/bench/<UTC time>): JSON per step, report.md + charts per run,
 # summary.md and summary.json with the ratios.
@@ -26,6 +32,14 @@ PARTS=${PARTS:-"ceilings smsflow peer"}  # PARTS=sustain runs only the sustained
 PERF_RECORDS=${PERF_RECORDS:-300000}   # ProducerPerformance, unthrottled
 E2E_RECORDS=${E2E_RECORDS:-5000}       # EndToEndLatency
 CQL_SECONDS=${CQL_SECONDS:-20}         # raw driver loop
+# Voice notes cost ~1.5 CPU-seconds each in pocketsphinx: keep their rate well under a core.
+MIX=${MIX:-sms=85,mms=13,voice=2}
+MIX_RATE=${MIX_RATE:-20}
+MIX_SECONDS=${MIX_SECONDS:-30}
+MEM_RATE=${MEM_RATE:-850}
+MEM_LINGER=${MEM_LINGER:-12s}
+MEM_SECONDS=${MEM_SECONDS:-20}
+MEM_IN_FLIGHT=${MEM_IN_FLIGHT:-12000}
 BENTHOS=${BENTHOS:-$HOME/.cache/smsflow-bench/benthos}
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 STATE=${SMSSTACK_STATE:-$HOME/.local/state/smsflow-stack}
@@ -75,8 +89,11 @@ with_space() {  # with_space NAME CMD...: run CMD with the topic prefix and keys
 step() { echo; echo "== $*"; }
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
-for space in ceil sms peer; do with_space "$space" "$SF" migrate >/dev/null; with_space "$space" "$SF" topics >/dev/null; done
-echo "bench: output in $OUT; topics t${HEX}{ceil,sms,peer}.*, keyspaces t_${HEX}{ceil,sms,peer}"
+SPACES="ceil sms peer"
+part mix && SPACES="$SPACES mix"
+part memory && SPACES="$SPACES mem"
+for space in $SPACES; do with_space "$space" "$SF" migrate >/dev/null; with_space "$space" "$SF" topics >/dev/null; done
+echo "bench: output in $OUT; topics t${HEX}{${SPACES// /,}}.*, keyspaces t_${HEX}{${SPACES// /,}}"
 
 # ------------------------------------------------------------------ ceilings
 if part ceilings; then
@@ -183,6 +200,62 @@ if ((SUSTAIN > 0)) && { part smsflow || part sustain; }; then
   sed -n '/^end to end/,$p' "$OUT/smsflow-sustained/report.md"
 fi
 if part smsflow || part sustain; then stop "$ingress"; stop "$projector"; fi
+
+# ------------------------------------------------------------------ mixed traffic
+if part mix; then
+  step "smsflow, whole pipeline: mix $MIX at ${MIX_RATE}/s for ${MIX_SECONDS}s, read back until every part is enriched"
+  MIX_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}mix." SMSFLOW_CQL__KEYSPACE="t_${HEX}mix" SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}mix-projector")
+  # The generator serves the media on 127.0.0.1, which the media stage refuses unless allowed
+  # (production allows only Twilio's hosts); basic auth goes to it as it would to Twilio.
+  MEDIA_ENV=(SMSFLOW_MEDIA__ALLOWED_HOSTS='["127.0.0.1"]' SMSFLOW_MEDIA__CREDENTIAL_HOSTS='["127.0.0.1"]'
+    SMSFLOW_MEDIA__ALLOW_ADDRESSES='["127.0.0.1"]' SMSFLOW_MEDIA__STORE_URL="file://$OUT/mix-media"
+    SMSFLOW_STAGES__INSTANCE_ID="t${HEX}mix" TWILIO_ACCOUNT_SID=ACloadtest0000000000000000000000000)
+  mkdir -p "$OUT/mix-media"
+  env "${MIX_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18180 "$SF" serve --role ingress & mix_ingress=$!; pids+=("$mix_ingress")
+  env "${MIX_ENV[@]}" "${MEDIA_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18182 "$SF" serve --role media --role transcribe --role enrich & mix_stages=$!; pids+=("$mix_stages")
+  env "${MIX_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18181 "$SF" serve --role projector & mix_projector=$!; pids+=("$mix_projector")
+  wait_url http://127.0.0.1:18180/healthz; wait_url http://127.0.0.1:18181/healthz; wait_url http://127.0.0.1:18182/healthz
+  next_seed
+  with_space mix "$LT" run --label "smsflow-mix" --target http://127.0.0.1:18180 --public-url http://127.0.0.1:18080 \
+    --rate "$MIX_RATE" --duration "${MIX_SECONDS}s" --warmup 5s --seed "$SEED" --mix "$MIX" \
+    --read-back stage-at --until done --read-back-deadline 300s \
+    --watch "ingress=$mix_ingress" --watch "stages=$mix_stages" --watch "projector=$mix_projector" \
+    --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID" --out "$OUT/mix" >/dev/null
+  sed -n '/^end to end/,/^| process/p' "$OUT/mix/report.md"
+  stop "$mix_ingress"; stop "$mix_stages"; stop "$mix_projector"
+fi
+
+# ------------------------------------------------------------------ memory per in-flight webhook
+if part memory; then
+  # One connection per webhook in flight, on both ends: the generator raises its own soft
+  # open-files limit; ingress inherits this shell's, raised here to the hard limit.
+  ulimit -n "$(ulimit -Hn)"
+  if (( $(ulimit -n) < MEM_IN_FLIGHT + 1024 )); then
+    echo "bench: PARTS=memory needs ulimit -n >= $((MEM_IN_FLIGHT + 1024)), the hard limit is $(ulimit -Hn)" >&2; exit 1
+  fi
+  echo "open-files limit for ingress and generator: $(ulimit -n)"
+  step "ingress memory: ${MEM_RATE}/s for ${MEM_SECONDS}s, each webhook held ~${MEM_LINGER} by the producer linger"
+  # linger holds each record until its batch goes out, and the webhook is answered only after
+  # Kafka's ack: a legitimate setting (a large batching window) that keeps webhooks waiting.
+  # produce_deadline and the HTTP timeout must outlast it; connections are capped by
+  # http.max_concurrent_requests (4096 by default).
+  MEM_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}mem." SMSFLOW_CQL__KEYSPACE="t_${HEX}mem"
+    SMSFLOW_KAFKA__LINGER="$MEM_LINGER" SMSFLOW_KAFKA__PRODUCE_DEADLINE=14s SMSFLOW_HTTP__REQUEST_TIMEOUT=15s
+    SMSFLOW_HTTP__MAX_CONCURRENT_REQUESTS=$((MEM_IN_FLIGHT + 1024)))
+  env "${MEM_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18280 "$SF" serve --role ingress & mem_ingress=$!; pids+=("$mem_ingress")
+  wait_url http://127.0.0.1:18280/healthz
+  # Warm the process (allocator arenas, connection pools, lazily built state) before the
+  # baseline: a short run whose webhooks are all answered before the measured one starts.
+  next_seed
+  with_space mem "$LT" run --label mem-warm --target http://127.0.0.1:18280 --public-url http://127.0.0.1:18080 \
+    --rate 100 --duration 5s --warmup 0s --seed "$SEED" >/dev/null
+  next_seed
+  with_space mem "$LT" run --label "ingress-memory" --target http://127.0.0.1:18280 --public-url http://127.0.0.1:18080 \
+    --rate "$MEM_RATE" --duration "${MEM_SECONDS}s" --warmup 0s --seed "$SEED" --max-in-flight "$MEM_IN_FLIGHT" \
+    --watch "ingress=$mem_ingress" --memory-sample 100ms --out "$OUT/memory" >/dev/null
+  sed -n '/^webhook ack/,+3p;/^memory against/,$p' "$OUT/memory/report.md"
+  stop "$mem_ingress"
+fi
 
 # ------------------------------------------------------------------ Benthos peer
 if ! part peer; then

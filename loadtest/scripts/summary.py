@@ -47,6 +47,8 @@ peer = load("peer/result.json")
 peer_drain = load("peer-drain/e2e.json")
 peer_half = load("peer-half/result.json")
 peer_sustained = num(r"sustained (\d+)", load("peer-sustained.txt"))
+mixed = load("mix/result.json")
+memory_run = load("memory/result.json")
 steps_max = max((int(s) for s in os.environ.get("STEPS", "0").split() if s.isdigit()), default=None)
 
 rows = []  # (goal, measured, ceiling or peer, ratio, target, verdict)
@@ -125,12 +127,19 @@ if peer_half and peer_half.get("end_to_end") and half and half.get("end_to_end")
     rows.append((f"end-to-end p99 vs Benthos at {half['ack']['target_rate']:.0f}/s", f"{a:.1f} ms",
                  f"Benthos {b:.1f} ms ({peer_half['end_to_end']['projected']}/{peer_half['end_to_end']['expected']} projected)",
                  fmt(ratio(a, b), "x"), "(no goal)", "-"))
-# 7. memory
-if sms:
+# 7. memory (PARTS=memory: requests held in flight at ingress by a long producer linger)
+mem_use = next((u for u in ((memory_run or {}).get("memory") or {}).get("per_process", []) if u["name"] == "ingress"), None)
+if mem_use:
+    per_10k = mem_use["extra_mib_per_10k"]
+    rows.append(("<= 64 MiB extra RSS per 10k in-flight messages",
+                 f"ingress: {per_10k:.1f} MiB per 10k (RSS {mem_use['baseline_mib']:.0f} -> peak {mem_use['peak_mib']:.0f} MiB "
+                 f"with up to {mem_use['peak_in_flight']} webhooks in flight; slope {mem_use['slope_mib_per_10k']:.1f} MiB per 10k)",
+                 "-", "-", "<= 64 MiB / 10k", verdict(per_10k, 64.0, False)))
+elif sms:
     mem = ", ".join(f"{c['name']} peak {c['peak_rss_mib']:.0f} MiB (RSS {c['rss_before_mib']:.0f} -> {c['rss_after_mib']:.0f})"
                     for c in sms["cost"] if c["name"] in ("ingress", "projector"))
     rows.append(("<= 64 MiB extra RSS per 10k in-flight messages", mem or "n/a",
-                 "in flight was bounded by the generator (1024) and projector.max_in_flight (256)", "-",
+                 "in flight was bounded by the generator (--max-in-flight) and projector.max_in_flight; run PARTS=memory", "-",
                  "<= 64 MiB / 10k", "not measured at 10k in flight"))
 
 print(f"# make bench summary ({out})\n")
@@ -170,6 +179,22 @@ for title, run in (("smsflow", sms), ("smsflow at half the sustainable rate", ha
         print("\n| process | CPU ms/message | cores | peak RSS MiB |\n|---|---|---|---|")
         for c in run["cost"]:
             print(f"| {c['name']} | {c['cpu_ms_per_message']:.3f} | {c['cores']:.2f} | {c['peak_rss_mib']:.0f} |")
+if mixed and mixed.get("end_to_end"):
+    a, e, m = mixed["ack"], mixed["end_to_end"], mixed.get("media") or {}
+    print(f"\n## mixed traffic ({mixed.get('mix')}): {a['target_rate']:.0f}/s, whole pipeline\n")
+    print(f"ack: {a['ok']} ok, {a['failed']} failed, p50 {a['p50_ms']:.2f}, p99 {a['p99_ms']:.2f} ms; "
+          f"done {e.get('done', 0)}/{e['expected']}; media host served {m.get('fetches', 0)} fetches for {m.get('expected', 0)} attachments")
+    print("\n| kind | sent | projected | done | projected p50 ms | projected p99 ms | done p50 ms | done p99 ms | done max ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k in e.get("by_kind", []):
+        p, d = k["to_projected"], k["to_done"]
+        print(f"| {k['kind']} | {k['expected']} | {k['projected']} | {k['done']} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | {d['p50_ms']:.1f} | {d['p99_ms']:.1f} | {d['max_ms']:.1f} |")
+if memory_run and memory_run.get("memory"):
+    print("\n## memory against webhooks in flight (PARTS=memory)\n")
+    print("| process | baseline MiB | peak MiB | peak in flight | in flight at peak RSS | extra MiB per 10k | slope MiB per 10k |")
+    print("|---|---|---|---|---|---|---|")
+    for u in memory_run["memory"]["per_process"]:
+        print(f"| {u['name']} | {u['baseline_mib']:.1f} | {u['peak_mib']:.1f} | {u['peak_in_flight']} | {u['in_flight_at_peak_mib']} | {u['extra_mib_per_10k']:.1f} | {u['slope_mib_per_10k']:.1f} |")
 for name in ("peer-missing.txt",):
     t = load(name)
     if t:

@@ -2,16 +2,21 @@
 //! model, then what the watched processes spent; written as JSON, Markdown and PNG charts.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::charts::{self, Series, XAxis};
 use crate::cost::{self, Cost, Watched};
-use crate::e2e::{self, EndToEnd, Expected, Source};
+use crate::e2e::{self, EndToEnd, Expected, Source, Until};
+use crate::media::{self, MediaServed, MediaServer};
+use crate::memory::{self, Memory};
+use crate::mix::Mix;
 use crate::open_loop::Plan;
 use crate::report::{self, RunResult};
-use crate::webhook::{self, Target};
+use crate::webhook::{self, Progress, Target};
 
 /// How to read the run back from the read model.
 #[derive(Debug, Clone)]
@@ -20,6 +25,16 @@ pub struct ReadBack {
     pub source: Source,
     /// How long to wait after the last send for every message to be projected.
     pub deadline: Duration,
+    /// Wait for the projection of each message, or for every part to be enriched.
+    pub until: Until,
+}
+
+/// The run's media host, started when the mix has MMS or voice notes.
+#[derive(Debug, Clone)]
+pub struct MediaHost {
+    /// A loopback address; port 0 picks a free one.
+    pub addr: std::net::SocketAddr,
+    pub assets: media::Assets,
 }
 
 /// One run.
@@ -29,12 +44,18 @@ pub struct Options {
     pub plan: Plan,
     pub read_back: Option<ReadBack>,
     pub watch: Vec<Watched>,
+    /// Needed when `target.traffic.mix` has media.
+    pub media: Option<MediaHost>,
+    /// Sample the watched processes' RSS against requests in flight at this interval.
+    pub memory_every: Option<Duration>,
 }
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     pub seed: u64,
+    #[serde(default)]
+    pub mix: Mix,
     pub ack: RunResult,
     pub end_to_end: Option<EndToEnd>,
     /// Over the generator's window (warm-up included), per message sent.
@@ -43,6 +64,11 @@ pub struct Outcome {
     /// keeps up (the consumer lag as the sender sees it).
     #[serde(default)]
     pub backlog: Vec<Backlog>,
+    /// What the media host served, counted after the read-back.
+    #[serde(default)]
+    pub media: Option<MediaServed>,
+    #[serde(default)]
+    pub memory: Option<Memory>,
 }
 
 /// The backlog at the end of one second from the end of warm-up.
@@ -85,9 +111,31 @@ pub async fn run(opts: &Options) -> anyhow::Result<Outcome> {
         Some(rb) => Some(smsflow::store::connect_to_keyspace(&rb.cql).await?),
         None => None,
     };
+    let mix = opts.target.traffic.mix;
+    let mut target = opts.target.clone();
+    let media_server = match (&opts.media, mix.has_media()) {
+        (_, false) => None,
+        (None, true) => anyhow::bail!(
+            "the mix {mix} sends media but no media host was configured (bench::Options::media)"
+        ),
+        (Some(host), true) => {
+            let server = MediaServer::start(host.addr, host.assets.clone()).await?;
+            target.traffic.media_base = Some(server.base_url.clone());
+            Some(server)
+        }
+    };
+    let progress = Arc::new(Progress::default());
+    let sampler = opts
+        .memory_every
+        .map(|every| memory::start(&opts.watch, progress.clone(), every));
     let before = cost::snapshot(&opts.watch)?;
     let began = Instant::now();
-    let ack = webhook::send(&opts.target, &opts.plan).await?;
+    let ack = webhook::send(&target, &opts.plan, &progress).await;
+    let memory = match sampler {
+        Some(s) => Some(s.finish().await?),
+        None => None,
+    };
+    let ack = ack?;
     let after = cost::snapshot(&opts.watch)?;
     let cost = cost::between(
         &before,
@@ -98,11 +146,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<Outcome> {
     let end_to_end = match (&opts.read_back, session) {
         (Some(rb), Some(session)) => {
             let expected = Expected {
-                seed: opts.target.seed,
+                seed: opts.target.traffic.seed,
                 start_unix_us: ack.start_unix_us,
                 rate: opts.plan.rate,
                 first: ack.warmup_requests,
                 end: ack.total_requests,
+                mix,
+                until: rb.until,
             };
             Some(e2e::collect(&session, rb.source, &expected, rb.deadline).await?)
         }
@@ -112,12 +162,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<Outcome> {
         .as_ref()
         .map(|e| backlog(&ack.timeline, &e.timeline))
         .unwrap_or_default();
+    // Read after the read-back, so that fetches of the last messages are in.
+    let media = media_server.map(|m| {
+        m.served
+            .snapshot(progress.media_acked.load(Ordering::Relaxed))
+    });
     Ok(Outcome {
-        seed: opts.target.seed,
+        seed: opts.target.traffic.seed,
+        mix,
         ack,
         end_to_end,
         cost,
         backlog,
+        media,
+        memory,
     })
 }
 
@@ -127,8 +185,23 @@ pub fn tables(o: &Outcome) -> String {
     if let Some(e) = &o.end_to_end {
         out.push_str(&e2e::table(e));
     }
+    if let Some(m) = &o.media {
+        out.push_str(&format!(
+            "media host: {} fetches served for {} attachments of acknowledged webhooks ({} images, {} vCards, {} voice notes, {:.1} MiB, {} not found)\n",
+            m.fetches,
+            m.expected,
+            m.images,
+            m.vcards,
+            m.voice,
+            m.bytes as f64 / (1024.0 * 1024.0),
+            m.not_found
+        ));
+    }
     if !o.cost.is_empty() {
         out.push_str(&cost::table(&o.cost));
+    }
+    if let Some(m) = &o.memory {
+        out.push_str(&memory::table(m));
     }
     out
 }
@@ -144,10 +217,11 @@ pub fn write(o: &Outcome, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     written.push(json);
 
     let mut md = format!(
-        "# {}: {:.0} req/s for {} measured requests\n\n{}\n",
+        "# {}: {:.0} req/s for {} measured requests, mix {}\n\n{}\n",
         o.ack.label,
         o.ack.target_rate,
         o.ack.ok + o.ack.failed,
+        o.mix,
         tables(o)
     );
     for (file, title, draw) in charts_of(o) {

@@ -1,6 +1,6 @@
-//! What a run costs the processes under test: CPU seconds from `/proc/PID/stat` (user + system)
-//! and resident memory from `/proc/PID/status`. Linux only; two fields each, so parsed here
-//! rather than pulling in a `/proc` crate.
+//! What a run costs the processes under test: CPU seconds from `/proc/PID/stat` (user + system,
+//! reaped children included) and resident memory from `/proc/PID/status`. Linux only; a few
+//! fields each, so parsed here rather than pulling in a `/proc` crate.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,15 +40,15 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks as f64 / per_sec as f64)
 }
 
-/// utime + stime, in clock ticks, from the text of `/proc/PID/stat`.
+/// utime + stime + cutime + cstime, in clock ticks, from the text of `/proc/PID/stat`.
+/// Children count once reaped: the transcribe stage runs ffmpeg and pocketsphinx as
+/// subprocesses, and their CPU is the stage's cost.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces and parentheses: count from its last `)`.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of the line; `rest` starts at field 3.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    // Fields 14 to 17 of the line; `rest` starts at field 3.
+    (11..=14).map(|k| fields.get(k)?.parse::<u64>().ok()).sum()
 }
 
 /// A `kB` field of `/proc/PID/status` (`VmHWM`, `VmRSS`), in bytes.
@@ -157,6 +157,12 @@ mod tests {
     fn cpu_ticks_are_read_past_a_command_name_with_spaces() {
         let stat = "42 (java (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 30 0 1 2 3";
         assert_eq!(parse_cpu_ticks(stat), Some(325));
+        let with_children = "7 (smsflow) S 1 7 7 0 -1 0 0 0 0 0 250 75 140 10 20 0 30 0 1 2 3";
+        assert_eq!(
+            parse_cpu_ticks(with_children),
+            Some(475),
+            "reaped children count"
+        );
         assert_eq!(parse_cpu_ticks("garbage"), None);
     }
 

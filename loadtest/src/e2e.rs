@@ -3,6 +3,13 @@
 //! own wall clock at the write), all on this host's clock. After a run, a paged scan of
 //! `message_status` finds the run's MessageSids and splits send -> received -> appended ->
 //! projected per message, where "send" is the request's intended (due) time.
+//!
+//! A message is "done" when every part (the body and each attachment) is enriched: its
+//! `parts_done` holds `parts_expected` parts. Its done time is `stage_at.enriched`, the enrich
+//! stage's clock on the last part appended (the projector keeps the stamp of the latest event),
+//! so it stops short of the projector's write of that part by one consume-and-write. With
+//! `Until::Done` the read-back waits for every message to be done, and splits both times by
+//! kind (text, MMS, voice note); the kind follows from the seed and the mix.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,8 +21,20 @@ use scylla::statement::unprepared::Statement;
 use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::mix::{Kind, Mix};
 use crate::payload::request_index;
 use crate::report::{self, Percentiles, QuantilePoint};
+
+/// When a message counts as arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Until {
+    /// `MessageReceived` is in the read model (needs only ingress and the projector).
+    #[default]
+    Projected,
+    /// Every part is enriched (needs the media, transcribe and enrich stages too).
+    Done,
+}
 
 /// Which requests of a run to look for, and when each was due.
 #[derive(Debug, Clone)]
@@ -27,6 +46,9 @@ pub struct Expected {
     /// The measured requests: warm-up ones are projected too but not counted.
     pub first: u64,
     pub end: u64,
+    /// The run's mix: the kind of each request.
+    pub mix: Mix,
+    pub until: Until,
 }
 
 impl Expected {
@@ -71,6 +93,31 @@ pub struct EndToEnd {
     pub timeline: Vec<ProjectedSecond>,
     /// Rows per second between the first and the last projection of the run.
     pub projection_rate: f64,
+    /// What the read-back waited for.
+    #[serde(default)]
+    pub until: Until,
+    /// Messages with every part enriched.
+    #[serde(default)]
+    pub done: u64,
+    /// Due time to the last part's `enriched` stamp, for done messages.
+    #[serde(default)]
+    pub to_done: Percentiles,
+    /// The same, per kind of message, for the kinds the mix sends.
+    #[serde(default)]
+    pub by_kind: Vec<KindEndToEnd>,
+}
+
+/// End-to-end latency of one kind of message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindEndToEnd {
+    pub kind: Kind,
+    pub expected: u64,
+    pub projected: u64,
+    pub done: u64,
+    /// Due time to `projected`.
+    pub to_projected: Percentiles,
+    /// Due time to the last part's `enriched`.
+    pub to_done: Percentiles,
 }
 
 /// Stage times of one message, µs since the epoch; a peer only has `projected`.
@@ -79,6 +126,8 @@ pub struct Stamps {
     pub received: Option<i64>,
     pub appended: Option<i64>,
     pub projected: i64,
+    /// The last part's `enriched` stamp, once every part is enriched.
+    pub done: Option<i64>,
 }
 
 /// Where the projection times are read from.
@@ -106,7 +155,11 @@ pub async fn collect(
             Source::StageAt => scan(session, expected).await?,
             Source::WriteTime => scan_write_time(session, expected).await?,
         };
-        if found.len() as u64 >= expected.count() || started.elapsed() >= deadline {
+        let arrived = match expected.until {
+            Until::Projected => found.len(),
+            Until::Done => found.values().filter(|s| s.done.is_some()).count(),
+        };
+        if arrived as u64 >= expected.count() || started.elapsed() >= deadline {
             return summarise(expected, &found);
         }
         // Each scan reads the whole run: back off so polling does not load Cassandra.
@@ -117,14 +170,22 @@ pub async fn collect(
 
 /// Every projected message of the run, by request index.
 async fn scan(session: &Session, expected: &Expected) -> anyhow::Result<HashMap<u64, Stamps>> {
-    let statement =
-        Statement::new("SELECT message_sid, stage_at FROM message_status").with_page_size(5000);
+    let statement = Statement::new(
+        "SELECT message_sid, parts_expected, parts_done, stage_at FROM message_status",
+    )
+    .with_page_size(5000);
+    type Row = (
+        String,
+        Option<i32>,
+        Option<Vec<String>>,
+        Option<HashMap<String, CqlTimestamp>>,
+    );
     let mut rows = session
         .query_iter(statement, ())
         .await?
-        .rows_stream::<(String, Option<HashMap<String, CqlTimestamp>>)>()?;
+        .rows_stream::<Row>()?;
     let mut found = HashMap::new();
-    while let Some((sid, stages)) = rows.try_next().await? {
+    while let Some((sid, parts_expected, parts_done, stages)) = rows.try_next().await? {
         let Some(i) = request_index(expected.seed, &sid) else {
             continue;
         };
@@ -135,12 +196,15 @@ async fn scan(session: &Session, expected: &Expected) -> anyhow::Result<HashMap<
         let at = |k: &str| stages.get(k).map(|t| t.0);
         if let Some(projected) = at("projected") {
             let us = |ms: i64| ms * 1000;
+            let all_parts = parts_expected
+                .is_some_and(|n| n > 0 && parts_done.as_ref().map_or(0, Vec::len) >= n as usize);
             found.insert(
                 i,
                 Stamps {
                     received: at("received").map(us),
                     appended: at("appended").map(us),
                     projected: us(projected),
+                    done: at("enriched").filter(|_| all_parts).map(us),
                 },
             );
         }
@@ -171,6 +235,7 @@ async fn scan_write_time(
                     received: None,
                     appended: None,
                     projected,
+                    done: None,
                 },
             );
         }
@@ -191,6 +256,8 @@ pub fn summarise(expected: &Expected, found: &HashMap<u64, Stamps>) -> anyhow::R
     // when the earlier stamp was truncated; record those as the histogram's floor.
     let record = |h: &mut Histogram<u64>, us: i64| h.saturating_record(us.max(1) as u64);
     let mut stale = 0u64;
+    let mut to_done = report::histogram()?;
+    let mut kinds: HashMap<Kind, KindHists> = HashMap::new();
     for (&i, s) in found {
         let due = expected.due_us(i);
         // A message cannot arrive before it is sent; a second of slack covers clock steps.
@@ -199,6 +266,15 @@ pub fn summarise(expected: &Expected, found: &HashMap<u64, Stamps>) -> anyhow::R
             continue;
         }
         record(&mut total, s.projected - due);
+        let k = match kinds.entry(expected.mix.kind(expected.seed, i)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(KindHists::new()?),
+        };
+        record(&mut k.projected, s.projected - due);
+        if let Some(done) = s.done {
+            record(&mut to_done, done - due);
+            record(&mut k.done, done - due);
+        }
         if let (Some(received), Some(appended)) = (s.received, s.appended) {
             record(&mut to_received, received - due);
             record(&mut to_appended, appended - received);
@@ -211,6 +287,28 @@ pub fn summarise(expected: &Expected, found: &HashMap<u64, Stamps>) -> anyhow::R
         last = last.max(s.projected);
     }
     let projected = found.len() as u64 - stale;
+    let mut expected_by_kind: HashMap<Kind, u64> = HashMap::new();
+    for i in expected.first..expected.end {
+        *expected_by_kind
+            .entry(expected.mix.kind(expected.seed, i))
+            .or_default() += 1;
+    }
+    let by_kind = Kind::ALL
+        .into_iter()
+        .filter(|k| expected.mix.weight(*k) > 0)
+        .map(|kind| {
+            let h = kinds.get(&kind);
+            let of = |f: fn(&KindHists) -> &Histogram<u64>| h.map(f).map(Percentiles::of);
+            KindEndToEnd {
+                kind,
+                expected: expected_by_kind.get(&kind).copied().unwrap_or(0),
+                projected: h.map_or(0, |h| h.projected.len()),
+                done: h.map_or(0, |h| h.done.len()),
+                to_projected: of(|h| &h.projected).unwrap_or_default(),
+                to_done: of(|h| &h.done).unwrap_or_default(),
+            }
+        })
+        .collect();
     let span_s = ((last - first) as f64 / 1e6).max(1e-3);
     Ok(EndToEnd {
         expected: expected.count(),
@@ -231,7 +329,26 @@ pub fn summarise(expected: &Expected, found: &HashMap<u64, Stamps>) -> anyhow::R
         } else {
             0.0
         },
+        until: expected.until,
+        done: to_done.len(),
+        to_done: Percentiles::of(&to_done),
+        by_kind,
     })
+}
+
+/// Latencies of one kind of message while summarising.
+struct KindHists {
+    projected: Histogram<u64>,
+    done: Histogram<u64>,
+}
+
+impl KindHists {
+    fn new() -> anyhow::Result<KindHists> {
+        Ok(KindHists {
+            projected: report::histogram()?,
+            done: report::histogram()?,
+        })
+    }
 }
 
 /// The end-to-end table for the terminal.
@@ -246,9 +363,9 @@ pub fn table(e: &EndToEnd) -> String {
             p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
         )
     };
-    format!(
+    let mut out = format!(
         "end to end: {} of {} measured messages projected ({} missing, {} stale rows of an earlier run with this seed), {:.0} rows/s\n\
-         | stage | n | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|\n{}{}{}{}",
+         | stage | n | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|\n{}{}{}{}{}",
         e.projected,
         e.expected,
         e.missing,
@@ -258,7 +375,31 @@ pub fn table(e: &EndToEnd) -> String {
         row("received -> appended", &e.received_to_appended),
         row("appended -> projected", &e.appended_to_projected),
         row("send -> projected", &e.total),
-    )
+        row("send -> done (last part enriched)", &e.to_done),
+    );
+    if e.until == Until::Done || e.by_kind.len() > 1 {
+        out.push_str(&format!(
+            "done (every part enriched): {} of {}\n\
+             | kind | sent | projected | done | projected p50 ms | projected p99 ms | done p50 ms | done p99 ms | done max ms |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+            e.done, e.expected
+        ));
+        for k in &e.by_kind {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+                k.kind.name(),
+                k.expected,
+                k.projected,
+                k.done,
+                k.to_projected.p50_ms,
+                k.to_projected.p99_ms,
+                k.to_done.p50_ms,
+                k.to_done.p99_ms,
+                k.to_done.max_ms
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -273,6 +414,8 @@ mod tests {
             rate: 10.0,
             first: 10,
             end: 20,
+            mix: Mix::default(),
+            until: Until::Projected,
         };
         // Request i is due at start + i * 100 ms; each arrives 2 ms later, is appended 3 ms
         // after that and projected 5 ms after that: 10 ms in all.
@@ -283,6 +426,7 @@ mod tests {
                     received: Some(due_us + 2_000),
                     appended: Some(due_us + 5_000),
                     projected: due_us + 10_000,
+                    done: None,
                 };
                 (i, s)
             })
@@ -299,5 +443,63 @@ mod tests {
             "{}",
             e.projection_rate
         );
+    }
+
+    #[test]
+    fn done_messages_are_timed_to_their_last_part_and_split_by_kind() {
+        let mix: Mix = "sms=2,mms=1,voice=1".parse().unwrap();
+        let expected = Expected {
+            seed: 3,
+            start_unix_us: 1_700_000_000_000_000,
+            rate: 10.0,
+            first: 0,
+            end: 400,
+            mix,
+            until: Until::Done,
+        };
+        // Every message is projected 10 ms after it is due; text is done 20 ms after, MMS
+        // 200 ms, voice notes 2 s; one voice note is projected but never done.
+        let mut not_done = None;
+        let found: HashMap<u64, Stamps> = (0..400)
+            .map(|i| {
+                let due_us = expected.due_us(i);
+                let kind = mix.kind(3, i);
+                let done_after = match kind {
+                    Kind::Sms => 20_000,
+                    Kind::Mms => 200_000,
+                    Kind::Voice => 2_000_000,
+                };
+                let mut done = Some(due_us + done_after);
+                if kind == Kind::Voice && not_done.is_none() {
+                    not_done = Some(i);
+                    done = None;
+                }
+                let s = Stamps {
+                    received: Some(due_us + 1_000),
+                    appended: Some(due_us + 2_000),
+                    projected: due_us + 10_000,
+                    done,
+                };
+                (i, s)
+            })
+            .collect();
+        let e = summarise(&expected, &found).unwrap();
+        assert_eq!((e.projected, e.done), (400, 399));
+        assert_eq!(e.until, Until::Done);
+        assert_eq!(e.by_kind.len(), 3);
+        let k = |kind| e.by_kind.iter().find(|k| k.kind == kind).unwrap();
+        assert_eq!(
+            k(Kind::Sms).expected + k(Kind::Mms).expected + k(Kind::Voice).expected,
+            400
+        );
+        assert_eq!(k(Kind::Voice).done + 1, k(Kind::Voice).expected);
+        assert!((k(Kind::Sms).to_done.p99_ms - 20.0).abs() < 0.05);
+        assert!((k(Kind::Mms).to_done.p50_ms - 200.0).abs() < 0.5);
+        assert!((k(Kind::Voice).to_done.max_ms - 2000.0).abs() < 2.0);
+        assert!((k(Kind::Voice).to_projected.max_ms - 10.0).abs() < 0.05);
+        assert!((e.to_done.max_ms - 2000.0).abs() < 2.0);
+        let t = table(&e);
+        assert!(t.contains("| voice |"), "{t}");
+        assert!(t.contains("done (every part enriched): 399 of 400"), "{t}");
     }
 }

@@ -8,13 +8,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use smsflow_loadtest::bench::{self, ReadBack};
+use smsflow_loadtest::bench::{self, MediaHost, ReadBack};
 use smsflow_loadtest::cost::Watched;
-use smsflow_loadtest::e2e::{self, Expected, Source};
+use smsflow_loadtest::e2e::{self, Expected, Source, Until};
+use smsflow_loadtest::mix::{Kind, Mix};
 use smsflow_loadtest::open_loop::Plan;
+use smsflow_loadtest::payload::Traffic;
 use smsflow_loadtest::report::{self, RunResult};
 use smsflow_loadtest::webhook::Target;
-use smsflow_loadtest::{ceilings, senders};
+use smsflow_loadtest::{ceilings, limits, media, senders};
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +32,7 @@ struct Cli {
 enum Command {
     /// Send signed webhooks at a fixed rate and report ack latency from the intended send time;
     /// with --read-back, also end-to-end latency per stage from the read model.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Read a finished run back from the read model (e.g. after starting the projector late).
     ReadBack(ReadBackArgs),
     /// Print the run's sender numbers, one E.164 number per line (to register them first).
@@ -73,6 +75,24 @@ enum ReadFrom {
     WriteTime,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ReadUntil {
+    /// The message is in the read model (ingress and projector suffice).
+    Projected,
+    /// Every part (body and attachments) is enriched: needs the media, transcribe and enrich
+    /// stages too.
+    Done,
+}
+
+impl From<ReadUntil> for Until {
+    fn from(r: ReadUntil) -> Until {
+        match r {
+            ReadUntil::Projected => Until::Projected,
+            ReadUntil::Done => Until::Done,
+        }
+    }
+}
+
 impl From<ReadFrom> for Source {
     fn from(r: ReadFrom) -> Source {
         match r {
@@ -104,9 +124,32 @@ struct RunArgs {
     /// Warm-up before measuring (sent, not recorded).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     warmup: Duration,
-    /// Most requests in flight; beyond it requests wait, and the wait counts as latency.
-    #[arg(long, default_value_t = 1024)]
+    /// Most requests in flight (1 to 65536), one connection each; beyond it requests wait,
+    /// and the wait counts as latency. The open-files limit is raised to fit, up to the hard
+    /// limit.
+    #[arg(long, default_value_t = 1024, value_parser = limits::parse_max_in_flight)]
     max_in_flight: usize,
+    /// Shares of text SMS, MMS (1-3 JPEG or vCard attachments) and voice notes (one WAV),
+    /// as weights, e.g. sms=80,mms=15,voice=5. Media is served by the generator on loopback.
+    #[arg(long, default_value_t = Mix::default())]
+    mix: Mix,
+    /// Where the media host listens (loopback only; port 0 picks one). The pipeline must
+    /// allow fetching from it (media.allowed_hosts, media.allow_addresses).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    media_addr: std::net::SocketAddr,
+    /// Size of each JPEG attachment.
+    #[arg(long, default_value_t = 16 * 1024)]
+    image_bytes: usize,
+    /// Voice notes: 16 kHz 16-bit mono raw PCM, served wrapped in WAV (read only when the
+    /// mix has voice notes). Transcribing it takes about 1.5 CPU-seconds with pocketsphinx.
+    #[arg(long, default_value = media::DEFAULT_VOICE_PCM)]
+    voice_pcm: PathBuf,
+    /// What the read-back waits for: the projection, or every part enriched.
+    #[arg(long, value_enum, default_value = "projected")]
+    until: ReadUntil,
+    /// Sample the watched processes' RSS against requests in flight this often, e.g. 100ms.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    memory_sample: Option<Duration>,
     /// Distinct senders: the list `senders --count N --seed SENDER_SEED` prints (register them
     /// once ingress refuses unknown senders).
     #[arg(long, default_value_t = 1000)]
@@ -145,6 +188,8 @@ struct ReadBackArgs {
     run: PathBuf,
     #[arg(long, value_enum)]
     from: ReadFrom,
+    #[arg(long, value_enum, default_value = "projected")]
+    until: ReadUntil,
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     deadline: Duration,
     #[arg(long)]
@@ -186,7 +231,7 @@ impl ProduceArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
         Command::ReadBack(args) => read_back(args).await,
         Command::Senders { count, seed } => {
             for s in senders::senders(count, seed) {
@@ -232,14 +277,35 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = smsflow::config::Settings::load(None)?;
+    let fds = limits::ensure_fds(args.max_in_flight)?;
+    if fds.now != fds.before {
+        eprintln!(
+            "raised the open-files limit from {} to {} (hard {}) for {} requests in flight",
+            fds.before, fds.now, fds.hard, args.max_in_flight
+        );
+    }
+    let media = match args.mix.has_media() {
+        false => None,
+        true => {
+            let voice = (args.mix.weight(Kind::Voice) > 0).then_some(args.voice_pcm.as_path());
+            Some(MediaHost {
+                addr: args.media_addr,
+                assets: media::Assets::load(args.image_bytes, voice)?,
+            })
+        }
+    };
     let opts = bench::Options {
         target: Target {
             base_url: args.target.clone(),
             public_url: args.public_url.clone(),
             path: args.path.clone(),
             token: args.token.clone(),
-            seed: args.seed,
-            senders: Arc::new(senders::senders(args.senders, args.sender_seed)),
+            traffic: Traffic {
+                seed: args.seed,
+                senders: Arc::new(senders::senders(args.senders, args.sender_seed)),
+                mix: args.mix,
+                media_base: None,
+            },
         },
         plan: Plan {
             label: args.label.clone(),
@@ -252,8 +318,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             cql: settings.cql.clone(),
             source: from.into(),
             deadline: args.read_back_deadline,
+            until: args.until.into(),
         }),
         watch: args.watch.clone(),
+        media,
+        memory_every: args.memory_sample,
     };
     let outcome = bench::run(&opts).await?;
     println!("{}", bench::tables(&outcome));
@@ -280,6 +349,8 @@ async fn read_back(args: ReadBackArgs) -> anyhow::Result<()> {
         rate: outcome.ack.target_rate,
         first: outcome.ack.warmup_requests,
         end: outcome.ack.total_requests,
+        mix: outcome.mix,
+        until: args.until.into(),
     };
     let session = smsflow::store::connect_to_keyspace(&settings.cql).await?;
     let e = e2e::collect(&session, args.from.into(), &expected, args.deadline).await?;
