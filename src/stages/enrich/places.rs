@@ -159,11 +159,86 @@ pub(crate) fn places(text: &str, source: Source) -> Vec<Item> {
     kept
 }
 
+/// Capitalized words after an address's comma that are a time, not a city ("600 Guerrero St,
+/// Friday noon"): the address ends before them.
+const NOT_A_CITY: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "tues",
+    "wed",
+    "thu",
+    "thur",
+    "thurs",
+    "fri",
+    "sat",
+    "sun",
+    "today",
+    "tomorrow",
+    "tonight",
+    "yesterday",
+    "noon",
+    "midnight",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "next",
+    "this",
+    "call",
+    "see",
+    "thanks",
+];
+
+/// `value` cut before the first comma-separated part that starts with a time word.
+fn without_time_tail(value: &str) -> &str {
+    let mut end = value.len();
+    let mut from = 0;
+    while let Some(comma) = value[from..].find(',') {
+        let at = from + comma;
+        let first = value[at + 1..]
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|w| !w.is_empty())
+            .unwrap_or("");
+        if NOT_A_CITY.contains(&first.to_lowercase().as_str()) {
+            end = at;
+            break;
+        }
+        from = at + 1;
+    }
+    value[..end].trim_end_matches([',', ' '])
+}
+
 fn typed_streets(text: &str, source: Source) -> Vec<Item> {
     street_re()
         .find_iter(text)
         .map(|m| {
-            let value = m.as_str().trim_end_matches([',', ' ']);
+            let value = without_time_tail(m.as_str().trim_end_matches([',', ' ']));
             let normalized = value.split_whitespace().collect::<Vec<_>>().join(" ");
             let with_city = value.contains(',');
             Item {
@@ -371,6 +446,14 @@ mod tests {
         assert_eq!(
             norms("drop it at 123 Main St. thx", Source::Body),
             vec!["123 Main St."]
+        );
+        // A weekday after the comma is the date, not the city.
+        assert_eq!(
+            norms(
+                "lunch with Sam at Tartine, 600 Guerrero St, Friday noon #personal",
+                Source::Body
+            ),
+            vec!["600 Guerrero St", "Tartine"]
         );
         assert_eq!(
             norms(
