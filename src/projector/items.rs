@@ -231,6 +231,26 @@ impl ItemsProjection {
         Ok(())
     }
 
+    /// A bucket's `added_version`.
+    async fn bucket_version(
+        &self,
+        user: &str,
+        status: &str,
+        bucket: i32,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .session
+            .execute_unpaged(&self.bucket_version, (user, status, bucket))
+            .instrument(cql_span("SELECT", "list_buckets"))
+            .await
+            .map_err(StoreError::execute("select list_buckets"))?
+            .into_rows_result()
+            .map_err(StoreError::rows("select list_buckets"))?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(StoreError::rows("select list_buckets"))?
+            .and_then(|(v,)| v))
+    }
+
     /// Record that an event at `ts` added rows to a list bucket.
     async fn bucket_added(
         &self,
@@ -249,24 +269,18 @@ impl ItemsProjection {
 
     /// After a delete: if the bucket has no live row left, record it as drained at the version
     /// read before looking, so readers skip its tombstones until rows are added again.
+    ///
+    /// `version` must have been read (`bucket_version`) before this looks at the rows; any
+    /// earlier moment is fine, because rows are always written before the version that
+    /// announces them.
     async fn drain_if_empty(
         &self,
         user: &str,
         status: &str,
         bucket: i32,
+        version: Option<i64>,
         ts: i64,
     ) -> Result<(), StoreError> {
-        let version = self
-            .session
-            .execute_unpaged(&self.bucket_version, (user, status, bucket))
-            .instrument(cql_span("SELECT", "list_buckets"))
-            .await
-            .map_err(StoreError::execute("select list_buckets"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("select list_buckets"))?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(StoreError::rows("select list_buckets"))?
-            .and_then(|(v,)| v);
         // Nothing added yet (a replay applied the review before its proposal): nothing to skip.
         let Some(version) = version else {
             return Ok(());
@@ -332,17 +346,25 @@ impl ItemsProjection {
         let created = CqlTimestamp(ev.item_created_at.div_euclid(1000));
         let bucket = bucket_of(ev.item_created_at);
         // Which decided list the item is in now (a bucket's events apply in order).
-        let previous = self
-            .session
-            .execute_unpaged(&self.item_status, (ev.item_id.as_str(),))
-            .instrument(cql_span("SELECT", "items"))
-            .await
-            .map_err(StoreError::execute("select items status"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("select items status"))?
-            .maybe_first_row::<(Option<String>,)>()
-            .map_err(StoreError::rows("select items status"))?
-            .and_then(|(s,)| s);
+        let status_read = async {
+            Ok::<_, StoreError>(
+                self.session
+                    .execute_unpaged(&self.item_status, (ev.item_id.as_str(),))
+                    .instrument(cql_span("SELECT", "items"))
+                    .await
+                    .map_err(StoreError::execute("select items status"))?
+                    .into_rows_result()
+                    .map_err(StoreError::rows("select items status"))?
+                    .maybe_first_row::<(Option<String>,)>()
+                    .map_err(StoreError::rows("select items status"))?
+                    .and_then(|(s,)| s),
+            )
+        };
+        // The pending bucket's version for the drain check below, read at the same time.
+        let (previous, pending_version) = tokio::try_join!(
+            status_read,
+            self.bucket_version(&ev.user_id, "pending", bucket)
+        )?;
         let item = self
             .session
             .execute_unpaged(
@@ -413,7 +435,13 @@ impl ItemsProjection {
         a?;
         b.map_err(StoreError::execute("delete items_by_user_status"))?;
         for list in lists {
-            self.drain_if_empty(&ev.user_id, list, bucket, ts).await?;
+            let version = if list == "pending" {
+                pending_version
+            } else {
+                self.bucket_version(&ev.user_id, list, bucket).await?
+            };
+            self.drain_if_empty(&ev.user_id, list, bucket, version, ts)
+                .await?;
         }
         Ok(())
     }
