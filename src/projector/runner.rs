@@ -366,22 +366,8 @@ async fn try_apply_batch<P: Projection>(
         let _ = span.set_parent(parent.clone());
         ctx.projection.apply(ev, pos).instrument(span)
     };
-    // Chains of events sharing an order key, each in batch order; a keyless event is a chain
-    // of its own. Chains run concurrently, the events of one chain one after another.
-    let mut chains: Vec<Vec<usize>> = Vec::with_capacity(todo.len());
-    let mut chain_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (i, (_, ev, _)) in todo.iter().enumerate() {
-        match ctx.projection.order_key(ev) {
-            Some(k) => match chain_of.get(&k) {
-                Some(&c) => chains[c].push(i),
-                None => {
-                    chain_of.insert(k, chains.len());
-                    chains.push(vec![i]);
-                }
-            },
-            None => chains.push(vec![i]),
-        }
-    }
+    // Chains run concurrently, the events of one chain one after another.
+    let chains = chains(todo.iter().map(|(_, ev, _)| ctx.projection.order_key(ev)));
     let results: Vec<Result<(), StoreError>> = futures::stream::iter(chains)
         .map(|chain| {
             let apply_one = &apply_one;
@@ -420,4 +406,48 @@ async fn try_apply_batch<P: Projection>(
         }
     }
     Ok(todo.len() as u64)
+}
+
+/// Group a batch (given as each event's order key) into chains of indices: events sharing a
+/// key form one chain, in batch order; a keyless event is a chain of its own.
+fn chains(keys: impl Iterator<Item = Option<String>>) -> Vec<Vec<usize>> {
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    let mut chain_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, key) in keys.enumerate() {
+        match key {
+            Some(k) => match chain_of.get(&k) {
+                Some(&c) => chains[c].push(i),
+                None => {
+                    chain_of.insert(k, chains.len());
+                    chains.push(vec![i]);
+                }
+            },
+            None => chains.push(vec![i]),
+        }
+    }
+    chains
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chains;
+
+    fn k(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    #[test]
+    fn events_sharing_a_key_form_one_chain_in_batch_order() {
+        let got = chains([k("a"), None, k("b"), k("a"), None, k("b"), k("a")].into_iter());
+        assert_eq!(got, vec![vec![0, 3, 6], vec![1], vec![2, 5], vec![4]]);
+    }
+
+    #[test]
+    fn without_keys_every_event_runs_on_its_own() {
+        assert_eq!(
+            chains([None, None, None].into_iter()),
+            vec![vec![0], vec![1], vec![2]]
+        );
+        assert!(chains(std::iter::empty()).is_empty());
+    }
 }
