@@ -50,17 +50,10 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
         }
     }
     let sid = as_map(&params)["MessageSid"].clone();
-    let mut status = 503;
-    for _ in 0..5 {
-        status = post_signed(&http, &app.base_url, &params)
-            .await
-            .status()
-            .as_u16();
-        if status != 503 {
-            break;
-        }
-    }
-    assert_eq!(status, 200);
+    assert_eq!(
+        post_signed_retrying_503(&http, &app.base_url, &params).await,
+        200
+    );
 
     // The pending items appear through the API.
     let pending = wait_for("the pending items", Duration::from_secs(60), || {
@@ -282,17 +275,10 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
             }
         }
         sids.push(as_map(&params)["MessageSid"].clone());
-        let mut status = 503;
-        for _ in 0..5 {
-            status = post_signed(&http, &app.base_url, &params)
-                .await
-                .status()
-                .as_u16();
-            if status != 503 {
-                break;
-            }
-        }
-        assert_eq!(status, 200);
+        assert_eq!(
+            post_signed_retrying_503(&http, &app.base_url, &params).await,
+            200
+        );
     }
     let when = |sid: String| {
         let (http, url, me) = (http.clone(), app.base_url.clone(), me.clone());

@@ -221,14 +221,7 @@ async fn the_served_document_describes_every_real_answer() {
         }
     }
     let sid = as_map(&params)["MessageSid"].clone();
-    let mut status = 503;
-    for _ in 0..5 {
-        status = post_signed(&http, &base, &params).await.status().as_u16();
-        if status != 503 {
-            break;
-        }
-    }
-    assert_eq!(status, 200);
+    assert_eq!(post_signed_retrying_503(&http, &base, &params).await, 200);
     let (s, page) = wait_for("pending items", Duration::from_secs(60), || {
         let (http, base, me) = (http.clone(), base.clone(), me.clone());
         async move {

@@ -132,73 +132,60 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
         return opt_out(state, &event, keyword, opt_out_type).await;
     }
 
-    if !state.registered_only {
-        // Single tenant: anyone is enriched, except a number that opted out. Without the
-        // registry that cannot be known; the message goes on (notify still never texts an
-        // opted-out number, it checks `phones` itself).
-        match state.directory.lookup(&event.from).await {
-            Ok(Some(s)) if s.opted_out => {
-                return reject(state, &event, s.user_id, "opted_out", None, "").await;
-            }
-            Ok(Some(PhoneState {
-                user_id: Some(user),
-                verified: true,
-                ..
-            })) => event.user_id = Some(user),
-            Ok(_) => {}
-            Err(e) => {
-                metrics::registry_unavailable();
-                tracing::warn!(error = %e, "phone registry unavailable; opt-out not checked (sender_policy = any)");
-            }
+    // With sender_policy = "any" (single tenant) anyone is enriched except a number that opted
+    // out; if the registry cannot say, the message goes on (notify still never texts an
+    // opted-out number: it checks `phones` itself). With "registered" it is a 503.
+    let found = match state.directory.lookup(&event.from).await {
+        Ok(found) => found,
+        Err(e) if state.registered_only => return Err(IngressError::Registry(e.to_string())),
+        Err(e) => {
+            metrics::registry_unavailable();
+            tracing::warn!(error = %e, "phone registry unavailable; opt-out not checked (sender_policy = any)");
+            None
         }
-    } else {
-        let found = state
-            .directory
-            .lookup(&event.from)
-            .await
-            .map_err(|e| IngressError::Registry(e.to_string()))?;
-        match found {
-            Some(s) if s.opted_out => {
-                // Never reply to an opted-out number.
-                return reject(state, &event, s.user_id, "opted_out", None, "").await;
-            }
-            Some(PhoneState {
-                user_id: Some(user),
-                verified: true,
-                ..
-            }) => event.user_id = Some(user),
-            Some(PhoneState {
-                user_id: Some(user),
-                verified: false,
-                ..
-            }) => {
-                if codes::looks_like_code(&event.body) {
-                    match state
-                        .registry
-                        .verify_code(&event.from, &event.body, None, Some(&event.message_sid))
-                        .await
-                    {
-                        Ok(_) => {
-                            tracing::info!("number verified by a texted code");
-                            return Ok(Accepted::Recorded {
-                                reply: state.replies.verified.clone(),
-                            });
-                        }
-                        Err(
-                            e @ (RegistryError::Codes(_)
-                            | RegistryError::Store(_)
-                            | RegistryError::Produce(_)),
-                        ) => return Err(IngressError::Registry(e.to_string())),
-                        Err(e) => tracing::info!(error = %e, "texted code not accepted"),
+    };
+    match found {
+        Some(s) if s.opted_out => {
+            // Never reply to an opted-out number.
+            return reject(state, &event, s.user_id, "opted_out", None, "").await;
+        }
+        Some(PhoneState {
+            user_id: Some(user),
+            verified: true,
+            ..
+        }) => event.user_id = Some(user),
+        _ if !state.registered_only => {}
+        Some(PhoneState {
+            user_id: Some(user),
+            verified: false,
+            ..
+        }) => {
+            if codes::looks_like_code(&event.body) {
+                match state
+                    .registry
+                    .verify_code(&event.from, &event.body, None, Some(&event.message_sid))
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!("number verified by a texted code");
+                        return Ok(Accepted::Recorded {
+                            reply: state.replies.verified.clone(),
+                        });
                     }
+                    Err(
+                        e @ (RegistryError::Codes(_)
+                        | RegistryError::Store(_)
+                        | RegistryError::Produce(_)),
+                    ) => return Err(IngressError::Registry(e.to_string())),
+                    Err(e) => tracing::info!(error = %e, "texted code not accepted"),
                 }
-                let reply = state.replies.unverified.clone();
-                return reject(state, &event, Some(user), "unverified", None, &reply).await;
             }
-            _ => {
-                let reply = state.replies.unknown.clone();
-                return reject(state, &event, None, "unknown", None, &reply).await;
-            }
+            let reply = state.replies.unverified.clone();
+            return reject(state, &event, Some(user), "unverified", None, &reply).await;
+        }
+        _ => {
+            let reply = state.replies.unknown.clone();
+            return reject(state, &event, None, "unknown", None, &reply).await;
         }
     }
 

@@ -346,6 +346,26 @@ pub async fn post_signed(
     post_form(client, base_url, MESSAGES_PATH, params, Some(&sig)).await
 }
 
+/// `post_signed`, retried like Twilio while the answer is 503 (a loaded two-core box can miss
+/// the produce deadline on a fresh topic); returns the last status.
+pub async fn post_signed_retrying_503(
+    client: &reqwest::Client,
+    base_url: &str,
+    params: &[(String, String)],
+) -> u16 {
+    let mut status = 503;
+    for _ in 0..5 {
+        status = post_signed(client, base_url, params)
+            .await
+            .status()
+            .as_u16();
+        if status != 503 {
+            break;
+        }
+    }
+    status
+}
+
 /// Poll `check` until it returns Some, or panic after `deadline` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where
