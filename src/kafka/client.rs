@@ -1,9 +1,8 @@
 //! librdkafka settings shared by every client, so each role talks to Kafka the same way.
 
-use rdkafka::consumer::ConsumerContext;
-use rdkafka::{ClientConfig, ClientContext, Statistics};
+use rdkafka::ClientConfig;
 
-use crate::config::KafkaSettings;
+use super::KafkaSettings;
 
 /// Base settings: brokers and a client id naming the role.
 pub fn base(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
@@ -51,32 +50,3 @@ pub fn consumer(settings: &KafkaSettings, client_id: &str, group_id: &str) -> Cl
         .set("fetch.max.bytes", "16777216");
     cfg
 }
-
-/// How often librdkafka reports statistics (consumer lag among them).
-pub const STATISTICS_INTERVAL_MS: &str = "5000";
-
-/// Export each partition's consumer lag from librdkafka's periodic statistics.
-pub fn report_lag(group: &str, statistics: &Statistics) {
-    for (topic, t) in &statistics.topics {
-        for (partition, p) in &t.partitions {
-            // -1 means "not known yet" (e.g. not assigned to this member).
-            if *partition >= 0 && p.consumer_lag >= 0 {
-                crate::metrics::consumer_lag(group, topic, *partition, p.consumer_lag);
-            }
-        }
-    }
-}
-
-/// A consumer context that only reports lag.
-pub struct LagContext {
-    /// The consumer group, a label of the lag gauge.
-    pub group: String,
-}
-
-impl ClientContext for LagContext {
-    fn stats(&self, statistics: Statistics) {
-        report_lag(&self.group, &statistics);
-    }
-}
-
-impl ConsumerContext for LagContext {}

@@ -11,9 +11,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::config::Settings;
+use super::{client, KafkaSettings};
 use crate::events::{decode, CodecError, DeadLetter};
-use crate::kafka::client;
 
 /// Why a dead-letter command failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +44,15 @@ fn kafka(context: &'static str) -> impl FnOnce(KafkaError) -> DlqError {
 
 /// Read every dead letter currently in the topic (no offsets are committed).
 pub async fn list(
-    settings: &Settings,
+    settings: &KafkaSettings,
     filter: &Filter,
     limit: usize,
 ) -> Result<Vec<DeadLetter>, DlqError> {
     let topic = settings.topic(crate::topics::DEADLETTER);
-    let consumer: StreamConsumer =
-        client::consumer(&settings.kafka, "smsflow-dlq", "smsflow-dlq-list")
-            .set("enable.partition.eof", "true")
-            .create()
-            .map_err(kafka("create consumer"))?;
+    let consumer: StreamConsumer = client::consumer(settings, "smsflow-dlq", "smsflow-dlq-list")
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(kafka("create consumer"))?;
     let md = consumer
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
         .map_err(kafka("fetch metadata"))?;
@@ -98,17 +96,17 @@ pub async fn list(
 
 /// Re-inject matching dead letters to their source topics, once each. Returns how many.
 pub async fn replay(
-    settings: &Settings,
+    settings: &KafkaSettings,
     filter: &Filter,
     dry_run: bool,
 ) -> Result<usize, DlqError> {
     let topic = settings.topic(crate::topics::DEADLETTER);
-    let group = format!("{}smsflow-dlq-replay", settings.kafka.topic_prefix);
-    let consumer: StreamConsumer = client::consumer(&settings.kafka, "smsflow-dlq", &group)
+    let group = format!("{}smsflow-dlq-replay", settings.topic_prefix);
+    let consumer: StreamConsumer = client::consumer(settings, "smsflow-dlq", &group)
         .set("enable.partition.eof", "true")
         .create()
         .map_err(kafka("create consumer"))?;
-    let producer: FutureProducer = client::producer(&settings.kafka, "smsflow-dlq")
+    let producer: FutureProducer = client::producer(settings, "smsflow-dlq")
         .create()
         .map_err(kafka("create producer"))?;
     consumer.subscribe(&[&topic]).map_err(kafka("subscribe"))?;

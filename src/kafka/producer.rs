@@ -7,9 +7,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use tracing::instrument;
 
-use crate::config::KafkaSettings;
-use crate::events::{encode, CodecError, Event};
-use crate::kafka::{client, headers};
+use super::encoder::EventEncoder;
+use super::{client, headers, KafkaSettings};
+use crate::events::{CodecError, Event};
 
 /// Where the broker stored an event.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +45,7 @@ impl ProduceError {
 pub struct EventProducer {
     inner: FutureProducer,
     deadline: Duration,
+    encoder: EventEncoder,
 }
 
 impl EventProducer {
@@ -56,6 +57,7 @@ impl EventProducer {
         Ok(EventProducer {
             inner,
             deadline: settings.produce_deadline,
+            encoder: EventEncoder::new(),
         })
     }
 
@@ -83,7 +85,7 @@ impl EventProducer {
         event: &E,
     ) -> Result<Produced, ProduceError> {
         let span = tracing::Span::current();
-        let payload = encode(event)?;
+        let payload = self.encoder.encode(topic, event)?;
         let produced = self.send_bytes(topic, key, E::NAME, &payload).await?;
         span.record(
             "messaging.destination.partition.id",
@@ -132,10 +134,5 @@ impl EventProducer {
     /// Wait for queued records to be delivered (used on shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.inner.flush(Timeout::After(timeout))
-    }
-
-    /// The underlying client, for metadata checks.
-    pub fn client(&self) -> &FutureProducer {
-        &self.inner
     }
 }

@@ -9,7 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::Deserialize;
 
-use crate::config::KafkaSettings;
+use super::KafkaSettings;
 use crate::kafka::client;
 
 /// The topology file.

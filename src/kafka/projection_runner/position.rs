@@ -1,6 +1,8 @@
 //! An event's position in Kafka, and the CQL write timestamp derived from it.
 
-use rdkafka::message::{Message, OwnedMessage, Timestamp};
+use rdkafka::message::{Message, Timestamp};
+
+use crate::kafka::consume::Record;
 
 /// Where an event sits in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +15,18 @@ pub struct Position {
 }
 
 impl Position {
-    /// Read the position of a consumed record.
-    pub fn of(msg: &OwnedMessage) -> Position {
+    /// The position of a record.
+    pub fn of_record(r: &Record) -> Position {
+        Position {
+            topic: r.topic.clone(),
+            partition: r.partition,
+            offset: r.offset,
+            log_time_ms: r.log_time_ms,
+        }
+    }
+
+    /// Read the position of a consumed message.
+    pub fn of<M: Message>(msg: &M) -> Position {
         let log_time_ms = match msg.timestamp() {
             Timestamp::LogAppendTime(ms) | Timestamp::CreateTime(ms) => ms,
             Timestamp::NotAvailable => 0,

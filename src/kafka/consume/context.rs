@@ -1,0 +1,64 @@
+//! What librdkafka reports back to a consumer: periodic statistics (the consumer lag gauge)
+//! and rebalances (partitions taken away, which a runner must forget).
+
+use std::sync::Mutex;
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Statistics};
+
+/// The context of every smsflow consumer.
+pub struct ConsumeContext {
+    /// The consumer group, a label of the lag gauge.
+    pub group: String,
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl ConsumeContext {
+    /// A context for `group`.
+    pub fn new(group: &str) -> ConsumeContext {
+        ConsumeContext {
+            group: group.to_owned(),
+            revoked: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<(String, i32)> {
+        self.revoked
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+}
+
+impl ClientContext for ConsumeContext {
+    fn stats(&self, statistics: Statistics) {
+        report_lag(&self.group, &statistics);
+    }
+}
+
+impl ConsumerContext for ConsumeContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            if let Ok(mut revoked) = self.revoked.lock() {
+                revoked.extend(
+                    tpl.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_owned(), e.partition())),
+                );
+            }
+        }
+    }
+}
+
+/// Export each partition's consumer lag from librdkafka's periodic statistics.
+fn report_lag(group: &str, statistics: &Statistics) {
+    for (topic, t) in &statistics.topics {
+        for (partition, p) in &t.partitions {
+            // -1 means "not known yet" (e.g. not assigned to this member).
+            if *partition >= 0 && p.consumer_lag >= 0 {
+                crate::metrics::consumer_lag(group, topic, *partition, p.consumer_lag);
+            }
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Handling a batch: each record is decoded into the stage's event, inputs with the same key
+//! run in order and different keys run concurrently (bounded, [`Ordered`]), transient failures
+//! retry by the backoff, outputs are encoded, and whatever cannot succeed becomes a dead
+//! letter.
+
+use futures::FutureExt;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::contract::{Input, Output, Stage, StageError};
+use super::settings::StageSettings;
+use crate::events::{DeadLetter, DeadLetterHeader};
+use crate::kafka::consume::{process_span, Inbound, Ordered, Record};
+use crate::kafka::encoder::EventEncoder;
+use crate::kafka::KafkaSettings;
+
+/// One record ready to append: full topic name, key, `event-type` and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub topic: String,
+    pub key: String,
+    pub event_type: &'static str,
+    pub payload: Vec<u8>,
+}
+
+/// What became of one input.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Outputs to append (possibly none).
+    Outputs(Vec<Encoded>),
+    /// The dead letter to append instead.
+    Dead(Encoded),
+}
+
+/// What handling needs besides the stage.
+pub(super) struct Handling<'a> {
+    pub settings: &'a StageSettings,
+    pub kafka: &'a KafkaSettings,
+    pub encoder: &'a EventEncoder,
+    pub group: &'a str,
+}
+
+/// Handle every record; the result is in record order, each with the trace context that its
+/// outputs should carry.
+pub(super) async fn handle_all<S: Stage>(
+    stage: &S,
+    h: &Handling<'_>,
+    records: &[Record],
+) -> Vec<(Outcome, opentelemetry::Context)> {
+    // Inputs sharing topic, partition and key are handled in order.
+    let mut ordered = Ordered::new(h.settings.max_in_flight, |i: usize| {
+        handle_one(stage, h, &records[i])
+            .map(move |r| (i, r))
+            .boxed()
+    });
+    for (i, r) in records.iter().enumerate() {
+        ordered.push(Some((r.topic.as_str(), r.partition, r.key.as_deref())), i);
+    }
+    let mut results: Vec<Option<(Outcome, opentelemetry::Context)>> =
+        (0..records.len()).map(|_| None).collect();
+    while let Some((i, r)) = ordered.next().await {
+        results[i] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| (Outcome::Outputs(Vec::new()), opentelemetry::Context::new())))
+        .collect()
+}
+
+async fn handle_one<S: Stage>(
+    stage: &S,
+    h: &Handling<'_>,
+    record: &Record,
+) -> (Outcome, opentelemetry::Context) {
+    let span = process_span(record, h.group, S::NAME);
+    let cx = span.context();
+    let outcome = decode_and_attempt(stage, h, record)
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "outcome",
+        match &outcome {
+            Outcome::Dead(_) => "dead_letter",
+            Outcome::Outputs(o) if o.is_empty() => "nothing",
+            Outcome::Outputs(_) => "ok",
+        },
+    );
+    (outcome, cx)
+}
+
+/// The stage's input from a record: `Ok(None)` for another event on its topics (not for this
+/// stage), `Err` (poison) for bytes that are not the event they claim to be.
+fn decode_input<S: Stage>(record: &Record) -> Result<Option<Input<S::Event>>, StageError> {
+    let bytes = record
+        .payload
+        .as_deref()
+        .ok_or_else(|| StageError::Poison("the record has no payload".into()))?;
+    let event = <S::Event as Inbound>::decode(record.event_type.as_deref(), bytes)
+        .map_err(|e| StageError::Poison(format!("cannot decode the input: {e}")))?;
+    Ok(event.map(|event| Input {
+        event,
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        key: record.key.clone(),
+    }))
+}
+
+/// What the runner does with one record, without Kafka, retries or encoding: decode it and,
+/// if it is the stage's event, hand it to the stage. For tests of a stage on records.
+pub async fn handle_record<S: Stage>(
+    stage: &S,
+    record: &Record,
+) -> Result<Vec<Output>, StageError> {
+    match decode_input::<S>(record)? {
+        Some(input) => stage.handle(&input).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn decode_and_attempt<S: Stage>(stage: &S, h: &Handling<'_>, record: &Record) -> Outcome {
+    let input = match decode_input::<S>(record) {
+        Ok(Some(input)) => input,
+        // Another event on the stage's topics: not for this stage.
+        Ok(None) => return Outcome::Outputs(Vec::new()),
+        Err(e) => return give_up::<S>(h, record, &e, 1),
+    };
+    let backoff = h.settings.backoff();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let started = std::time::Instant::now();
+        let result = stage
+            .handle(&input)
+            .await
+            .and_then(|outputs| encode_all(h, &outputs));
+        crate::metrics::stage_latency(S::NAME, started.elapsed());
+        match result {
+            Ok(outputs) => return Outcome::Outputs(outputs),
+            Err(StageError::Transient(e)) if attempt < h.settings.max_attempts => {
+                crate::metrics::stage_error(S::NAME);
+                let delay = backoff.delay(attempt);
+                tracing::warn!(stage = S::NAME, attempt, error = %e, retry_in = ?delay, "transient failure; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return give_up::<S>(h, record, &e, attempt),
+        }
+    }
+}
+
+/// Encode a stage's outputs; an event that cannot be encoded is a schema bug, so permanent.
+fn encode_all(h: &Handling<'_>, outputs: &[Output]) -> Result<Vec<Encoded>, StageError> {
+    outputs
+        .iter()
+        .map(|o| {
+            let topic = h.kafka.topic(o.topic);
+            let payload = o.encode(h.encoder, &topic).map_err(|e| {
+                StageError::Permanent(format!("cannot encode {}: {e}", o.event_type()))
+            })?;
+            Ok(Encoded {
+                topic,
+                key: o.key.clone(),
+                event_type: o.event_type(),
+                payload,
+            })
+        })
+        .collect()
+}
+
+fn give_up<S: Stage>(
+    h: &Handling<'_>,
+    record: &Record,
+    error: &StageError,
+    attempts: u32,
+) -> Outcome {
+    crate::metrics::stage_error(S::NAME);
+    tracing::error!(
+        stage = S::NAME,
+        topic = %record.topic,
+        partition = record.partition,
+        offset = record.offset,
+        attempts,
+        error = %error,
+        "giving up on input; dead-lettering it"
+    );
+    dead_letter(h, S::NAME, record, error, attempts)
+}
+
+fn dead_letter(
+    h: &Handling<'_>,
+    stage: &'static str,
+    record: &Record,
+    error: &StageError,
+    attempts: u32,
+) -> Outcome {
+    let letter = DeadLetter {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        failed_at: crate::clock::now_micros(),
+        stage: stage.to_owned(),
+        error_kind: error.kind().to_owned(),
+        error: error.to_string(),
+        attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
+        source_topic: record.topic.clone(),
+        source_partition: record.partition,
+        source_offset: record.offset,
+        original_key: record.key.clone(),
+        original_value: record.payload.clone(),
+        original_headers: record
+            .headers
+            .iter()
+            .map(|(k, v)| DeadLetterHeader {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+    };
+    let out = Output::new(crate::topics::DEADLETTER, record.key_str(), letter);
+    match encode_all(h, std::slice::from_ref(&out)) {
+        Ok(mut encoded) if encoded.len() == 1 => Outcome::Dead(encoded.remove(0)),
+        Ok(_) | Err(_) => {
+            // Only a schema bug can get here (covered by unit tests); say so loudly.
+            tracing::error!(stage, "cannot encode a dead letter; the input is skipped");
+            Outcome::Outputs(Vec::new())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{decode, encode, ItemReviewed};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    fn settings() -> StageSettings {
+        StageSettings {
+            instance_id: None,
+            batch_max: 10,
+            batch_linger: Duration::from_millis(1),
+            max_in_flight: 4,
+            max_attempts: 3,
+            backoff_initial: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(4),
+            transaction_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn review(item_id: &str) -> ItemReviewed {
+        ItemReviewed {
+            event_id: "e".into(),
+            item_id: item_id.into(),
+            user_id: "u".into(),
+            decision: "approve".into(),
+            reviewed_at: 1,
+            message_sid: "SM1".into(),
+            item_created_at: 1,
+            kind: "email".into(),
+            value: "a@b.c".into(),
+            normalized: "a@b.c".into(),
+        }
+    }
+
+    fn record(offset: i64, key: &str, payload: Vec<u8>, event_type: Option<&str>) -> Record {
+        Record {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            log_time_ms: 0,
+            key: Some(key.as_bytes().to_vec()),
+            payload: Some(payload),
+            event_type: event_type.map(str::to_owned),
+            headers: vec![("event-type".into(), Some(b"ItemReviewed".to_vec()))],
+            trace: opentelemetry::Context::new(),
+        }
+    }
+
+    fn input(offset: i64, key: &str, item: &str) -> Record {
+        record(
+            offset,
+            key,
+            encode(&review(item)).unwrap(),
+            Some("ItemReviewed"),
+        )
+    }
+
+    /// Echoes reviews; item "flaky" fails transiently twice, "down" always, "broken" is
+    /// permanent.
+    struct TestStage {
+        calls: AtomicU32,
+        order: Mutex<Vec<i64>>,
+    }
+
+    impl Stage for TestStage {
+        const NAME: &'static str = "test";
+        type Event = ItemReviewed;
+        fn inputs(&self) -> Vec<&'static str> {
+            vec!["t"]
+        }
+        async fn handle(&self, input: &Input<ItemReviewed>) -> Result<Vec<Output>, StageError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            self.order.lock().unwrap().push(input.offset);
+            match input.event.item_id.as_str() {
+                "flaky" if n < 2 => Err(StageError::Transient("503".into())),
+                "down" => Err(StageError::Transient("503".into())),
+                "broken" => Err(StageError::Permanent("refused".into())),
+                _ => Ok(vec![Output::new("out", "k", input.event.clone())]),
+            }
+        }
+    }
+
+    fn stage() -> TestStage {
+        TestStage {
+            calls: AtomicU32::new(0),
+            order: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn run(s: &TestStage, records: &[Record]) -> Vec<Outcome> {
+        let (settings, kafka, encoder) =
+            (settings(), KafkaSettings::default(), EventEncoder::new());
+        let h = Handling {
+            settings: &settings,
+            kafka: &kafka,
+            encoder: &encoder,
+            group: "g",
+        };
+        handle_all(s, &h, records)
+            .await
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect()
+    }
+
+    fn letter(o: &Outcome) -> DeadLetter {
+        match o {
+            Outcome::Dead(e) => {
+                assert_eq!(e.topic, crate::topics::DEADLETTER);
+                assert_eq!(e.event_type, "DeadLetter");
+                decode(&e.payload).unwrap()
+            }
+            Outcome::Outputs(_) => panic!("expected a dead letter"),
+        }
+    }
+
+    #[tokio::test]
+    async fn undecodable_input_is_dead_lettered_at_once_without_reaching_the_stage() {
+        let s = stage();
+        let records = vec![
+            input(0, "a", "x"),
+            record(1, "b", b"\x00not avro".to_vec(), Some("ItemReviewed")),
+            input(2, "a", "y"),
+        ];
+        let out = run(&s, &records).await;
+        match &out[0] {
+            Outcome::Outputs(o) => {
+                assert_eq!(o[0].topic, "out");
+                assert_eq!(o[0].event_type, "ItemReviewed");
+                let echoed: ItemReviewed = decode(&o[0].payload).unwrap();
+                assert_eq!(echoed.item_id, "x");
+            }
+            Outcome::Dead(_) => panic!("x must pass"),
+        }
+        let l = letter(&out[1]);
+        assert_eq!(l.error_kind, "poison");
+        assert_eq!(l.stage, "test");
+        assert_eq!(l.original_value.as_deref(), Some(&b"\x00not avro"[..]));
+        assert_eq!(l.source_offset, 1);
+        assert_eq!(l.attempts, 1);
+        assert_eq!(l.original_headers[0].key, "event-type");
+        assert!(matches!(&out[2], Outcome::Outputs(o) if o.len() == 1));
+        assert_eq!(
+            s.calls.load(Ordering::SeqCst),
+            2,
+            "poison never reaches the stage"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_events_on_the_topic_pass_by_without_output() {
+        let s = stage();
+        let out = run(
+            &s,
+            &[input(0, "a", "x")].map(|mut r| {
+                r.event_type = Some("PartEnriched".into());
+                r
+            }),
+        )
+        .await;
+        assert!(matches!(&out[0], Outcome::Outputs(o) if o.is_empty()));
+        assert_eq!(s.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn transient_failures_retry_then_succeed_or_dead_letter_after_the_limit() {
+        let s = stage();
+        let out = run(&s, &[input(0, "a", "flaky")]).await;
+        assert!(matches!(&out[0], Outcome::Outputs(o) if o.len() == 1));
+        assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+
+        let s = stage();
+        let l = letter(&run(&s, &[input(0, "a", "down")]).await[0]);
+        assert_eq!(l.error_kind, "retries_exhausted");
+        assert_eq!(l.attempts, 3);
+
+        let s = stage();
+        let l = letter(&run(&s, &[input(0, "a", "broken")]).await[0]);
+        assert_eq!(l.error_kind, "permanent");
+        assert_eq!(
+            s.calls.load(Ordering::SeqCst),
+            1,
+            "permanent is not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn inputs_with_one_key_are_handled_in_order() {
+        let s = stage();
+        let records: Vec<_> = (0..20)
+            .map(|i| input(i, if i % 2 == 0 { "a" } else { "b" }, "x"))
+            .collect();
+        run(&s, &records).await;
+        let order = s.order.lock().unwrap().clone();
+        let evens: Vec<i64> = order.iter().copied().filter(|o| o % 2 == 0).collect();
+        let odds: Vec<i64> = order.iter().copied().filter(|o| o % 2 == 1).collect();
+        assert_eq!(order.len(), 20);
+        assert!(evens.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        assert!(odds.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    }
+}

@@ -1,0 +1,150 @@
+//! The exactly-once stage runner: one consumer group per stage and one transactional producer
+//! per consumer (exactly-once v2). A batch's outputs, its dead letters and its input offsets
+//! are committed in one Kafka transaction, so after any crash, restart or rebalance every
+//! input's outputs are visible to `read_committed` readers exactly once.
+//!
+//! A transaction is open only between two polls, never across one: a rebalance (which happens
+//! inside a poll) therefore never meets an open transaction.
+//!
+//! Built on the one consume shape ([`crate::kafka::consume`]); a stage itself is the small
+//! typed [`Stage`] trait ([`contract`]).
+
+pub mod contract;
+mod handling;
+mod settings;
+mod transaction;
+
+use std::sync::Arc;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use contract::{Input, Output, Stage, StageError};
+pub use handling::{handle_record, Encoded, Outcome};
+pub use settings::StageSettings;
+
+use super::consume::Consumer;
+use super::encoder::EventEncoder;
+use super::{client, KafkaSettings};
+use handling::Handling;
+use transaction::Transaction;
+
+/// Why a stage runner stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("cannot create the {stage} stage's Kafka clients: {source}")]
+    Create {
+        stage: &'static str,
+        source: KafkaError,
+    },
+    #[error(
+        "Kafka transaction failed fatally in the {stage} stage: {source}; restart the process"
+    )]
+    Fatal {
+        stage: &'static str,
+        source: KafkaError,
+    },
+}
+
+/// The consumer group of a stage.
+pub fn group_of<S: Stage>(kafka: &KafkaSettings) -> String {
+    format!("{}smsflow-{}", kafka.topic_prefix, S::NAME)
+}
+
+/// Run `stage` until `shutdown` is cancelled; the open batch is finished and committed first.
+pub async fn run_stage<S: Stage>(
+    kafka: KafkaSettings,
+    settings: StageSettings,
+    stage: Arc<S>,
+    shutdown: CancellationToken,
+) -> Result<(), RunnerError> {
+    let create = |source| RunnerError::Create {
+        stage: S::NAME,
+        source,
+    };
+    let group = group_of::<S>(&kafka);
+    let instance = settings
+        .instance_id
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "local".into());
+    let transactional_id = format!("{group}-{instance}");
+    let client_id = format!("smsflow-{}", S::NAME);
+    // Static membership: a restarted instance takes its partitions back at once instead of
+    // waiting for its predecessor's session to time out.
+    let member = transactional_id.clone();
+    let consumer = Consumer::create(&kafka, &client_id, &group, move |cfg| {
+        cfg.set("group.instance.id", &member);
+    })
+    .await
+    .map_err(create)?;
+    let producer = transactional_producer(&kafka, &settings, &client_id, &transactional_id)
+        .await
+        .map_err(create)?;
+    let inputs: Vec<String> = stage.inputs().iter().map(|t| kafka.topic(t)).collect();
+    consumer.subscribe(&inputs).map_err(create)?;
+    tracing::info!(stage = S::NAME, %group, ?inputs, "stage started");
+
+    let encoder = EventEncoder::new();
+    let handling = Handling {
+        settings: &settings,
+        kafka: &kafka,
+        encoder: &encoder,
+        group: &group,
+    };
+    let txn = Transaction {
+        stage: S::NAME,
+        consumer: &consumer,
+        producer: &producer,
+        timeout: settings.transaction_timeout,
+    };
+    let cap = stage
+        .batch_limit()
+        .map_or(settings.batch_max, |l| l.min(settings.batch_max))
+        .max(1);
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            b = consumer.next_batch(cap, settings.batch_linger) => b,
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let span = tracing::info_span!("stage.batch", stage = S::NAME, size = batch.len());
+        let outcomes = handling::handle_all(stage.as_ref(), &handling, &batch)
+            .instrument(span.clone())
+            .await;
+        txn.commit_or_rewind(&batch, outcomes)
+            .instrument(span)
+            .await?;
+    }
+    tracing::info!(
+        stage = S::NAME,
+        "stage stopped cleanly: no transaction left open"
+    );
+    Ok(())
+}
+
+/// The stage's transactional producer, created and initialised off the async workers;
+/// initialising fences any earlier producer with this id and aborts its open transaction.
+async fn transactional_producer(
+    kafka: &KafkaSettings,
+    settings: &StageSettings,
+    client_id: &str,
+    transactional_id: &str,
+) -> Result<FutureProducer, KafkaError> {
+    let timeout = settings.transaction_timeout;
+    let mut cfg = client::producer(kafka, client_id);
+    cfg.set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", timeout.as_millis().to_string())
+        .set("message.timeout.ms", timeout.as_millis().to_string());
+    tokio::task::spawn_blocking(move || {
+        let producer: FutureProducer = cfg.create()?;
+        producer.init_transactions(timeout)?;
+        Ok(producer)
+    })
+    .await
+    .unwrap_or_else(|e| Err(KafkaError::ClientCreation(format!("producer task: {e}"))))
+}
