@@ -25,9 +25,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{field, instrument, Span};
 
-use crate::events::{decode, encode, Event, MessageReceived, OutboundRequested, PartEnriched};
+use crate::events::{MessageReceived, PartEnriched};
 use crate::stages::{Input, Output, Stage, StageError};
 use crate::topics;
+use crate::validation::InvalidSetting;
 use state::MessageState;
 use tally::Tally;
 
@@ -58,34 +59,26 @@ impl Default for ConfirmSettings {
     }
 }
 
-/// A `[confirm]` value that cannot work, with the key at fault.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("configuration key `{key}` is invalid: {reason}")]
-pub struct InvalidConfirmSetting {
-    pub key: &'static str,
-    pub reason: &'static str,
-}
-
 impl ConfirmSettings {
     /// Check values; the error names the key.
-    pub fn validate(&self) -> Result<(), InvalidConfirmSetting> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if !self.template.contains("{count}") {
-            return Err(InvalidConfirmSetting {
-                key: "confirm.template",
-                reason: "must contain {count}, e.g. \"{count} new items to review\"",
-            });
+            return Err(InvalidSetting::new(
+                "confirm.template",
+                "must contain {count}, e.g. \"{count} new items to review\"",
+            ));
         }
         if self.template_one.trim().is_empty() {
-            return Err(InvalidConfirmSetting {
-                key: "confirm.template_one",
-                reason: "must not be empty, e.g. \"1 new item to review\"",
-            });
+            return Err(InvalidSetting::new(
+                "confirm.template_one",
+                "must not be empty, e.g. \"1 new item to review\"",
+            ));
         }
         if self.max_age < Duration::from_secs(60) {
-            return Err(InvalidConfirmSetting {
-                key: "confirm.max_age",
-                reason: "must be at least 1m (enrichment of voice notes takes a while)",
-            });
+            return Err(InvalidSetting::new(
+                "confirm.max_age",
+                "must be at least 1m (enrichment of voice notes takes a while)",
+            ));
         }
         Ok(())
     }
@@ -111,7 +104,7 @@ impl ConfirmStage {
         settings: &ConfirmSettings,
         redis: deadpool_redis::Pool,
         prefix: &str,
-    ) -> Result<ConfirmStage, InvalidConfirmSetting> {
+    ) -> Result<ConfirmStage, InvalidSetting> {
         settings.validate()?;
         Ok(ConfirmStage {
             state: MessageState::new(redis, prefix, settings.max_age),
@@ -119,32 +112,34 @@ impl ConfirmStage {
         })
     }
 
-    fn update(input: &Input) -> Result<Option<Update>, StageError> {
+    fn update(input: &Input<ConfirmInput>) -> Update {
         // A retry or replay of this record reads the same position; a copy of the same event
         // appended again (a redelivery) has another one.
         let claimant = format!("{}/{}/{}", input.topic, input.partition, input.offset);
-        match input.event_type.as_deref() {
-            Some(MessageReceived::NAME) => {
-                let m: MessageReceived = decode_as(input)?;
-                Ok(Some(Update {
-                    fields: tally::message_fields(&m),
-                    message_sid: m.message_sid,
-                    received_at: m.received_at,
-                    claimant,
-                }))
-            }
-            Some(PartEnriched::NAME) => {
-                let p: PartEnriched = decode_as(input)?;
-                Ok(Some(Update {
-                    fields: tally::part_fields(&p),
-                    message_sid: p.message_sid,
-                    received_at: p.received_at,
-                    claimant,
-                }))
-            }
-            // SenderRejected, ItemsProposed: nothing to count.
-            _ => Ok(None),
+        match &input.event {
+            ConfirmInput::Message(m) => Update {
+                fields: tally::message_fields(m),
+                message_sid: m.message_sid.clone(),
+                received_at: m.received_at,
+                claimant,
+            },
+            ConfirmInput::Part(p) => Update {
+                fields: tally::part_fields(p),
+                message_sid: p.message_sid.clone(),
+                received_at: p.received_at,
+                claimant,
+            },
         }
+    }
+}
+
+crate::inbound_union! {
+    /// What confirm counts: each message's parts, and each part's items. SenderRejected and
+    /// ItemsProposed share the topics and never reach the stage.
+    #[derive(Debug, Clone)]
+    pub enum ConfirmInput {
+        Message(MessageReceived),
+        Part(PartEnriched),
     }
 }
 
@@ -154,16 +149,9 @@ fn too_old(max_age: Duration, received_at: i64, now: i64) -> bool {
     age > i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn decode_as<E: Event>(input: &Input) -> Result<E, StageError> {
-    let bytes = input
-        .payload
-        .as_deref()
-        .ok_or_else(|| StageError::Poison("the record has no payload".into()))?;
-    decode::<E>(bytes).map_err(|e| StageError::Poison(format!("cannot decode {}: {e}", E::NAME)))
-}
-
 impl Stage for ConfirmStage {
     const NAME: &'static str = "confirm";
+    type Event = ConfirmInput;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![topics::MESSAGES, topics::ENRICHMENTS]
@@ -174,10 +162,8 @@ impl Stage for ConfirmStage {
         skip_all,
         fields(message_sid = field::Empty, outcome = field::Empty)
     )]
-    async fn handle(&self, input: &Input) -> Result<Vec<Output>, StageError> {
-        let Some(update) = Self::update(input)? else {
-            return Ok(Vec::new());
-        };
+    async fn handle(&self, input: &Input<ConfirmInput>) -> Result<Vec<Output>, StageError> {
+        let update = Self::update(input);
         let span = Span::current();
         span.record("message_sid", update.message_sid.as_str());
         let now = crate::clock::now_micros();
@@ -218,21 +204,14 @@ impl Stage for ConfirmStage {
             &self.settings.template,
         );
         let request = tally::request(&update.message_sid, &ready, body, now);
-        let payload = encode(&request).map_err(|e| {
-            StageError::Permanent(format!("cannot encode {}: {e}", OutboundRequested::NAME))
-        })?;
         span.record("outcome", "requested");
         crate::metrics::confirm_outcome("requested");
         tracing::info!(
             items = ready.count,
             "message fully enriched; reply requested"
         );
-        Ok(vec![Output {
-            topic: topics::OUTBOUND,
-            key: request.partition_key().to_owned(),
-            event_type: OutboundRequested::NAME,
-            payload,
-        }])
+        let key = request.partition_key().to_owned();
+        Ok(vec![Output::new(topics::OUTBOUND, key, request)])
     }
 }
 
@@ -240,15 +219,17 @@ impl Stage for ConfirmStage {
 mod tests {
     use super::*;
 
-    fn input(event_type: &str, payload: Vec<u8>) -> Input {
-        Input {
+    fn record(event_type: &str, payload: Vec<u8>) -> crate::kafka::consume::Record {
+        crate::kafka::consume::Record {
             topic: "sms.enrichments.v1".into(),
             partition: 0,
             offset: 0,
+            log_time_ms: 0,
             key: Some(b"u1".to_vec()),
             payload: Some(payload),
             event_type: Some(event_type.into()),
             headers: Vec::new(),
+            trace: opentelemetry::Context::new(),
         }
     }
 
@@ -281,6 +262,8 @@ mod tests {
 
     #[test]
     fn inputs_are_read_by_event_type_and_garbage_is_poison() {
+        use crate::events::encode;
+        use crate::kafka::consume::Inbound;
         let part = PartEnriched {
             event_id: "pe-1".into(),
             message_sid: "SM1".into(),
@@ -292,21 +275,26 @@ mod tests {
             outcome: "extracted".into(),
             text: None,
         };
-        let u = ConfirmStage::update(&input(PartEnriched::NAME, encode(&part).unwrap()))
+        let r = record("PartEnriched", encode(&part).unwrap());
+        let event = ConfirmInput::decode(r.event_type.as_deref(), r.payload.as_deref().unwrap())
             .unwrap()
-            .expect("a part is an update");
+            .expect("a part is an input");
+        let u = ConfirmStage::update(&Input {
+            event,
+            topic: r.topic.clone(),
+            partition: 0,
+            offset: 0,
+            key: None,
+        });
         assert_eq!(u.message_sid, "SM1");
         assert_eq!(u.claimant, "sms.enrichments.v1/0/0");
         assert_eq!(u.received_at, 5);
         assert_eq!(u.fields, vec![("p:media:0".to_owned(), "2".to_owned())]);
 
-        assert!(ConfirmStage::update(&input("ItemsProposed", vec![1, 2]))
+        assert!(ConfirmInput::decode(Some("ItemsProposed"), &[1, 2])
             .unwrap()
             .is_none());
-        assert!(matches!(
-            ConfirmStage::update(&input(PartEnriched::NAME, vec![0xC3, 0x01, 9])),
-            Err(StageError::Poison(_))
-        ));
+        assert!(ConfirmInput::decode(Some("PartEnriched"), &[0xC3, 0x01, 9]).is_err());
     }
 
     #[test]

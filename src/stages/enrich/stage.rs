@@ -16,19 +16,21 @@ use serde::{Deserialize, Serialize};
 use super::{extract, extract_vcard, is_vcard_content_type, merge, Context, Item, LlmClient};
 use super::{LlmConfig, Source};
 use crate::events::{
-    decode, encode, CodecError, Event, ItemsProposed, MediaRejected, MediaStored, MessageReceived,
-    PartEnriched, ProposedItem, TranscriptFailed, TranscriptReady,
+    ItemsProposed, MediaRejected, MediaStored, MessageReceived, PartEnriched, ProposedItem,
+    TranscriptFailed, TranscriptReady,
 };
 use crate::phones::PhoneDirectory;
-use crate::stages::transcribe::{derived_event_id, is_audio};
+use crate::stages::shared::content_type::is_audio;
+use crate::stages::shared::event_ids::derived_event_id;
 use crate::stages::{Input, Output, Stage, StageError};
+use crate::validation::InvalidSetting;
 
 /// `[enrich]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrichSettings {
-    /// IANA time zone that relative dates resolve in ("tomorrow at 5"), until users can set
-    /// their own.
+    /// IANA time zone that relative dates ("tomorrow at 5") resolve in for a number whose
+    /// owner gave none (`smsflow phones link --time-zone`, `POST /v1/phones`).
     pub default_time_zone: String,
     /// Largest vCard read from the media store.
     pub max_vcard_bytes: u64,
@@ -46,13 +48,38 @@ impl Default for EnrichSettings {
     }
 }
 
+impl EnrichSettings {
+    /// Refuse values that cannot work (checked when the configuration is loaded).
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.time_zone()?;
+        if self.llm.enabled && !crate::validation::is_http_url(&self.llm.base_url) {
+            return Err(InvalidSetting::new(
+                "enrich.llm.base_url",
+                "must be an absolute http(s) URL such as http://127.0.0.1:8000",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `default_time_zone`, parsed.
+    pub fn time_zone(&self) -> Result<Tz, InvalidSetting> {
+        self.default_time_zone.parse().map_err(|_| {
+            InvalidSetting::new(
+                "enrich.default_time_zone",
+                format!(
+                    "{:?} is not an IANA time zone name (e.g. America/New_York)",
+                    self.default_time_zone
+                ),
+            )
+        })
+    }
+}
+
 /// Why the stage cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichSetupError {
-    #[error(
-        "enrich.default_time_zone {0:?} is not an IANA time zone name (e.g. America/New_York)"
-    )]
-    TimeZone(String),
+    #[error(transparent)]
+    Invalid(#[from] InvalidSetting),
     #[error("enrich.llm: {0}")]
     Llm(#[from] super::LlmError),
 }
@@ -74,10 +101,7 @@ impl EnrichStage {
         store: Arc<dyn ObjectStore>,
         zones: Arc<PhoneDirectory>,
     ) -> Result<EnrichStage, EnrichSetupError> {
-        let tz: Tz = settings
-            .default_time_zone
-            .parse()
-            .map_err(|_| EnrichSetupError::TimeZone(settings.default_time_zone.clone()))?;
+        let tz = settings.time_zone()?;
         Ok(EnrichStage {
             tz,
             zones,
@@ -165,12 +189,7 @@ struct PartRef<'a> {
 }
 
 impl PartRef<'_> {
-    fn outputs(
-        &self,
-        items: Vec<Item>,
-        text: Option<String>,
-        outcome: &str,
-    ) -> Result<Vec<Output>, StageError> {
+    fn outputs(&self, items: Vec<Item>, text: Option<String>, outcome: &str) -> Vec<Output> {
         let now = crate::clock::now_micros();
         let mut out = Vec::with_capacity(2);
         let count = items.len();
@@ -196,7 +215,7 @@ impl PartRef<'_> {
                     })
                     .collect(),
             };
-            out.push(self.output(ItemsProposed::NAME, encode(&proposed))?);
+            out.push(self.output(proposed));
         }
         let done = PartEnriched {
             event_id: derived_event_id("PartEnriched", self.source_event_id),
@@ -209,30 +228,25 @@ impl PartRef<'_> {
             outcome: outcome.to_owned(),
             text,
         };
-        out.push(self.output(PartEnriched::NAME, encode(&done))?);
-        Ok(out)
+        out.push(self.output(done));
+        out
     }
 
-    fn output(
-        &self,
-        event_type: &'static str,
-        payload: Result<Vec<u8>, CodecError>,
-    ) -> Result<Output, StageError> {
-        Ok(Output {
-            topic: crate::topics::ENRICHMENTS,
-            key: self.user_id.to_owned(),
-            event_type,
-            payload: payload.map_err(|e| StageError::Permanent(format!("cannot encode: {e}")))?,
-        })
+    fn output<E: crate::events::Event + Send + Sync + 'static>(&self, event: E) -> Output {
+        Output::new(crate::topics::ENRICHMENTS, self.user_id, event)
     }
 }
 
-fn decode_as<E: Event>(input: &Input) -> Result<E, StageError> {
-    let bytes = input
-        .payload
-        .as_deref()
-        .ok_or_else(|| StageError::Poison("the record has no payload".into()))?;
-    decode::<E>(bytes).map_err(|e| StageError::Poison(format!("cannot decode {}: {e}", E::NAME)))
+crate::inbound_union! {
+    /// What enrich reads: message bodies, stored and rejected media, transcripts.
+    #[derive(Debug, Clone)]
+    pub enum EnrichInput {
+        Message(MessageReceived),
+        Media(MediaStored),
+        MediaRejected(MediaRejected),
+        Transcript(TranscriptReady),
+        TranscriptFailed(TranscriptFailed),
+    }
 }
 
 fn media_part(index: i32) -> String {
@@ -241,6 +255,8 @@ fn media_part(index: i32) -> String {
 
 impl Stage for EnrichStage {
     const NAME: &'static str = "enrich";
+    // SenderRejected shares sms.messages.v1 and never reaches the stage.
+    type Event = EnrichInput;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![
@@ -250,15 +266,9 @@ impl Stage for EnrichStage {
         ]
     }
 
-    async fn handle(&self, input: &Input) -> Result<Vec<Output>, StageError> {
-        let Some(event_type) = input.event_type.as_deref() else {
-            return Err(StageError::Poison(
-                "the record has no event-type header".into(),
-            ));
-        };
-        match event_type {
-            MessageReceived::NAME => {
-                let m: MessageReceived = decode_as(input)?;
+    async fn handle(&self, input: &Input<EnrichInput>) -> Result<Vec<Output>, StageError> {
+        Ok(match &input.event {
+            EnrichInput::Message(m) => {
                 let part = PartRef {
                     message_sid: &m.message_sid,
                     user_id: m.partition_key(),
@@ -267,14 +277,13 @@ impl Stage for EnrichStage {
                     source_event_id: &m.event_id,
                 };
                 if m.body.trim().is_empty() {
-                    return part.outputs(Vec::new(), None, "no_text");
+                    return Ok(part.outputs(Vec::new(), None, "no_text"));
                 }
                 let ctx = self.context(&m.from, m.received_at).await;
                 let items = self.items(&m.body, Source::Body, &ctx).await;
                 part.outputs(items, None, "extracted")
             }
-            MediaStored::NAME => {
-                let media: MediaStored = decode_as(input)?;
+            EnrichInput::Media(media) => {
                 if is_audio(&media.content_type) {
                     // Its part ends with the transcript.
                     return Ok(Vec::new());
@@ -287,14 +296,13 @@ impl Stage for EnrichStage {
                     source_event_id: &media.event_id,
                 };
                 if is_vcard_content_type(&media.content_type) {
-                    let items = self.vcard(&media).await?;
+                    let items = self.vcard(media).await?;
                     part.outputs(items, None, "extracted")
                 } else {
                     part.outputs(Vec::new(), None, "no_text")
                 }
             }
-            MediaRejected::NAME => {
-                let media: MediaRejected = decode_as(input)?;
+            EnrichInput::MediaRejected(media) => {
                 let user = media
                     .user_id
                     .clone()
@@ -308,8 +316,7 @@ impl Stage for EnrichStage {
                 }
                 .outputs(Vec::new(), None, "media_rejected")
             }
-            TranscriptReady::NAME => {
-                let t: TranscriptReady = decode_as(input)?;
+            EnrichInput::Transcript(t) => {
                 let user = t.user_id.clone().unwrap_or_else(|| t.sender.clone());
                 let ctx = self.context(&t.sender, t.received_at).await;
                 let items = self.items(&t.text, Source::Transcript, &ctx).await;
@@ -322,8 +329,7 @@ impl Stage for EnrichStage {
                 }
                 .outputs(items, Some(t.text.clone()), "extracted")
             }
-            TranscriptFailed::NAME => {
-                let t: TranscriptFailed = decode_as(input)?;
+            EnrichInput::TranscriptFailed(t) => {
                 let user = t.user_id.clone().unwrap_or_else(|| t.sender.clone());
                 PartRef {
                     message_sid: &t.message_sid,
@@ -334,8 +340,6 @@ impl Stage for EnrichStage {
                 }
                 .outputs(Vec::new(), None, "transcript_failed")
             }
-            // SenderRejected and anything newer: not for enrichment.
-            _ => Ok(Vec::new()),
-        }
+        })
     }
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::validation::{ensure, InvalidSetting};
+
 /// How attachments are fetched, checked and stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,18 +68,19 @@ impl Default for MediaSettings {
 }
 
 impl MediaSettings {
-    /// Check values; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_bytes == 0 {
-            return Err("media.max_bytes must be positive".into());
-        }
-        if self.allowed_hosts.is_empty() {
-            return Err("media.allowed_hosts must name at least one host".into());
-        }
-        if url::Url::parse(&self.store_url).is_err() {
-            return Err("media.store_url must be a URL such as file:///var/lib/smsflow/media or s3://bucket/media".into());
-        }
-        Ok(())
+    /// Check values; the error names the key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        ensure(self.max_bytes > 0, "media.max_bytes", "must be positive")?;
+        ensure(
+            !self.allowed_hosts.is_empty(),
+            "media.allowed_hosts",
+            "must name at least one host",
+        )?;
+        ensure(
+            url::Url::parse(&self.store_url).is_ok(),
+            "media.store_url",
+            "must be a URL such as file:///var/lib/smsflow/media or s3://bucket/media",
+        )
     }
 
     /// Does `host` match the allowlist?

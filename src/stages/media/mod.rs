@@ -5,14 +5,14 @@ mod address;
 pub mod config;
 mod fetch;
 mod sniff;
-pub mod store;
 
 use std::sync::Arc;
 
 use object_store::path::Path;
 use object_store::ObjectStore;
 
-use crate::events::{decode, encode, Event, MediaRejected, MediaStored, MessageReceived};
+use crate::events::{MediaRejected, MediaStored, MessageReceived};
+use crate::stages::shared::media_store::{self, StoreOpenError};
 use crate::stages::{Input, Output, Stage, StageError};
 use crate::topics;
 
@@ -22,10 +22,10 @@ pub use fetch::{FetchError, Fetcher, Rejection};
 /// Why the stage could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaStageError {
-    #[error("invalid media settings: {0}")]
-    Settings(String),
     #[error(transparent)]
-    Store(#[from] store::StoreOpenError),
+    Invalid(#[from] crate::validation::InvalidSetting),
+    #[error(transparent)]
+    Store(#[from] StoreOpenError),
     #[error("cannot build the media HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -44,8 +44,8 @@ impl MediaStage {
         account_sid: Option<String>,
         auth_token: Option<String>,
     ) -> Result<Self, MediaStageError> {
-        settings.validate().map_err(MediaStageError::Settings)?;
-        let (store, prefix) = store::open(&settings.store_url)?;
+        settings.validate()?;
+        let (store, prefix) = media_store::open(&settings.store_url)?;
         let fetcher = Fetcher::new(Arc::new(settings.clone()), account_sid, auth_token)?;
         Ok(MediaStage {
             fetcher,
@@ -53,36 +53,22 @@ impl MediaStage {
             prefix,
         })
     }
-
-    /// The store media is written to (the transcribe stage reads from the same one).
-    pub fn store(&self) -> (Arc<dyn ObjectStore>, Path) {
-        (self.store.clone(), self.prefix.clone())
-    }
 }
 
 impl Stage for MediaStage {
     const NAME: &'static str = "media";
+    // SenderRejected shares the topic and carries no media: it never reaches the stage.
+    type Event = MessageReceived;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![topics::MESSAGES]
     }
 
-    async fn handle(&self, input: &Input) -> Result<Vec<Output>, StageError> {
-        if input
-            .event_type
-            .as_deref()
-            .is_some_and(|t| t != MessageReceived::NAME)
-        {
-            return Ok(Vec::new()); // other events on the topic (SenderRejected) carry no media
-        }
-        let bytes = input
-            .payload
-            .as_deref()
-            .ok_or_else(|| StageError::Poison("record without a payload".into()))?;
-        let msg: MessageReceived = decode(bytes).map_err(|e| StageError::Poison(e.to_string()))?;
+    async fn handle(&self, input: &Input<MessageReceived>) -> Result<Vec<Output>, StageError> {
+        let msg = &input.event;
         let mut outputs = Vec::with_capacity(msg.media.len());
         for (index, media) in msg.media.iter().enumerate() {
-            let path = store::object_path(&self.prefix, &msg.message_sid, index);
+            let path = media_store::object_path(&self.prefix, &msg.message_sid, index);
             let result = self
                 .fetcher
                 .fetch_into(&media.url, &media.content_type, self.store.as_ref(), &path)
@@ -104,7 +90,7 @@ impl Stage for MediaStage {
                         object_key: path.to_string(),
                         source_url: media.url.clone(),
                     };
-                    output(msg.partition_key(), &ev)?
+                    Output::new(topics::MEDIA, msg.partition_key(), ev)
                 }
                 Err(FetchError::Rejected(Rejection { reason, detail })) => {
                     crate::metrics::media_outcome(reason);
@@ -121,7 +107,7 @@ impl Stage for MediaStage {
                         reason: reason.to_owned(),
                         detail,
                     };
-                    output(msg.partition_key(), &ev)?
+                    Output::new(topics::MEDIA, msg.partition_key(), ev)
                 }
                 Err(FetchError::Transient(e)) => return Err(StageError::Transient(e)),
             };
@@ -129,15 +115,4 @@ impl Stage for MediaStage {
         }
         Ok(outputs)
     }
-}
-
-fn output<E: Event>(key: &str, ev: &E) -> Result<Output, StageError> {
-    let payload =
-        encode(ev).map_err(|e| StageError::Permanent(format!("cannot encode {}: {e}", E::NAME)))?;
-    Ok(Output {
-        topic: topics::MEDIA,
-        key: key.to_owned(),
-        event_type: E::NAME,
-        payload,
-    })
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::validation::{is_http_url, InvalidSetting};
+
 /// How outbound SMS are sent through the Twilio Messages API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,23 +57,10 @@ impl Default for NotifyConfig {
     }
 }
 
-/// A `[notify]` value that cannot work, with the key at fault.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("configuration key `{key}` is invalid: {reason}")]
-pub struct InvalidNotifySetting {
-    pub key: &'static str,
-    pub reason: String,
-}
-
 impl NotifyConfig {
     /// Check values; the error names the key.
-    pub fn validate(&self) -> Result<(), InvalidNotifySetting> {
-        let invalid = |key, reason: &str| {
-            Err(InvalidNotifySetting {
-                key,
-                reason: reason.to_owned(),
-            })
-        };
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let invalid = |key, reason: &str| Err(InvalidSetting::new(key, reason));
         if !is_http_url(&self.api_base) {
             return invalid(
                 "notify.api_base",
@@ -131,10 +120,6 @@ impl NotifyConfig {
             + self.backoff_max.saturating_mul(attempts)
             + Duration::from_secs(60)
     }
-}
-
-fn is_http_url(s: &str) -> bool {
-    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 #[cfg(test)]

@@ -16,19 +16,16 @@ pub mod twilio;
 
 use std::sync::Arc;
 
-use scylla::client::session::Session;
 use tracing::{field, instrument, Span};
 
-use crate::config::Settings;
-use crate::events::{decode, encode, Event, OutboundRequested, OutboundStatusChanged};
+use crate::events::{OutboundRequested, OutboundStatusChanged};
+use crate::phones::{mask_phone, PhoneDirectory};
 use crate::stages::{Input, Output, Stage, StageError};
-use crate::store::StoreError;
-use crate::telemetry::mask_phone;
 use crate::topics;
 
-pub use config::{InvalidNotifySetting, NotifyConfig};
+use crate::validation::InvalidSetting;
+pub use config::NotifyConfig;
 use ledger::{Claim, Ledger};
-use opt_out::OptOuts;
 use twilio::{Message, SendError, Sender, TwilioClient};
 
 /// The path of the status callback route served by ingress.
@@ -38,20 +35,34 @@ pub const STATUS_CALLBACK_PATH: &str = "/webhooks/twilio/status";
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyStageError {
     #[error(transparent)]
-    Invalid(#[from] InvalidNotifySetting),
+    Invalid(#[from] InvalidSetting),
     #[error("the notify role needs Twilio credentials: set {0}")]
     MissingCredentials(&'static str),
     #[error(transparent)]
     Client(#[from] twilio::ClientError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+}
+
+/// What notify needs besides `[notify]`.
+pub struct NotifyContext<'a> {
+    /// `TWILIO_ACCOUNT_SID`.
+    pub account_sid: Option<&'a str>,
+    /// `TWILIO_AUTH_TOKEN`.
+    pub auth_token: Option<&'a str>,
+    /// `http.public_url`, under which the status callback route is served.
+    pub public_url: &'a str,
+    /// `kafka.topic_prefix`, which isolates the send ledger's keys.
+    pub topic_prefix: &'a str,
+    /// The send ledger's store.
+    pub redis: deadpool_redis::Pool,
+    /// Opt-outs are read through the phone directory.
+    pub phones: Arc<PhoneDirectory>,
 }
 
 /// Sends outbound SMS through Twilio, each request once.
 pub struct NotifyStage {
     twilio: TwilioClient,
     ledger: Ledger,
-    opt_outs: OptOuts,
+    phones: Arc<PhoneDirectory>,
     config: NotifyConfig,
     status_callback: url::Url,
 }
@@ -65,42 +76,43 @@ enum Undecided {
 }
 
 impl NotifyStage {
-    /// Build from settings, the shared Redis pool and a CQL session (for `phones`).
-    pub async fn new(
-        settings: &Settings,
-        redis: deadpool_redis::Pool,
-        session: Arc<Session>,
+    /// Build from `[notify]` and what it shares with the process.
+    pub fn new(
+        config: &NotifyConfig,
+        cx: NotifyContext<'_>,
     ) -> Result<NotifyStage, NotifyStageError> {
-        let config = settings.notify.clone();
+        let config = config.clone();
         config.validate()?;
-        let account_sid = non_empty(&settings.twilio.account_sid)
+        let account_sid = non_empty(cx.account_sid)
             .ok_or(NotifyStageError::MissingCredentials("TWILIO_ACCOUNT_SID"))?;
-        let auth_token = non_empty(&settings.twilio.auth_token)
+        let auth_token = non_empty(cx.auth_token)
             .ok_or(NotifyStageError::MissingCredentials("TWILIO_AUTH_TOKEN"))?;
         if config.from.is_none() && config.messaging_service_sid.is_none() {
             tracing::warn!("neither notify.from nor notify.messaging_service_sid is set: requests without their own sender will fail with reason no_sender");
         }
-        let status_callback = status_callback_base(&config, &settings.http.public_url)?;
+        let status_callback = status_callback_base(&config, cx.public_url)?;
         Ok(NotifyStage {
             twilio: TwilioClient::new(&config, account_sid, auth_token)?,
             ledger: Ledger::new(
-                redis,
-                &settings.kafka.topic_prefix,
+                cx.redis,
+                cx.topic_prefix,
                 config.claim_ttl(),
                 config.record_ttl,
             ),
-            opt_outs: OptOuts::new(session, &settings.cql.keyspace).await?,
+            phones: cx.phones,
             config,
             status_callback,
         })
     }
 
     async fn decide(&self, req: &OutboundRequested) -> Result<OutboundStatusChanged, Undecided> {
+        // The projected state, read fresh (not the cache): a STOP must win over a send.
         let opted_out = self
-            .opt_outs
-            .is_opted_out(&req.to)
+            .phones
+            .load(&req.to)
             .await
-            .map_err(|e| Undecided::NotSent(e.to_string()))?;
+            .map_err(|e| Undecided::NotSent(e.to_string()))?
+            .is_some_and(|s| s.opted_out);
         if !opt_out::may_send(&req.purpose, opted_out) {
             return Ok(status_event(req, "suppressed", None, Some("opted_out")));
         }
@@ -175,6 +187,8 @@ impl NotifyStage {
 
 impl Stage for NotifyStage {
     const NAME: &'static str = "notify";
+    // Our own OutboundStatusChanged share the topic and never reach the stage.
+    type Event = OutboundRequested;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![topics::OUTBOUND]
@@ -190,20 +204,8 @@ impl Stage for NotifyStage {
         skip_all,
         fields(event_id = field::Empty, purpose = field::Empty, to = field::Empty, outcome = field::Empty)
     )]
-    async fn handle(&self, input: &Input) -> Result<Vec<Output>, StageError> {
-        if input
-            .event_type
-            .as_deref()
-            .is_some_and(|t| t != OutboundRequested::NAME)
-        {
-            return Ok(Vec::new()); // our own OutboundStatusChanged share the topic
-        }
-        let bytes = input
-            .payload
-            .as_deref()
-            .ok_or_else(|| StageError::Poison("record without a payload".into()))?;
-        let req: OutboundRequested =
-            decode(bytes).map_err(|e| StageError::Poison(e.to_string()))?;
+    async fn handle(&self, input: &Input<OutboundRequested>) -> Result<Vec<Output>, StageError> {
+        let req = &input.event;
         if req.event_id.is_empty() || req.to.is_empty() {
             return Err(StageError::Poison(
                 "OutboundRequested needs an event_id and a recipient".into(),
@@ -225,7 +227,7 @@ impl Stage for NotifyStage {
                 crate::metrics::notify_outcome("replayed");
                 span.record("outcome", "replayed");
                 tracing::info!(status = %ev.status, "request decided before; returning the recorded decision");
-                return Ok(vec![output(req.partition_key(), &ev)?]);
+                return Ok(vec![output(req.partition_key(), *ev)]);
             }
             Claim::Pending => {
                 return Err(StageError::Transient(
@@ -233,14 +235,14 @@ impl Stage for NotifyStage {
                 ))
             }
         }
-        match self.decide(&req).await {
+        match self.decide(req).await {
             Ok(ev) => {
                 self.record(&req.event_id, &ev).await;
                 let outcome = outcome_label(&ev.status);
                 crate::metrics::notify_outcome(outcome);
                 span.record("outcome", outcome);
                 tracing::info!(status = %ev.status, error_code = ?ev.error_code, reason = ?ev.reason, "outbound request decided");
-                Ok(vec![output(req.partition_key(), &ev)?])
+                Ok(vec![output(req.partition_key(), ev)])
             }
             Err(Undecided::NotSent(e)) => {
                 self.ledger.release(&req.event_id).await;
@@ -287,37 +289,28 @@ fn outcome_label(status: &str) -> &'static str {
     }
 }
 
-fn output(key: &str, ev: &OutboundStatusChanged) -> Result<Output, StageError> {
-    let payload = encode(ev).map_err(|e| {
-        StageError::Permanent(format!(
-            "cannot encode {}: {e}",
-            OutboundStatusChanged::NAME
-        ))
-    })?;
-    Ok(Output {
-        topic: topics::OUTBOUND,
-        key: key.to_owned(),
-        event_type: OutboundStatusChanged::NAME,
-        payload,
-    })
+fn output(key: &str, ev: OutboundStatusChanged) -> Output {
+    Output::new(topics::OUTBOUND, key, ev)
 }
 
-fn non_empty(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|s| !s.is_empty())
+fn non_empty(v: Option<&str>) -> Option<&str> {
+    v.filter(|s| !s.is_empty())
 }
 
 /// `notify.status_callback_url`, or the status route under `http.public_url`.
 fn status_callback_base(
     config: &NotifyConfig,
     public_url: &str,
-) -> Result<url::Url, InvalidNotifySetting> {
+) -> Result<url::Url, InvalidSetting> {
     let text = match &config.status_callback_url {
         Some(u) => u.clone(),
         None => format!("{}{STATUS_CALLBACK_PATH}", public_url.trim_end_matches('/')),
     };
-    url::Url::parse(&text).map_err(|e| InvalidNotifySetting {
-        key: "notify.status_callback_url",
-        reason: format!("{text:?} is not a URL: {e}"),
+    url::Url::parse(&text).map_err(|e| {
+        InvalidSetting::new(
+            "notify.status_callback_url",
+            format!("{text:?} is not a URL: {e}"),
+        )
     })
 }
 

@@ -1,11 +1,5 @@
-//! Opt-outs: the `phones` read model says whether a recipient sent STOP.
-
-use std::sync::Arc;
-
-use scylla::client::session::Session;
-use scylla::statement::prepared::PreparedStatement;
-
-use crate::store::StoreError;
+//! Opt-outs: whether a recipient that sent STOP may still get a message. Whether it did is
+//! read through the phone directory (`phones::PhoneDirectory::load`).
 
 /// Purpose of the one reply carriers expect to a STOP; it is sent even to an opted-out number.
 pub const OPT_OUT_CONFIRMATION: &str = "opt_out_confirmation";
@@ -17,40 +11,6 @@ pub const OPT_OUT_CONFIRMATION: &str = "opt_out_confirmation";
 /// no row in `phones` has not opted out.
 pub fn may_send(purpose: &str, opted_out: bool) -> bool {
     !opted_out || purpose == OPT_OUT_CONFIRMATION
-}
-
-/// Reads `phones.opted_out` with one prepared statement.
-#[derive(Clone)]
-pub struct OptOuts {
-    session: Arc<Session>,
-    select: PreparedStatement,
-}
-
-impl OptOuts {
-    /// Prepare the lookup.
-    pub async fn new(session: Arc<Session>, keyspace: &str) -> Result<OptOuts, StoreError> {
-        let select = session
-            .prepare(format!(
-                "SELECT opted_out FROM {keyspace}.phones WHERE phone = ?"
-            ))
-            .await
-            .map_err(StoreError::prepare("select phones.opted_out"))?;
-        Ok(OptOuts { session, select })
-    }
-
-    /// Has `phone` opted out? Unknown numbers have not.
-    pub async fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
-        let row = self
-            .session
-            .execute_unpaged(&self.select, (phone,))
-            .await
-            .map_err(StoreError::execute("select phones.opted_out"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("select phones.opted_out"))?
-            .maybe_first_row::<(Option<bool>,)>()
-            .map_err(StoreError::rows("select phones.opted_out"))?;
-        Ok(row.and_then(|(o,)| o).unwrap_or(false))
-    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ use tokio::sync::Semaphore;
 use tracing::{field, instrument, Span};
 
 use super::config::NotifyConfig;
-use super::retry::{self, Next, RetryPolicy};
-use crate::telemetry::mask_phone;
+use super::retry::{Next, RetryPolicy};
+use crate::phones::mask_phone;
+use crate::stages::shared::http::retry_after;
 
 /// Most bytes of an answer that are read (a Message resource is about 1 KiB).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -219,7 +220,7 @@ impl TwilioClient {
         };
         let status = resp.status();
         Span::current().record("http.response.status_code", status.as_u16());
-        let retry_after = retry::retry_after(resp.headers(), SystemTime::now());
+        let retry_after = retry_after(resp.headers(), SystemTime::now());
         let body = match read_limited(resp).await {
             Ok(b) => b,
             Err(detail) if status.is_success() => {

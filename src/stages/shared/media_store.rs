@@ -1,4 +1,5 @@
 //! The media store: a local folder by default, S3 by configuration, through `object_store`.
+//! The media stage writes attachments to it; transcribe and enrich read them back.
 
 use std::sync::Arc;
 

@@ -180,6 +180,13 @@ impl Default for TranscribeSettings {
     }
 }
 
+impl RetrySettings {
+    /// The schedule between calls.
+    pub fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::new(self.initial_backoff, self.max_backoff)
+    }
+}
+
 impl Default for RetrySettings {
     fn default() -> Self {
         RetrySettings {
@@ -231,15 +238,7 @@ impl Default for GoogleSettings {
     }
 }
 
-/// A `[transcribe]` setting that cannot work, naming its full key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration key `{key}` is invalid: {reason}")]
-pub struct InvalidSetting {
-    /// Full key path, e.g. `transcribe.google.api_key`.
-    pub key: &'static str,
-    /// What is wrong and how to fix it.
-    pub reason: String,
-}
+pub use crate::validation::InvalidSetting;
 
 /// Google's synchronous `speech:recognize` accepts at most one minute of audio.
 pub const GOOGLE_SYNC_LIMIT: Duration = Duration::from_secs(60);

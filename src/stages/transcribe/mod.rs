@@ -25,14 +25,13 @@ use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
-use sha2::{Digest, Sha256};
 use tracing::{field, instrument, Span};
 
 pub use config::{InvalidSetting, ProviderKind, TranscribeSettings};
 
-use crate::events::{
-    decode, encode, CodecError, Event, MediaStored, TranscriptFailed, TranscriptReady,
-};
+use crate::events::{Event, MediaStored, TranscriptFailed, TranscriptReady};
+use crate::stages::shared::content_type::is_audio;
+use crate::stages::shared::event_ids::derived_event_id;
 use crate::stages::{Input, Output, Stage, StageError};
 use audio::{DecodeError, Decoder};
 use local::LocalProvider;
@@ -170,7 +169,7 @@ impl TranscribeStage {
         fields(
             message_sid = %media.message_sid,
             media_index = media.media_index,
-            sender = %crate::telemetry::mask_phone(&media.sender),
+            sender = %crate::phones::mask_phone(&media.sender),
             provider = self.provider.name(),
             outcome = field::Empty,
         )
@@ -194,15 +193,21 @@ impl TranscribeStage {
                     words = t.text.split_whitespace().count(),
                     "audio transcribed"
                 );
-                let ev = self.ready(media, t, duration);
-                output(media, TranscriptReady::NAME, encode(&ev))?
+                Output::new(
+                    crate::topics::TRANSCRIPTS,
+                    media.partition_key(),
+                    self.ready(media, t, duration),
+                )
             }
             Verdict::Failed { reason, detail } => {
                 metrics::outcome(provider, Outcome::Failed(reason));
                 Span::current().record("outcome", reason);
                 tracing::info!(reason, %detail, "audio not transcribed");
-                let ev = failed(media, provider, reason, detail);
-                output(media, TranscriptFailed::NAME, encode(&ev))?
+                Output::new(
+                    crate::topics::TRANSCRIPTS,
+                    media.partition_key(),
+                    failed(media, provider, reason, detail),
+                )
             }
         };
         Ok(vec![output])
@@ -271,6 +276,8 @@ impl TranscribeStage {
 
 impl Stage for TranscribeStage {
     const NAME: &'static str = "transcribe";
+    // MediaRejected shares the topic and never reaches the stage.
+    type Event = MediaStored;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![crate::topics::MEDIA]
@@ -282,42 +289,14 @@ impl Stage for TranscribeStage {
         Some(self.batch_limit)
     }
 
-    async fn handle(&self, input: &Input) -> Result<Vec<Output>, StageError> {
-        match audio_media(input)? {
-            Some(media) => self.transcribe(&media).await,
-            None => Ok(Vec::new()),
+    /// Audio is transcribed; other media (images, vCards) produce nothing.
+    async fn handle(&self, input: &Input<MediaStored>) -> Result<Vec<Output>, StageError> {
+        if is_audio(&input.event.content_type) {
+            self.transcribe(&input.event).await
+        } else {
+            Ok(Vec::new())
         }
     }
-}
-
-/// The `MediaStored` in `input` if it is audio; `None` for `MediaRejected` and other media.
-fn audio_media(input: &Input) -> Result<Option<MediaStored>, StageError> {
-    if let Some(t) = input.event_type.as_deref() {
-        if t != MediaStored::NAME && t != MediaStored::FULL_NAME {
-            return Ok(None);
-        }
-    }
-    let bytes = input
-        .payload
-        .as_deref()
-        .ok_or_else(|| StageError::Poison("the record has no payload".into()))?;
-    let media = match decode::<MediaStored>(bytes) {
-        Ok(m) => m,
-        // No event-type header: the fingerprint says it is another event of this topic.
-        Err(CodecError::WrongType { .. }) if input.event_type.is_none() => return Ok(None),
-        Err(e) => {
-            return Err(StageError::Poison(format!(
-                "cannot decode MediaStored: {e}"
-            )))
-        }
-    };
-    Ok(is_audio(&media.content_type).then_some(media))
-}
-
-/// `audio/*`, ignoring case and parameters.
-pub(crate) fn is_audio(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    essence.len() > "audio/".len() && essence[.."audio/".len()].eq_ignore_ascii_case("audio/")
 }
 
 fn failed(media: &MediaStored, provider: &str, reason: &str, detail: String) -> TranscriptFailed {
@@ -333,21 +312,6 @@ fn failed(media: &MediaStored, provider: &str, reason: &str, detail: String) -> 
         reason: reason.to_owned(),
         detail,
     }
-}
-
-fn output(
-    media: &MediaStored,
-    event_type: &'static str,
-    payload: Result<Vec<u8>, CodecError>,
-) -> Result<Output, StageError> {
-    let payload =
-        payload.map_err(|e| StageError::Permanent(format!("cannot encode {event_type}: {e}")))?;
-    Ok(Output {
-        topic: crate::topics::TRANSCRIPTS,
-        key: media.partition_key().to_owned(),
-        event_type,
-        payload,
-    })
 }
 
 fn store_error(e: object_store::Error) -> StageError {
@@ -374,19 +338,12 @@ fn require_program(
     }
 }
 
-/// The same input always yields the same event id, so a replay is recognisable downstream.
-pub(crate) fn derived_event_id(kind: &str, source_event_id: &str) -> String {
-    let digest = Sha256::digest(format!("smsflow/transcribe/{kind}/{source_event_id}"));
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::encode;
+    use crate::kafka::consume::Record;
+    use crate::kafka::stage_runner::handle_record;
 
     fn media(content_type: &str) -> MediaStored {
         MediaStored {
@@ -405,33 +362,51 @@ mod tests {
         }
     }
 
-    fn input(event_type: Option<&str>, payload: Vec<u8>) -> Input {
-        Input {
+    fn record(event_type: Option<&str>, payload: Vec<u8>) -> Record {
+        Record {
             topic: crate::topics::MEDIA.into(),
             partition: 0,
             offset: 0,
+            log_time_ms: 0,
             key: None,
             payload: Some(payload),
             event_type: event_type.map(str::to_owned),
             headers: Vec::new(),
+            trace: opentelemetry::Context::new(),
         }
     }
 
-    #[test]
-    fn only_audio_content_types_are_transcribed() {
-        assert!(is_audio("audio/ogg; codecs=opus"));
-        assert!(is_audio("Audio/AMR"));
-        assert!(!is_audio("image/jpeg"));
-        assert!(!is_audio("audio/"));
-        assert!(!is_audio("text/vcard"));
+    fn stage() -> TranscribeStage {
+        struct Never;
+        impl Provider for Never {
+            fn name(&self) -> &'static str {
+                "never"
+            }
+            fn model(&self) -> Option<&str> {
+                None
+            }
+            fn transcribe<'a>(
+                &'a self,
+                _: &'a audio::Audio,
+            ) -> futures::future::BoxFuture<'a, Result<Transcript, provider::ProviderError>>
+            {
+                Box::pin(async { panic!("no audio reaches the provider in these tests") })
+            }
+        }
+        let settings = TranscribeSettings {
+            ffmpeg_bin: "true".into(),
+            ..TranscribeSettings::default()
+        };
+        let store = Arc::new(object_store::memory::InMemory::new());
+        TranscribeStage::with_provider(&settings, store, Box::new(Never)).unwrap()
     }
 
-    #[test]
-    fn media_rejected_and_images_yield_nothing() {
+    #[tokio::test]
+    async fn media_rejected_and_images_yield_nothing() {
+        let stage = stage();
         let img = encode(&media("image/png")).unwrap();
-        assert!(audio_media(&input(Some("MediaStored"), img))
-            .unwrap()
-            .is_none());
+        let out = handle_record(&stage, &record(Some("MediaStored"), img)).await;
+        assert!(out.unwrap().is_empty());
         let rejected = crate::events::MediaRejected {
             event_id: "e".into(),
             rejected_at: 1,
@@ -445,36 +420,17 @@ mod tests {
             detail: "big".into(),
         };
         let bytes = encode(&rejected).unwrap();
-        assert!(audio_media(&input(Some("MediaRejected"), bytes.clone()))
-            .unwrap()
-            .is_none());
-        assert!(
-            audio_media(&input(None, bytes)).unwrap().is_none(),
-            "recognised by fingerprint"
-        );
+        let out = handle_record(&stage, &record(Some("MediaRejected"), bytes.clone())).await;
+        assert!(out.unwrap().is_empty());
+        let out = handle_record(&stage, &record(None, bytes)).await;
+        assert!(out.unwrap().is_empty(), "recognised by its bytes");
     }
 
-    #[test]
-    fn garbage_claiming_to_be_media_stored_is_poison() {
-        let e = audio_media(&input(Some("MediaStored"), b"garbage".to_vec())).unwrap_err();
+    #[tokio::test]
+    async fn garbage_claiming_to_be_media_stored_is_poison() {
+        let e = handle_record(&stage(), &record(Some("MediaStored"), b"garbage".to_vec()))
+            .await
+            .unwrap_err();
         assert!(matches!(e, StageError::Poison(_)), "{e}");
-    }
-
-    #[test]
-    fn audio_is_accepted() {
-        let bytes = encode(&media("audio/mpeg")).unwrap();
-        let m = audio_media(&input(Some("MediaStored"), bytes))
-            .unwrap()
-            .unwrap();
-        assert_eq!(m.message_sid, "MM1");
-    }
-
-    #[test]
-    fn event_ids_are_derived_from_the_input() {
-        let a = derived_event_id("TranscriptReady", "x");
-        assert_eq!(a, derived_event_id("TranscriptReady", "x"));
-        assert_ne!(a, derived_event_id("TranscriptFailed", "x"));
-        assert_ne!(a, derived_event_id("TranscriptReady", "y"));
-        assert!(uuid::Uuid::parse_str(&a).is_ok());
     }
 }

@@ -220,7 +220,7 @@ impl Resilient {
             };
             let delay = e
                 .retry_after()
-                .unwrap_or_else(|| backoff(&self.retry, attempt));
+                .unwrap_or_else(|| self.retry.backoff().delay(attempt));
             if delay > self.retry.max_backoff {
                 self.breaker.hold_until(Instant::now() + delay);
                 return Err(e);
@@ -233,16 +233,6 @@ impl Resilient {
             tokio::time::sleep(delay).await;
         }
     }
-}
-
-/// Exponential backoff with jitter: uniform in [base/2, base], base doubling per attempt.
-fn backoff(retry: &RetrySettings, attempt: u32) -> Duration {
-    let base = retry
-        .initial_backoff
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(retry.max_backoff);
-    let half = base / 2;
-    half + half.mul_f64(fastrand::f64())
 }
 
 #[cfg(test)]
