@@ -11,12 +11,11 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
-use crate::store::StoreError;
+use super::StoreError;
 
 /// Loads and saves checkpoints for one projection.
 pub struct Checkpoints {
     session: Arc<Session>,
-    keyspace: String,
     projection: &'static str,
     select: PreparedStatement,
     upsert: PreparedStatement,
@@ -42,7 +41,6 @@ impl Checkpoints {
             .map_err(StoreError::prepare("upsert checkpoint"))?;
         Ok(Checkpoints {
             session,
-            keyspace: keyspace.to_owned(),
             projection,
             select,
             upsert,
@@ -55,15 +53,13 @@ impl Checkpoints {
         if let Some(n) = self.known.get(topic).and_then(|p| p.get(&partition)) {
             return Ok(*n);
         }
-        let row = self
-            .session
-            .execute_unpaged(&self.select, (self.projection, topic, partition))
-            .await
-            .map_err(StoreError::execute("read checkpoint"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("read checkpoint"))?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(StoreError::rows("read checkpoint"))?;
+        let row: Option<(Option<i64>,)> = super::select_one(
+            &self.session,
+            &self.select,
+            (self.projection, topic, partition),
+            "read checkpoint",
+        )
+        .await?;
         let next = row.and_then(|(n,)| n).unwrap_or(0);
         self.known
             .entry(topic.to_owned())
@@ -72,17 +68,26 @@ impl Checkpoints {
         Ok(next)
     }
 
-    /// Record that every offset below `next` of this partition is applied.
-    pub async fn save(&mut self, topic: &str, partition: i32, next: i64) -> Result<(), StoreError> {
+    /// Record, for each `(topic, partition, next)`, that every offset below `next` of that
+    /// partition is applied. The writes run concurrently; on an error none is remembered as
+    /// saved (saving again is harmless).
+    pub async fn save(&mut self, progress: &[(String, i32, i64)]) -> Result<(), StoreError> {
         let now = CqlTimestamp(crate::clock::now_millis());
-        self.session
-            .execute_unpaged(&self.upsert, (self.projection, topic, partition, next, now))
+        let writes = progress.iter().map(|(topic, partition, next)| {
+            self.session.execute_unpaged(
+                &self.upsert,
+                (self.projection, topic.as_str(), *partition, *next, now),
+            )
+        });
+        futures::future::try_join_all(writes)
             .await
             .map_err(StoreError::execute("write checkpoint"))?;
-        self.known
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(partition, next);
+        for (topic, partition, next) in progress {
+            self.known
+                .entry(topic.clone())
+                .or_default()
+                .insert(*partition, *next);
+        }
         Ok(())
     }
 
@@ -91,21 +96,5 @@ impl Checkpoints {
         if let Some(p) = self.known.get_mut(topic) {
             p.remove(&partition);
         }
-    }
-
-    /// Delete every checkpoint of this projection (used by `replay`).
-    pub async fn reset(&mut self) -> Result<(), StoreError> {
-        self.session
-            .query_unpaged(
-                format!(
-                    "DELETE FROM {}.projection_offsets WHERE projection = ?",
-                    self.keyspace
-                ),
-                (self.projection,),
-            )
-            .await
-            .map_err(StoreError::execute("reset checkpoints"))?;
-        self.known.clear();
-        Ok(())
     }
 }

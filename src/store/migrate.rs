@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use scylla::client::session::Session;
 use sha2::{Digest, Sha256};
 
+use super::session::CqlSettings;
 use super::session::StoreError;
-use crate::config::CqlSettings;
 
 /// One migration file.
 #[derive(Debug, Clone)]

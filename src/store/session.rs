@@ -1,4 +1,5 @@
-//! Opening a CQL session with the configured nodes and timeouts.
+//! Opening a CQL session with the configured nodes and timeouts, and the one session a
+//! process shares ([`SharedSession`]).
 
 use std::sync::Arc;
 
@@ -7,7 +8,60 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 
-use crate::config::CqlSettings;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use serde::{Deserialize, Serialize};
+
+use crate::validation::{ensure, InvalidSetting};
+
+/// `[cql]`: Cassandra locally, ScyllaDB in production.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CqlSettings {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    /// Keyspace holding the read models.
+    pub keyspace: String,
+    /// Replication clause used when `migrate` creates the keyspace.
+    pub replication: String,
+    /// Per-statement timeout.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for CqlSettings {
+    fn default() -> Self {
+        CqlSettings {
+            nodes: vec!["127.0.0.1:9042".into()],
+            keyspace: "smsflow".into(),
+            replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CqlSettings {
+    /// Refuse values that cannot work.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        ensure(
+            !self.nodes.is_empty(),
+            "cql.nodes",
+            "must name at least one node",
+        )?;
+        let ks = &self.keyspace;
+        ensure(
+            !ks.is_empty()
+                && ks.len() <= 48
+                && ks
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "cql.keyspace",
+            "must be 1-48 characters of a-z, 0-9 and _",
+        )
+    }
+}
 
 /// A CQL failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -99,4 +153,41 @@ pub async fn connect_to_keyspace(settings: &CqlSettings) -> Result<Arc<Session>,
             source: Box::new(e),
         })?;
     Ok(session)
+}
+
+/// The process's one CQL session, connected on first use so that a role that does not need
+/// CQL starts (and answers 503 on readiness) while CQL is down. Clones share the session.
+#[derive(Clone)]
+pub struct SharedSession {
+    settings: Arc<CqlSettings>,
+    cell: Arc<OnceCell<Arc<Session>>>,
+}
+
+impl SharedSession {
+    /// Not connected yet.
+    pub fn new(settings: &CqlSettings) -> SharedSession {
+        SharedSession {
+            settings: Arc::new(settings.clone()),
+            cell: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The session, connecting on first use (a failed attempt is retried by the next call).
+    pub async fn get(&self) -> Result<Arc<Session>, StoreError> {
+        self.cell
+            .get_or_try_init(|| connect(&self.settings))
+            .await
+            .cloned()
+    }
+
+    /// The session if it is connected already.
+    pub fn if_connected(&self) -> Option<&Arc<Session>> {
+        self.cell.get()
+    }
+
+    /// The keyspace statements name (no `USE`: both engines discourage it with prepared
+    /// statements).
+    pub fn keyspace(&self) -> &str {
+        &self.settings.keyspace
+    }
 }

@@ -26,6 +26,9 @@
 //! (`order_key`): a proposal's `added_version` then only grows, a drain check cannot miss
 //! rows that an earlier proposal of the same bucket was still writing, and a second review
 //! of an item sees the first one's status.
+//!
+//! The reads of these tables, rule 2's skip included ([`bucket_is_drained`]), are in
+//! [`read`].
 
 use std::sync::Arc;
 
@@ -35,12 +38,14 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use tracing::Instrument;
 
-use super::messages::cql_span;
-use super::position::Position;
-use crate::events::{
-    decode, CodecError, Event, ItemReviewed, ItemsProposed, PartEnriched, ProposedItem,
-};
-use crate::store::StoreError;
+use super::cql::cql_span;
+use super::{OrderKey, Position};
+use crate::events::{ItemReviewed, ItemsProposed, PartEnriched, ProposedItem};
+use crate::store::{select_one, StoreError};
+
+mod read;
+
+pub use read::{ItemReads, ItemRow, ListedItem, MessageRow, Page, PageToken, PartRow};
 
 /// Items of one event written at once.
 const ITEM_WRITES_IN_FLIGHT: usize = 16;
@@ -57,12 +62,20 @@ pub fn bucket_of(micros: i64) -> i32 {
     ((t.year() * 100 + t.month() as i32) * 100 + t.day() as i32) * 100 + t.hour() as i32
 }
 
-/// An event of the items projection.
-#[derive(Debug, Clone)]
-pub enum ItemsEvent {
-    Proposed(ItemsProposed),
-    Part(PartEnriched),
-    Reviewed(ItemReviewed),
+/// Rule 2 of the module doc: a bucket emptied by reviews, with nothing added since, is
+/// skipped by readers without touching its tombstones.
+pub fn bucket_is_drained(added_version: Option<i64>, drained_version: Option<i64>) -> bool {
+    added_version.is_some() && added_version == drained_version
+}
+
+crate::inbound_union! {
+    /// An event of the items projection.
+    #[derive(Debug, Clone)]
+    pub enum ItemsEvent {
+        Proposed(ItemsProposed),
+        Part(PartEnriched),
+        Reviewed(ItemReviewed),
+    }
 }
 
 /// Prepared writes for the item read models.
@@ -238,17 +251,15 @@ impl ItemsProjection {
         status: &str,
         bucket: i32,
     ) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .session
-            .execute_unpaged(&self.bucket_version, (user, status, bucket))
-            .instrument(cql_span("SELECT", "list_buckets"))
-            .await
-            .map_err(StoreError::execute("select list_buckets"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("select list_buckets"))?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(StoreError::rows("select list_buckets"))?
-            .and_then(|(v,)| v))
+        let row: Option<(Option<i64>,)> = select_one(
+            &self.session,
+            &self.bucket_version,
+            (user, status, bucket),
+            "select list_buckets",
+        )
+        .instrument(cql_span("SELECT", "list_buckets"))
+        .await?;
+        Ok(row.and_then(|(v,)| v))
     }
 
     /// Record that an event at `ts` added rows to a list bucket.
@@ -285,16 +296,15 @@ impl ItemsProjection {
         let Some(version) = version else {
             return Ok(());
         };
-        let live = self
-            .session
-            .execute_unpaged(&self.bucket_first_row, (user, status, bucket))
-            .instrument(cql_span("SELECT", "items_by_user_status"))
-            .await
-            .map_err(StoreError::execute("select items_by_user_status"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("select items_by_user_status"))?
-            .rows_num();
-        if live == 0 {
+        let live: Option<(String,)> = select_one(
+            &self.session,
+            &self.bucket_first_row,
+            (user, status, bucket),
+            "select items_by_user_status",
+        )
+        .instrument(cql_span("SELECT", "items_by_user_status"))
+        .await?;
+        if live.is_none() {
             self.session
                 .execute_unpaged(&self.bucket_drained, (ts, version, user, status, bucket))
                 .instrument(cql_span("UPDATE", "list_buckets"))
@@ -347,18 +357,15 @@ impl ItemsProjection {
         let bucket = bucket_of(ev.item_created_at);
         // Which decided list the item is in now (a bucket's events apply in order).
         let status_read = async {
-            Ok::<_, StoreError>(
-                self.session
-                    .execute_unpaged(&self.item_status, (ev.item_id.as_str(),))
-                    .instrument(cql_span("SELECT", "items"))
-                    .await
-                    .map_err(StoreError::execute("select items status"))?
-                    .into_rows_result()
-                    .map_err(StoreError::rows("select items status"))?
-                    .maybe_first_row::<(Option<String>,)>()
-                    .map_err(StoreError::rows("select items status"))?
-                    .and_then(|(s,)| s),
+            let row: Option<(Option<String>,)> = select_one(
+                &self.session,
+                &self.item_status,
+                (ev.item_id.as_str(),),
+                "select items status",
             )
+            .instrument(cql_span("SELECT", "items"))
+            .await?;
+            Ok::<_, StoreError>(row.and_then(|(s,)| s))
         };
         // The pending bucket's version for the drain check below, read at the same time.
         let (previous, pending_version) = tokio::try_join!(
@@ -464,15 +471,6 @@ impl super::Projection for ItemsProjection {
         &[crate::topics::ENRICHMENTS, crate::topics::REVIEWS]
     }
 
-    fn decode(&self, event_type: &str, payload: &[u8]) -> Result<Option<ItemsEvent>, CodecError> {
-        Ok(Some(match event_type {
-            ItemsProposed::NAME => ItemsEvent::Proposed(decode(payload)?),
-            PartEnriched::NAME => ItemsEvent::Part(decode(payload)?),
-            ItemReviewed::NAME => ItemsEvent::Reviewed(decode(payload)?),
-            _ => return Ok(None),
-        }))
-    }
-
     fn message_sid<'a>(&self, event: &'a ItemsEvent) -> Option<&'a str> {
         Some(match event {
             ItemsEvent::Proposed(e) => &e.message_sid,
@@ -481,15 +479,22 @@ impl super::Projection for ItemsProjection {
         })
     }
 
-    /// One list bucket's proposals, reviews and drain checks apply in order; see the module
-    /// doc. Buckets are independent, so one busy user still gets concurrency across hours.
-    fn order_key(&self, event: &ItemsEvent) -> Option<String> {
+    /// One list bucket's proposals, reviews and drain checks apply in order, across both
+    /// topics; see the module doc. Buckets are independent, so one busy user still gets
+    /// concurrency across hours. A part's progress follows its user's order.
+    fn order_key(&self, event: &ItemsEvent, record_key: Option<&[u8]>) -> Option<OrderKey> {
         match event {
-            ItemsEvent::Proposed(e) => Some(format!("{}/{}", bucket_of(e.received_at), e.user_id)),
-            ItemsEvent::Reviewed(e) => {
-                Some(format!("{}/{}", bucket_of(e.item_created_at), e.user_id))
-            }
-            ItemsEvent::Part(_) => None,
+            ItemsEvent::Proposed(e) => Some(OrderKey::Named(format!(
+                "{}/{}",
+                bucket_of(e.received_at),
+                e.user_id
+            ))),
+            ItemsEvent::Reviewed(e) => Some(OrderKey::Named(format!(
+                "{}/{}",
+                bucket_of(e.item_created_at),
+                e.user_id
+            ))),
+            ItemsEvent::Part(_) => record_key.map(|k| OrderKey::Record(k.to_vec())),
         }
     }
 
@@ -505,6 +510,14 @@ impl super::Projection for ItemsProjection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_is_skipped_only_when_nothing_was_added_after_it_drained() {
+        assert!(bucket_is_drained(Some(7), Some(7)));
+        assert!(!bucket_is_drained(Some(8), Some(7)), "rows added since");
+        assert!(!bucket_is_drained(Some(7), None), "never drained");
+        assert!(!bucket_is_drained(None, None), "nothing recorded yet");
+    }
 
     #[test]
     fn buckets_are_utc_hours() {

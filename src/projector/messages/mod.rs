@@ -1,4 +1,7 @@
-//! Read models fed by `MessageReceived`: `messages_by_user` and `message_status`.
+//! Read models fed by `MessageReceived`: `messages_by_user` and `message_status` (its
+//! receipt and stage stamps; the items projection adds the parts done). Nothing in smsflow
+//! reads `messages_by_user` back yet; `message_status` is read with the items it tracks
+//! (`items::ItemReads::message`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,13 +9,12 @@ use std::sync::Arc;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, MaybeUnset};
-
 use tracing::Instrument;
 
+use super::cql::{cql_span, unset_if_none};
+use super::Position;
 use crate::events::MessageReceived;
-use crate::store::StoreError;
-
-use super::position::Position;
+use crate::store::{select_one, StoreError};
 
 /// The `messages_by_user` insert; public so the benchmark's raw driver loop runs this very
 /// statement.
@@ -67,17 +69,15 @@ impl MessagesProjection {
     pub async fn apply(&self, ev: &MessageReceived, pos: &Position) -> Result<(), StoreError> {
         let ts = pos.write_timestamp();
         let owner = ev.partition_key();
-        let first_seen = self
-            .session
-            .execute_unpaged(&self.select_received, (ev.message_sid.as_str(),))
-            .instrument(cql_span("SELECT", "message_status"))
-            .await
-            .map_err(StoreError::execute("select message_status"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("select message_status"))?
-            .maybe_first_row::<(Option<CqlTimestamp>,)>()
-            .map_err(StoreError::rows("select message_status"))?
-            .and_then(|(t,)| t);
+        let first_seen: Option<(Option<CqlTimestamp>,)> = select_one(
+            &self.session,
+            &self.select_received,
+            (ev.message_sid.as_str(),),
+            "select message_status",
+        )
+        .instrument(cql_span("SELECT", "message_status"))
+        .await?;
+        let first_seen = first_seen.and_then(|(t,)| t);
         let received = first_seen.unwrap_or(CqlTimestamp(ev.received_at.div_euclid(1000)));
         let media: Vec<(&str, &str)> = ev
             .media
@@ -156,22 +156,9 @@ impl MessagesProjection {
     }
 }
 
-/// A client span for one CQL statement, following the database semantic conventions.
-pub(super) fn cql_span(operation: &'static str, table: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "cql.statement",
-        otel.name = %format_args!("{operation} {table}"),
-        otel.kind = "client",
-        db.system.name = "cassandra",
-        db.operation.name = operation,
-        db.collection.name = table,
-    )
-}
-
-fn unset_if_none(v: Option<&str>) -> MaybeUnset<&str> {
-    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
-}
-
+// SenderRejected shares the topic and has no read model here. A second delivery of one
+// MessageSid comes from the same sender, so the default order key (the record key) writes
+// it after the first, which it reads back.
 impl super::Projection for MessagesProjection {
     type Event = MessageReceived;
     const NAME: &'static str = super::MESSAGES_PROJECTION;
@@ -180,24 +167,7 @@ impl super::Projection for MessagesProjection {
         &[crate::topics::MESSAGES]
     }
 
-    fn decode(
-        &self,
-        event_type: &str,
-        payload: &[u8],
-    ) -> Result<Option<MessageReceived>, crate::events::CodecError> {
-        // SenderRejected shares the topic and has no read model here. A record without the
-        // header predates it: try it as a message (the fingerprint still guards the decode).
-        if !event_type.is_empty() && event_type != <MessageReceived as crate::events::Event>::NAME {
-            return Ok(None);
-        }
-        crate::events::decode(payload).map(Some)
-    }
-
     fn message_sid<'a>(&self, event: &'a MessageReceived) -> Option<&'a str> {
-        Some(&event.message_sid)
-    }
-
-    fn duplicate_key<'a>(&self, event: &'a MessageReceived) -> Option<&'a str> {
         Some(&event.message_sid)
     }
 
@@ -209,12 +179,10 @@ impl super::Projection for MessagesProjection {
         MessagesProjection::apply(self, event, pos)
     }
 
-    fn applied(&self, events: &[&MessageReceived]) {
+    fn applied(&self, event: &MessageReceived) {
         let now_us = crate::clock::now_micros();
-        for ev in events {
-            crate::metrics::end_to_end_latency(std::time::Duration::from_micros(
-                now_us.saturating_sub(ev.received_at).max(0) as u64,
-            ));
-        }
+        crate::metrics::end_to_end_latency(std::time::Duration::from_micros(
+            now_us.saturating_sub(event.received_at).max(0) as u64,
+        ));
     }
 }

@@ -8,10 +8,10 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, MaybeUnset};
 use tracing::Instrument;
 
+use super::cql::{cql_span, unset_if_none};
+use super::Position;
 use crate::events::OutboundStatusChanged;
 use crate::store::StoreError;
-
-use super::position::Position;
 
 /// Prepared writes for the outbound read model.
 pub struct OutboundProjection {
@@ -74,42 +74,21 @@ impl OutboundProjection {
             ),
         );
         statement
-            .instrument(tracing::info_span!(
-                "cql.statement",
-                otel.name = "UPDATE outbound_messages",
-                otel.kind = "client",
-                db.system.name = "cassandra",
-                db.operation.name = "UPDATE",
-                db.collection.name = "outbound_messages",
-            ))
+            .instrument(cql_span("UPDATE", "outbound_messages"))
             .await
             .map_err(StoreError::execute("upsert outbound_messages"))?;
         Ok(Applied::Written)
     }
 }
 
-fn unset_if_none(v: Option<&str>) -> MaybeUnset<&str> {
-    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
-}
-
+// OutboundRequested shares the topic and never reaches the projection; a request's row
+// starts with the stage's first status.
 impl super::Projection for OutboundProjection {
     type Event = OutboundStatusChanged;
     const NAME: &'static str = super::OUTBOUND_PROJECTION;
 
     fn topics(&self) -> &'static [&'static str] {
         &[crate::topics::OUTBOUND]
-    }
-
-    fn decode(
-        &self,
-        event_type: &str,
-        payload: &[u8],
-    ) -> Result<Option<OutboundStatusChanged>, crate::events::CodecError> {
-        // OutboundRequested shares the topic; its row starts with the stage's first status.
-        if event_type != <OutboundStatusChanged as crate::events::Event>::NAME {
-            return Ok(None);
-        }
-        crate::events::decode(payload).map(Some)
     }
 
     async fn apply(&self, event: &OutboundStatusChanged, pos: &Position) -> Result<(), StoreError> {

@@ -1,5 +1,5 @@
-//! Read models fed by `sms.phones.v1`: `phones` (ingress's lookup source) and
-//! `phones_by_user` (`GET /v1/phones`).
+//! Read models fed by `sms.phones.v1`: `phones` (read through `phones::PhoneDirectory`) and
+//! `phones_by_user` (`GET /v1/phones`). Writes here, reads in [`read`].
 //!
 //! Every event carries the phone's whole state, so applying the latest one per phone is
 //! enough (the topic is compacted). An unlink deletes the user's `phones_by_user` row; the
@@ -12,9 +12,14 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, MaybeUnset};
 use tracing::Instrument;
 
-use super::position::Position;
-use crate::events::{CodecError, PhoneEvent};
+use super::cql::cql_span;
+use super::Position;
+use crate::events::PhoneEvent;
 use crate::store::StoreError;
+
+mod read;
+
+pub use read::{PhoneReads, UserPhone};
 
 /// Prepared writes for the phone read models.
 pub struct PhonesProjection {
@@ -78,14 +83,14 @@ impl PhonesProjection {
                     phone,
                 ),
             )
-            .instrument(super::messages::cql_span("UPDATE", "phones"))
+            .instrument(cql_span("UPDATE", "phones"))
             .await
             .map_err(StoreError::execute("upsert phones"))?;
         if let PhoneEvent::Unlinked(u) = ev {
             if let Some(prev) = u.previous_user_id.as_deref() {
                 self.session
                     .execute_unpaged(&self.delete_by_user, (ts, prev, phone))
-                    .instrument(super::messages::cql_span("DELETE", "phones_by_user"))
+                    .instrument(cql_span("DELETE", "phones_by_user"))
                     .await
                     .map_err(StoreError::execute("delete phones_by_user"))?;
             }
@@ -105,7 +110,7 @@ impl PhonesProjection {
                         phone,
                     ),
                 )
-                .instrument(super::messages::cql_span("UPDATE", "phones_by_user"))
+                .instrument(cql_span("UPDATE", "phones_by_user"))
                 .await
                 .map_err(StoreError::execute("upsert phones_by_user"))?;
         }
@@ -119,10 +124,6 @@ impl super::Projection for PhonesProjection {
 
     fn topics(&self) -> &'static [&'static str] {
         &[crate::topics::PHONES]
-    }
-
-    fn decode(&self, event_type: &str, payload: &[u8]) -> Result<Option<PhoneEvent>, CodecError> {
-        PhoneEvent::decode(event_type, payload).transpose()
     }
 
     fn apply(
