@@ -3,11 +3,15 @@
 
 use std::sync::Arc;
 
-use super::registry::Actor;
-use super::{normalize, InvalidPhone, PhoneDirectory, PhoneRegistry, RegistryError};
 use crate::config::Settings;
 use crate::events::PhoneState;
 use crate::kafka::{EventProducer, ProduceError};
+use crate::phones::registry::Actor;
+use crate::phones::{
+    normalize, time_zone as parse_time_zone, InvalidPhone, InvalidTimeZone, PhoneDirectory,
+    PhoneRegistry, RegistryError,
+};
+use crate::store::SharedSession;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -15,11 +19,13 @@ pub enum OpsError {
     #[error(transparent)]
     Phone(#[from] InvalidPhone),
     #[error(transparent)]
-    TimeZone(#[from] super::InvalidTimeZone),
+    TimeZone(#[from] InvalidTimeZone),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] ProduceError),
+    #[error("the Kafka producer could not be created: {0}")]
+    ProducerTask(tokio::task::JoinError),
     #[error("redis.url is invalid: {0}")]
     Redis(String),
 }
@@ -28,15 +34,24 @@ async fn registry(settings: &Settings) -> Result<(PhoneRegistry, EventProducer),
     let kafka = settings.kafka.clone();
     let producer = tokio::task::spawn_blocking(move || EventProducer::new(&kafka, "smsflow-cli"))
         .await
-        .map_err(|e| OpsError::Redis(format!("producer task failed: {e}")))??;
+        .map_err(OpsError::ProducerTask)??;
     let redis = deadpool_redis::Config::from_url(&settings.redis.url)
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .map_err(|e| OpsError::Redis(e.to_string()))?;
-    let directory = Arc::new(PhoneDirectory::new(&settings.cql, &settings.phones));
-    Ok((
-        PhoneRegistry::new(settings, directory, producer.clone(), redis),
-        producer,
-    ))
+    let directory = Arc::new(PhoneDirectory::new(
+        &settings.phones,
+        SharedSession::new(&settings.cql),
+        redis.clone(),
+        &settings.kafka.topic_prefix,
+    ));
+    let registry = PhoneRegistry::new(
+        &settings.phones,
+        &settings.kafka,
+        directory,
+        producer.clone(),
+        redis,
+    );
+    Ok((registry, producer))
 }
 
 fn flush(producer: &EventProducer) {
@@ -67,7 +82,7 @@ pub async fn link_in_zone(
     time_zone: Option<&str>,
 ) -> Result<(String, PhoneState), OpsError> {
     let phone = normalize(phone)?;
-    let time_zone = time_zone.map(super::time_zone).transpose()?;
+    let time_zone = time_zone.map(parse_time_zone).transpose()?;
     let (registry, producer) = registry(settings).await?;
     let mut state = registry
         .link(

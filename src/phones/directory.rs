@@ -1,77 +1,76 @@
-//! Ingress's view of the registry: a moka cache over the `phones` table, kept fresh on every
-//! instance by following `sms.phones.v1`. Each event carries the phone's whole state, so an
-//! event replaces the cached entry directly instead of forcing a re-read of a projection
-//! that may not have applied it yet.
+//! Every read of phone state goes through the directory. Which copy answers depends on what
+//! the reader needs; the truth is always the compacted topic `sms.phones.v1`:
+//!
+//! - [`PhoneDirectory::lookup`] (ingress, enrich): a moka cache over the `phones` projection,
+//!   kept fresh on every instance by following `sms.phones.v1` ([`PhoneDirectory::follow`]).
+//!   Each event carries the phone's whole state, so an event replaces the cached entry
+//!   directly instead of forcing a re-read of a projection that may not have applied it yet.
+//! - [`PhoneDirectory::load`] (notify's opt-out check): the `phones` projection itself, read
+//!   fresh, so a STOP that the projector applied is never missed because of a cached entry.
+//! - [`PhoneDirectory::latest`] (the registry's write side): the state the last change wrote,
+//!   remembered in Redis for a while so that the next change starts from it even before the
+//!   projector has applied the event; else the projection.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
-use scylla::client::session::Session;
-use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
+use deadpool_redis::redis::AsyncCommands;
+use rdkafka::Offset;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::PhoneSettings;
-use crate::config::{CqlSettings, Settings};
 use crate::events::{PhoneEvent, PhoneState};
-use crate::kafka::{client, headers};
-use crate::store::StoreError;
+use crate::kafka::consume::{Consumer, Inbound};
+use crate::kafka::KafkaSettings;
+use crate::projector::phones::PhoneReads;
+use crate::store::{SharedSession, StoreError};
 
-/// Cached phone lookups. `None` caches "unknown number" too, so a flood from a stranger
-/// costs one CQL read per TTL, not one per message.
+/// Longer than any sane projection lag: within it, the write side reads its own writes.
+const REMEMBERED_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Phone state for every reader. `None` is cached too ("unknown number"), so a flood from a
+/// stranger costs one CQL read per TTL, not one per message.
 pub struct PhoneDirectory {
     cache: moka::future::Cache<String, Option<PhoneState>>,
-    cql: CqlSettings,
-    // Connected on first use, so ingress starts (and answers 503) while CQL is down.
-    prepared: OnceCell<(Arc<Session>, PreparedStatement)>,
+    cql: SharedSession,
+    // Prepared on first use, so ingress starts (and answers 503) while CQL is down.
+    reads: OnceCell<PhoneReads>,
+    redis: deadpool_redis::Pool,
+    prefix: String,
 }
 
-type Row = (
-    Option<String>,
-    Option<bool>,
-    Option<bool>,
-    Option<CqlTimestamp>,
-    Option<CqlTimestamp>,
-    Option<CqlTimestamp>,
-    Option<String>,
-);
-
 impl PhoneDirectory {
-    /// An empty cache; CQL is connected on the first miss.
-    pub fn new(cql: &CqlSettings, settings: &PhoneSettings) -> PhoneDirectory {
+    /// An empty cache over the process's CQL session; `redis` holds the write side's copy,
+    /// its keys isolated by `prefix` (the Kafka topic prefix).
+    pub fn new(
+        settings: &PhoneSettings,
+        cql: SharedSession,
+        redis: deadpool_redis::Pool,
+        prefix: &str,
+    ) -> PhoneDirectory {
         PhoneDirectory {
             cache: moka::future::Cache::builder()
                 .max_capacity(settings.cache_capacity)
                 .time_to_live(settings.cache_ttl)
                 .build(),
-            cql: cql.clone(),
-            prepared: OnceCell::new(),
+            cql,
+            reads: OnceCell::new(),
+            redis,
+            prefix: prefix.to_owned(),
         }
     }
 
-    async fn statement(&self) -> Result<&(Arc<Session>, PreparedStatement), StoreError> {
-        self.prepared
+    async fn reads(&self) -> Result<&PhoneReads, StoreError> {
+        self.reads
             .get_or_try_init(|| async {
-                let session = crate::store::connect(&self.cql).await?;
-                let select = session
-                    .prepare(format!(
-                        "SELECT user_id, verified, opted_out, linked_at, verified_at, opted_out_at, \
-                         time_zone FROM {}.phones WHERE phone = ?",
-                        self.cql.keyspace
-                    ))
-                    .await
-                    .map_err(StoreError::prepare("select phones"))?;
-                Ok((session, select))
+                let session = self.cql.get().await?;
+                PhoneReads::new(session, self.cql.keyspace()).await
             })
             .await
     }
 
-    /// The registry state of `phone` (E.164), `None` for a number nobody registered.
+    /// The state of `phone` (E.164) from the cache, `None` for a number nobody registered.
     pub async fn lookup(&self, phone: &str) -> Result<Option<PhoneState>, Arc<StoreError>> {
         if let Some(hit) = self.cache.get(phone).await {
             crate::metrics::phone_cache(true);
@@ -83,29 +82,25 @@ impl PhoneDirectory {
             .await
     }
 
-    /// Read the projection directly, bypassing the cache.
+    /// The projected state, read fresh (bypassing the cache).
     pub async fn load(&self, phone: &str) -> Result<Option<PhoneState>, StoreError> {
-        let (session, select) = self.statement().await?;
-        let row = session
-            .execute_unpaged(select, (phone,))
-            .await
-            .map_err(StoreError::execute("select phones"))?
-            .into_rows_result()
-            .map_err(StoreError::rows("select phones"))?
-            .maybe_first_row::<Row>()
-            .map_err(StoreError::rows("select phones"))?;
-        let micros = |t: Option<CqlTimestamp>| t.map(|t| t.0.saturating_mul(1000));
-        Ok(row.map(
-            |(user_id, verified, opted_out, linked, verified_at, opted, time_zone)| PhoneState {
-                user_id,
-                verified: verified.unwrap_or(false),
-                opted_out: opted_out.unwrap_or(false),
-                linked_at: micros(linked),
-                verified_at: micros(verified_at),
-                opted_out_at: micros(opted),
-                time_zone,
-            },
-        ))
+        self.reads().await?.phone(phone).await
+    }
+
+    /// The state the write side should start a change from: the last state written here if
+    /// recent, else the projection.
+    pub async fn latest(&self, phone: &str) -> Result<Option<PhoneState>, StoreError> {
+        if let Some(s) = self.remembered(phone).await {
+            return Ok(Some(s));
+        }
+        self.load(phone).await
+    }
+
+    /// A change to `phone` was appended: this instance's cache and the write side's copy see
+    /// it now; other instances through the topic.
+    pub async fn record_change(&self, phone: &str, state: &PhoneState) {
+        self.apply(phone, state.clone()).await;
+        self.remember(phone, state).await;
     }
 
     /// Replace a cached entry with the state an event announced.
@@ -123,75 +118,70 @@ impl PhoneDirectory {
     /// anywhere reaches all of them.
     pub async fn follow(
         self: Arc<Self>,
-        settings: Settings,
+        kafka: KafkaSettings,
+        group: String,
         shutdown: CancellationToken,
     ) -> Result<(), rdkafka::error::KafkaError> {
-        let topic = settings.topic(crate::topics::PHONES);
-        let kafka = settings.kafka.clone();
-        let group = format!("{}-phone-cache", settings.projector.group_id);
-        let consumer: StreamConsumer = tokio::task::spawn_blocking(move || {
-            client::consumer(&kafka, "smsflow-phone-cache", &group)
-                // The registry producer is not transactional; read what is acknowledged.
-                .set("isolation.level", "read_uncommitted")
+        let topic = kafka.topic(crate::topics::PHONES);
+        let consumer = Consumer::create(&kafka, "smsflow-phone-cache", &group, |cfg| {
+            // The registry producer is not transactional; read what is acknowledged.
+            cfg.set("isolation.level", "read_uncommitted")
                 // Changes must reach every instance within a second; the default waits 500 ms.
-                .set("fetch.wait.max.ms", "50")
-                .create()
+                .set("fetch.wait.max.ms", "50");
         })
-        .await
-        .map_err(|e| {
-            rdkafka::error::KafkaError::ClientCreation(format!("phone cache consumer task: {e}"))
-        })??;
-        let tpl = assign_all_at_end(&consumer, &topic).await?;
-        consumer.assign(&tpl)?;
-        tracing::info!(%topic, partitions = tpl.count(), "phone cache following registry changes");
-        let mut stream = consumer.stream();
+        .await?;
+        let partitions = consumer.assign_all(&topic, Offset::End)?;
+        tracing::info!(%topic, partitions, "phone cache following registry changes");
         loop {
-            let msg = tokio::select! {
+            let record = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                m = stream.next() => match m { Some(m) => m, None => return Ok(()) },
+                r = consumer.recv() => match r { Some(r) => r, None => continue },
             };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "phone cache consumer error; librdkafka will retry");
-                    continue;
-                }
+            let Some(payload) = record.payload.as_deref() else {
+                continue; // a compaction tombstone
             };
-            let event_type = msg
-                .headers()
-                .and_then(|h| headers::get(h, headers::EVENT_TYPE))
-                .unwrap_or_default();
-            match msg
-                .payload()
-                .and_then(|p| PhoneEvent::decode(event_type, p))
-            {
-                Some(Ok(ev)) => {
+            match <PhoneEvent as Inbound>::decode(record.event_type.as_deref(), payload) {
+                Ok(Some(ev)) => {
                     self.apply(ev.phone(), ev.state().clone()).await;
                     crate::metrics::phone_cache_update();
                 }
-                Some(Err(e)) => {
+                Ok(None) => {}
+                Err(e) => {
                     // Drop the entry so the next lookup reads the projection.
-                    if let Some(Ok(key)) = msg.key().map(std::str::from_utf8) {
+                    if let Some(Ok(key)) = record.key.as_deref().map(std::str::from_utf8) {
                         self.cache.invalidate(key).await;
                     }
-                    tracing::error!(error = %e, offset = msg.offset(), "undecodable registry event; cache entry dropped");
+                    tracing::error!(error = %e, offset = record.offset, "undecodable registry event; cache entry dropped");
                 }
-                None => {}
             }
         }
     }
-}
 
-async fn assign_all_at_end(
-    consumer: &StreamConsumer,
-    topic: &str,
-) -> Result<TopicPartitionList, rdkafka::error::KafkaError> {
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::End)?;
+    fn remembered_key(&self, phone: &str) -> String {
+        format!("{}smsflow:phone-state:{phone}", self.prefix)
+    }
+
+    async fn remembered(&self, phone: &str) -> Option<PhoneState> {
+        let mut conn = self.redis.get().await.ok()?;
+        let raw: Option<String> = conn.get(self.remembered_key(phone)).await.ok()?;
+        raw.and_then(|r| serde_json::from_str(&r).ok())
+    }
+
+    async fn remember(&self, phone: &str, state: &PhoneState) {
+        let Ok(json) = serde_json::to_string(state) else {
+            return;
+        };
+        if let Ok(mut conn) = self.redis.get().await {
+            let r: Result<(), _> = conn
+                .pset_ex(
+                    self.remembered_key(phone),
+                    json,
+                    REMEMBERED_TTL.as_millis() as u64,
+                )
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not remember a registry state in Redis");
+            }
         }
     }
-    Ok(tpl)
 }

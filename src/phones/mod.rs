@@ -1,13 +1,14 @@
 //! The phone registry: who owns a number, whether they proved it, and whether it opted out.
 //!
-//! Changes are events on the compacted topic `sms.phones.v1` ([`registry`]), projected into
-//! `phones` by the projector, and read by ingress through a cache that every instance keeps
-//! fresh by following the topic ([`directory`]). Verification codes live in Redis ([`codes`]).
+//! The truth is the compacted topic `sms.phones.v1`: changes are appended there as events
+//! carrying the phone's whole state ([`registry`]). The projector writes them into the
+//! `phones` read model (`projector::phones`). Every read of phone state goes through the
+//! [`directory`], which says which copy answers whom. Verification codes live in Redis
+//! ([`codes`]).
 
 pub mod codes;
 pub mod directory;
 pub mod keywords;
-pub mod ops;
 pub mod registry;
 
 use std::time::Duration;
@@ -52,6 +53,28 @@ impl Default for PhoneSettings {
     }
 }
 
+impl PhoneSettings {
+    /// Refuse values that cannot work.
+    pub fn validate(&self) -> Result<(), crate::validation::InvalidSetting> {
+        use crate::validation::ensure;
+        ensure(
+            self.cache_capacity > 0,
+            "phones.cache_capacity",
+            "must be positive",
+        )?;
+        ensure(
+            self.code_max_attempts > 0,
+            "phones.code_max_attempts",
+            "must be positive",
+        )?;
+        ensure(
+            self.code_message.contains("{code}"),
+            "phones.code_message",
+            "must contain {code}, where the code is put",
+        )
+    }
+}
+
 /// A number that is not a valid E.164 phone number.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:?} is not a phone number in E.164 form (+ country code, then the number, e.g. +15105550142)")]
@@ -61,14 +84,24 @@ pub struct InvalidPhone(pub String);
 pub fn normalize(input: &str) -> Result<String, InvalidPhone> {
     let trimmed = input.trim();
     if !trimmed.starts_with('+') {
-        return Err(InvalidPhone(crate::telemetry::mask_phone(trimmed)));
+        return Err(InvalidPhone(mask_phone(trimmed)));
     }
-    let parsed = phonenumber::parse(None, trimmed)
-        .map_err(|_| InvalidPhone(crate::telemetry::mask_phone(trimmed)))?;
+    let parsed =
+        phonenumber::parse(None, trimmed).map_err(|_| InvalidPhone(mask_phone(trimmed)))?;
     if !phonenumber::is_valid(&parsed) {
-        return Err(InvalidPhone(crate::telemetry::mask_phone(trimmed)));
+        return Err(InvalidPhone(mask_phone(trimmed)));
     }
     Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Mask a phone number for logs, spans and error messages: only the last two digits stay.
+pub fn mask_phone(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.len() < 6 {
+        return "***".into();
+    }
+    let tail: String = digits[digits.len() - 2..].iter().collect();
+    format!("***{tail}")
 }
 
 /// A time zone name that is not in the IANA database.
@@ -88,6 +121,12 @@ pub fn time_zone(input: &str) -> Result<String, InvalidTimeZone> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phone_numbers_are_masked() {
+        assert_eq!(mask_phone("+15105550142"), "***42");
+        assert_eq!(mask_phone("123"), "***");
+    }
 
     #[test]
     fn time_zones_are_iana_names() {

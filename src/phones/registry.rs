@@ -1,25 +1,24 @@
-//! The registry's write side: every change reads the phone's current state, applies the
-//! change, and appends the new whole state as an event on `sms.phones.v1`.
+//! The registry's write side: every change reads the phone's current state through the
+//! directory ([`PhoneDirectory::latest`]), applies the change, and appends the new whole state
+//! as an event on `sms.phones.v1`.
 //!
-//! Changes to one phone are serialized by a short Redis lock, and the state each change
-//! wrote is remembered in Redis for a while, so the next change starts from it even before
-//! the projector has applied the event. Without Redis, changes still go through from the
-//! projected state (a change racing another within the projection lag could then be lost;
-//! opt-outs are re-checked by notify before any send).
+//! Changes to one phone are serialized by a short Redis lock, and the directory remembers the
+//! state each change wrote, so the next change starts from it even before the projector has
+//! applied the event. Without Redis, changes still go through from the projected state (a
+//! change racing another within the projection lag could then be lost; opt-outs are
+//! re-checked by notify before any send).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::redis::AsyncCommands;
-
 use super::codes::{CodeCheck, CodeStoreError, Codes};
 use super::directory::PhoneDirectory;
+use super::PhoneSettings;
 use crate::clock::now_micros;
-use crate::config::Settings;
 use crate::events::{
     Event, OptOutChanged, OutboundRequested, PhoneLinked, PhoneState, PhoneUnlinked, PhoneVerified,
 };
-use crate::kafka::{EventProducer, ProduceError};
+use crate::kafka::{EventProducer, KafkaSettings, ProduceError};
 use crate::store::StoreError;
 
 /// Why a registry change was refused or failed.
@@ -81,42 +80,38 @@ pub struct PhoneRegistry {
 
 const LOCK_TTL: Duration = Duration::from_secs(5);
 const LOCK_WAIT: Duration = Duration::from_secs(2);
-/// Longer than any sane projection lag: within it, the write side reads its own writes.
-const STATE_TTL: Duration = Duration::from_secs(15 * 60);
 
 impl PhoneRegistry {
-    /// Build from settings, sharing ingress's directory for projected reads.
+    /// Build from `[phones]`, reading through the process's directory.
     pub fn new(
-        settings: &Settings,
+        settings: &PhoneSettings,
+        kafka: &KafkaSettings,
         directory: Arc<PhoneDirectory>,
         producer: EventProducer,
         redis: deadpool_redis::Pool,
     ) -> PhoneRegistry {
-        let prefix = settings.kafka.topic_prefix.clone();
+        let prefix = kafka.topic_prefix.clone();
         PhoneRegistry {
             directory,
             producer,
-            phones_topic: settings.topic(crate::topics::PHONES),
-            outbound_topic: settings.topic(crate::topics::OUTBOUND),
+            phones_topic: kafka.topic(crate::topics::PHONES),
+            outbound_topic: kafka.topic(crate::topics::OUTBOUND),
             codes: Codes::new(
                 redis.clone(),
                 &prefix,
-                settings.phones.code_ttl,
-                settings.phones.code_max_attempts,
+                settings.code_ttl,
+                settings.code_max_attempts,
             ),
             redis,
             prefix,
-            code_message: settings.phones.code_message.clone(),
+            code_message: settings.code_message.clone(),
         }
     }
 
-    /// The current state of `phone`: the last state written here if recent, else the
-    /// projection. `None` for a number never registered.
+    /// The current state of `phone` as the write side sees it. `None` for a number never
+    /// registered.
     pub async fn current(&self, phone: &str) -> Result<Option<PhoneState>, RegistryError> {
-        if let Some(s) = self.remembered(phone).await {
-            return Ok(Some(s));
-        }
-        Ok(self.directory.load(phone).await.map_err(Arc::new)?)
+        Ok(self.directory.latest(phone).await.map_err(Arc::new)?)
     }
 
     /// Link `phone` to `user_id` (unverified) and, when asked, text it a code.
@@ -309,34 +304,8 @@ impl PhoneRegistry {
         state: &PhoneState,
     ) -> Result<(), RegistryError> {
         self.producer.send(&self.phones_topic, phone, event).await?;
-        // This instance's cache sees the change now; the others through the topic.
-        self.directory.apply(phone, state.clone()).await;
-        self.remember(phone, state).await;
+        self.directory.record_change(phone, state).await;
         Ok(())
-    }
-
-    fn state_key(&self, phone: &str) -> String {
-        format!("{}smsflow:phone-state:{phone}", self.prefix)
-    }
-
-    async fn remembered(&self, phone: &str) -> Option<PhoneState> {
-        let mut conn = self.redis.get().await.ok()?;
-        let raw: Option<String> = conn.get(self.state_key(phone)).await.ok()?;
-        raw.and_then(|r| serde_json::from_str(&r).ok())
-    }
-
-    async fn remember(&self, phone: &str, state: &PhoneState) {
-        let Ok(json) = serde_json::to_string(state) else {
-            return;
-        };
-        if let Ok(mut conn) = self.redis.get().await {
-            let r: Result<(), _> = conn
-                .pset_ex(self.state_key(phone), json, STATE_TTL.as_millis() as u64)
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "could not remember a registry state in Redis");
-            }
-        }
     }
 
     /// Serialize changes to one phone across instances, best effort: without Redis the

@@ -1,0 +1,24 @@
+//! What the command line does besides serving: operations that wire a few clients for one
+//! command and exit. `main.rs` parses arguments and calls into here and the components.
+
+pub mod phones;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::projector::{self, ProjectorContext, ProjectorError};
+
+/// `smsflow replay --projection NAME`: rebuild one read model from offset 0, alongside a
+/// running projector. Returns the number of events applied.
+pub async fn replay(settings: &Settings, projection: &str) -> Result<u64, ProjectorError> {
+    let session = crate::store::connect(&settings.cql).await?;
+    let shutdown = CancellationToken::new();
+    crate::shutdown::install(shutdown.clone());
+    let cx = ProjectorContext {
+        kafka: settings.kafka.clone(),
+        settings: settings.projector.clone(),
+        session,
+        keyspace: settings.cql.keyspace.clone(),
+    };
+    projector::replay(cx, projection, shutdown).await
+}
