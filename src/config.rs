@@ -1,16 +1,37 @@
 //! Layered configuration: embedded defaults < `smsflow.toml` < `SMSFLOW_*` environment,
-//! plus the ecosystem's own names (`TWILIO_*`, `OTEL_*`). Unknown keys are refused.
+//! plus the ecosystem's own names (`TWILIO_*`, `OTEL_*`). Unknown keys are refused, and every
+//! value is validated at load.
+//!
+//! Configuration flows one way: each component owns its settings type and its checks, this
+//! module assembles them, and only `app` and the CLI read `Settings` as a whole; components
+//! are handed their own section.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// Every setting smsflow reads. See `smsflow.example.toml` for the documented file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+// Each section's type, where its component defines it (re-exported for the CLI and tools).
+pub use crate::api::ApiSettings;
+pub use crate::http::HttpSettings;
+pub use crate::ingress::IngressSettings;
+pub use crate::kafka::projection_runner::ProjectorSettings;
+pub use crate::kafka::stage_runner::StageSettings;
+pub use crate::kafka::KafkaSettings;
+pub use crate::phones::PhoneSettings;
+pub use crate::stages::confirm::ConfirmSettings;
+pub use crate::stages::enrich::stage::EnrichSettings;
+pub use crate::stages::media::MediaSettings;
+pub use crate::stages::notify::NotifyConfig;
+pub use crate::stages::transcribe::TranscribeSettings;
+pub use crate::store::CqlSettings;
+pub use crate::telemetry::TelemetrySettings;
+use crate::validation::{ensure, InvalidSetting};
+
+/// Every setting smsflow reads. See `smsflow.example.toml` for the documented file. Each
+/// section is the owning component's own type; this file only assembles and validates them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub http: HttpSettings,
@@ -20,77 +41,19 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub twilio: TwilioSettings,
     pub ingress: IngressSettings,
-    pub phones: crate::phones::PhoneSettings,
-    pub api: crate::api::ApiSettings,
+    pub phones: PhoneSettings,
+    pub api: ApiSettings,
     pub projector: ProjectorSettings,
     pub stages: StageSettings,
-    pub media: crate::stages::media::MediaSettings,
-    pub transcribe: crate::stages::transcribe::TranscribeSettings,
-    pub enrich: crate::stages::enrich::stage::EnrichSettings,
-    pub notify: crate::stages::notify::NotifyConfig,
-    pub confirm: crate::stages::confirm::ConfirmSettings,
+    pub media: MediaSettings,
+    pub transcribe: TranscribeSettings,
+    pub enrich: EnrichSettings,
+    pub notify: NotifyConfig,
+    pub confirm: ConfirmSettings,
     pub telemetry: TelemetrySettings,
 }
 
-/// The HTTP server that hosts the webhook and, later, the query API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    /// Address to bind.
-    pub addr: SocketAddr,
-    /// Public base URL Twilio calls (scheme, host, optional port), used to check signatures.
-    pub public_url: String,
-    /// A client must send its full request head within this time.
-    #[serde(with = "humantime_serde")]
-    pub header_read_timeout: Duration,
-    /// A request must be answered within this time, or it gets 408.
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// Largest accepted request body, in bytes.
-    pub body_limit_bytes: usize,
-    /// Most requests handled at once; more wait in the accept backlog.
-    pub max_concurrent_requests: usize,
-    /// How long a graceful shutdown waits for in-flight requests.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
-}
-
-/// Kafka connection and topic naming.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSettings {
-    /// Bootstrap servers, comma separated.
-    pub brokers: String,
-    /// Prefix for every topic name; empty in production, random in tests.
-    pub topic_prefix: String,
-    /// How long ingress waits for Kafka's acknowledgement before answering 503.
-    #[serde(with = "humantime_serde")]
-    pub produce_deadline: Duration,
-    /// Producer linger: a small batching window that trades latency for throughput.
-    #[serde(with = "humantime_serde")]
-    pub linger: Duration,
-    /// Most records the producer keeps queued; beyond that ingress answers 503 at once.
-    pub producer_queue_max_messages: u32,
-    /// Replication factor used by `smsflow topics` when the topology file does not fix one.
-    pub replication_factor: Option<i32>,
-}
-
-/// CQL (Cassandra locally, ScyllaDB in production).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CqlSettings {
-    /// Contact points, `host:port`.
-    pub nodes: Vec<String>,
-    /// Keyspace holding the read models.
-    pub keyspace: String,
-    /// Replication clause used when `migrate` creates the keyspace.
-    pub replication: String,
-    /// Per-statement timeout.
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-}
-
-/// Redis (rate limits and dedupe arrive with the edge issue; readiness checks it now).
+/// Redis: dedupe, rate limits, verification codes, the send ledger and confirm's tallies.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
@@ -100,8 +63,17 @@ pub struct RedisSettings {
     pub pool_max_size: usize,
 }
 
-/// Operator endpoints. They take a JWT with the admin role (`api.auth.admin_role`) now; the
-/// interim shared token is kept only to refuse it with a hint instead of "unknown field".
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379".into(),
+            pool_max_size: 32,
+        }
+    }
+}
+
+/// Operator endpoints. They take a JWT with the admin role (`api.auth.admin_role`); the
+/// retired shared token is kept only to refuse it with a hint instead of "unknown field".
 #[derive(Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
@@ -137,167 +109,13 @@ impl std::fmt::Debug for TwilioSettings {
     }
 }
 
-/// Webhook behaviour.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngressSettings {
-    /// Check `X-Twilio-Signature`. Turning it off is refused unless `allow_unsigned` is set too.
-    pub verify_signature: bool,
-    /// Deliberate opt-in for local experiments without signatures.
-    pub allow_unsigned: bool,
-    /// Drop repeated deliveries of one MessageSid (or I-Twilio-Idempotency-Token) in Redis.
-    pub dedupe: bool,
-    /// How long an appended MessageSid is remembered.
-    #[serde(with = "humantime_serde")]
-    pub dedupe_ttl: Duration,
-    /// When Redis does not answer: `fail_open` (accept, counted) or `fail_closed` (503).
-    pub redis_failure: crate::ingress::dedupe::RedisFailurePolicy,
-    /// Per-sender and per-user rate limits.
-    pub rate_limit: crate::ingress::rate_limit::RateLimitSettings,
-    /// `registered` (default): only verified numbers in the phone registry are enriched;
-    /// others are recorded as `SenderRejected`. `any`: every signed sender is accepted and
-    /// keyed by its own number (a single-tenant deployment without accounts).
-    pub sender_policy: crate::ingress::SenderPolicy,
-    /// TwiML replies; an empty text answers with no message.
-    pub replies: crate::ingress::Replies,
-}
-
-/// Projector tuning.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectorSettings {
-    /// Consumer group used for partition assignment (offsets live in CQL, not here).
-    pub group_id: String,
-    /// Most records applied in one batch.
-    pub batch_max: usize,
-    /// Most CQL statements in flight at once.
-    pub max_in_flight: usize,
-}
-
-/// The transactional stage runner, shared by every stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StageSettings {
-    /// Stable name of this process among a stage's instances; part of the transactional id,
-    /// so a restarted instance fences its predecessor's open transaction at once.
-    /// Default: the host name.
-    pub instance_id: Option<String>,
-    /// Most inputs handled in one transaction.
-    pub batch_max: usize,
-    /// How long a batch waits to fill up after its first input.
-    #[serde(with = "humantime_serde")]
-    pub batch_linger: Duration,
-    /// Most inputs handled concurrently (inputs with the same key are always sequential).
-    pub max_in_flight: usize,
-    /// Attempts for a transient failure before the input is dead-lettered.
-    pub max_attempts: u32,
-    /// First retry delay; doubles per attempt, with jitter.
-    #[serde(with = "humantime_serde")]
-    pub backoff_initial: Duration,
-    /// Longest retry delay.
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
-    /// Kafka transaction timeout; also bounds commit and abort on shutdown.
-    #[serde(with = "humantime_serde")]
-    pub transaction_timeout: Duration,
-}
-
-/// Logging and tracing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetrySettings {
-    /// `tracing` filter directive, e.g. `info,smsflow=debug`. `RUST_LOG` wins when set.
-    pub log_filter: String,
-    /// `text` or `json`.
-    pub log_format: String,
-    /// Export spans over OTLP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default 127.0.0.1:4317).
-    /// `OTEL_SDK_DISABLED=true` also turns export off.
-    pub traces: bool,
-    /// Most finished spans queued for export; beyond it spans are dropped, never waited for.
-    pub trace_queue_size: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            http: HttpSettings {
-                addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-                public_url: "http://127.0.0.1:8080".into(),
-                header_read_timeout: Duration::from_secs(5),
-                request_timeout: Duration::from_secs(10),
-                body_limit_bytes: 64 * 1024,
-                max_concurrent_requests: 4096,
-                shutdown_grace: Duration::from_secs(10),
-            },
-            kafka: KafkaSettings {
-                brokers: "127.0.0.1:9092".into(),
-                topic_prefix: String::new(),
-                produce_deadline: Duration::from_secs(3),
-                linger: Duration::from_millis(2),
-                producer_queue_max_messages: 100_000,
-                replication_factor: None,
-            },
-            cql: CqlSettings {
-                nodes: vec!["127.0.0.1:9042".into()],
-                keyspace: "smsflow".into(),
-                replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
-                request_timeout: Duration::from_secs(5),
-            },
-            redis: RedisSettings {
-                url: "redis://127.0.0.1:6379".into(),
-                pool_max_size: 32,
-            },
-            admin: AdminSettings::default(),
-            twilio: TwilioSettings::default(),
-            ingress: IngressSettings {
-                verify_signature: true,
-                allow_unsigned: false,
-                dedupe: true,
-                dedupe_ttl: Duration::from_secs(24 * 3600),
-                redis_failure: crate::ingress::dedupe::RedisFailurePolicy::FailOpen,
-                rate_limit: crate::ingress::rate_limit::RateLimitSettings::default(),
-                sender_policy: crate::ingress::SenderPolicy::Registered,
-                replies: crate::ingress::Replies::default(),
-            },
-            phones: crate::phones::PhoneSettings::default(),
-            api: crate::api::ApiSettings::default(),
-            projector: ProjectorSettings {
-                group_id: "smsflow-projector".into(),
-                batch_max: 512,
-                max_in_flight: 256,
-            },
-            media: crate::stages::media::MediaSettings::default(),
-            transcribe: crate::stages::transcribe::TranscribeSettings::default(),
-            enrich: crate::stages::enrich::stage::EnrichSettings::default(),
-            notify: crate::stages::notify::NotifyConfig::default(),
-            confirm: crate::stages::confirm::ConfirmSettings::default(),
-            stages: StageSettings {
-                instance_id: None,
-                batch_max: 500,
-                batch_linger: Duration::from_millis(20),
-                max_in_flight: 64,
-                max_attempts: 5,
-                backoff_initial: Duration::from_millis(100),
-                backoff_max: Duration::from_secs(5),
-                transaction_timeout: Duration::from_secs(30),
-            },
-            telemetry: TelemetrySettings {
-                log_filter: "info".into(),
-                log_format: "text".into(),
-                traces: true,
-                trace_queue_size: 8192,
-            },
-        }
-    }
-}
-
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration is invalid: {0}")]
     Parse(#[from] Box<figment::Error>),
-    #[error("configuration key `{key}` is invalid: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    #[error(transparent)]
+    Invalid(#[from] InvalidSetting),
 }
 
 impl Settings {
@@ -309,9 +127,14 @@ impl Settings {
     /// The layered sources, exposed so tests can add their own overrides.
     pub fn figment(file: Option<&Path>) -> Figment {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        // `./smsflow.toml` exactly: a file in a parent folder (a stray /tmp/smsflow.toml for a
+        // process started below /tmp) must not configure this one.
         match file {
             Some(path) => fig = fig.merge(Toml::file_exact(path)),
-            None => fig = fig.merge(Toml::file("smsflow.toml")),
+            None if Path::new("smsflow.toml").is_file() => {
+                fig = fig.merge(Toml::file_exact("smsflow.toml"))
+            }
+            None => {}
         }
         // SMSFLOW_CONFIG names the file itself (read by the CLI), not a setting.
         fig.merge(Env::prefixed("SMSFLOW_").split("__").ignore(&["config"]))
@@ -332,131 +155,38 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| ConfigError::Invalid {
-            key,
-            reason: reason.to_string(),
-        };
-        match url::Url::parse(&self.http.public_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => {
-                return Err(invalid(
-                    "http.public_url",
-                    "must be an absolute http(s) URL such as https://sms.example.com",
-                ))
-            }
-        }
+    /// Every section's own checks, then the few that span sections.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.admin.token.is_some() {
-            return Err(invalid(
+            return Err(InvalidSetting::new(
                 "admin.token",
                 "was retired: /v1/admin/* now takes a bearer JWT whose `roles` or `role` claim carries api.auth.admin_role (default `admin`), checked like the user API's (api.auth); remove admin.token / SMSFLOW_ADMIN__TOKEN",
             ));
         }
-        if self.http.body_limit_bytes < 1024 {
-            return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
-        }
-        if self.http.max_concurrent_requests == 0 {
-            return Err(invalid("http.max_concurrent_requests", "must be positive"));
-        }
-        if self.kafka.brokers.trim().is_empty() {
-            return Err(invalid("kafka.brokers", "must name at least one broker"));
-        }
-        if self.kafka.produce_deadline.is_zero()
-            || self.kafka.produce_deadline >= Duration::from_secs(15)
-        {
-            return Err(invalid(
-                "kafka.produce_deadline",
-                "must be above 0 and below Twilio's 15 s webhook timeout",
-            ));
-        }
-        if self.cql.nodes.is_empty() {
-            return Err(invalid("cql.nodes", "must name at least one node"));
-        }
-        let ks_ok = !self.cql.keyspace.is_empty()
-            && self.cql.keyspace.len() <= 48
-            && self
-                .cql
-                .keyspace
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !ks_ok {
-            return Err(invalid(
-                "cql.keyspace",
-                "must be 1-48 characters of a-z, 0-9 and _",
-            ));
-        }
-        if !self.ingress.verify_signature && !self.ingress.allow_unsigned {
-            return Err(invalid(
-                "ingress.verify_signature",
-                "may be false only together with ingress.allow_unsigned = true",
-            ));
-        }
-        if self.projector.batch_max == 0 || self.projector.max_in_flight == 0 {
-            return Err(invalid(
-                "projector.batch_max",
-                "batch_max and max_in_flight must be positive",
-            ));
-        }
-        if self.stages.batch_max == 0
-            || self.stages.max_in_flight == 0
-            || self.stages.max_attempts == 0
-        {
-            return Err(invalid(
-                "stages.batch_max",
-                "batch_max, max_in_flight and max_attempts must be positive",
-            ));
-        }
-        if self.stages.transaction_timeout < self.kafka.produce_deadline {
-            return Err(invalid(
-                "stages.transaction_timeout",
-                "must be at least kafka.produce_deadline",
-            ));
-        }
-        if let Err(reason) = self.media.validate() {
-            return Err(ConfigError::Invalid {
-                key: "media",
-                reason,
-            });
-        }
-        if let Err(e) = self.transcribe.validate() {
-            return Err(ConfigError::Invalid {
-                key: e.key,
-                reason: e.reason,
-            });
-        }
-        if let Err(e) = self.notify.validate() {
-            return Err(ConfigError::Invalid {
-                key: e.key,
-                reason: e.reason,
-            });
-        }
-        if let Err(e) = self.confirm.validate() {
-            return Err(ConfigError::Invalid {
-                key: e.key,
-                reason: e.reason.to_owned(),
-            });
-        }
-        if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
-            return Err(invalid("telemetry.log_format", "must be text or json"));
-        }
-        Ok(())
-    }
-
-    /// The auth token, or an error that says how to set it.
-    pub fn twilio_auth_token(&self) -> Result<&str, ConfigError> {
-        self.twilio
-            .auth_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or(ConfigError::Invalid {
-                key: "twilio.auth_token",
-                reason: "set TWILIO_AUTH_TOKEN to check webhook signatures".into(),
-            })
+        self.http.validate()?;
+        self.kafka.validate()?;
+        self.cql.validate()?;
+        self.ingress.validate()?;
+        self.phones.validate()?;
+        self.api.validate()?;
+        self.projector.validate()?;
+        self.stages.validate()?;
+        self.media.validate()?;
+        self.transcribe.validate()?;
+        self.enrich.validate()?;
+        self.notify.validate()?;
+        self.confirm.validate()?;
+        self.telemetry.validate()?;
+        ensure(
+            self.stages.transaction_timeout >= self.kafka.produce_deadline,
+            "stages.transaction_timeout",
+            "must be at least kafka.produce_deadline",
+        )
     }
 
     /// A topic's full name with the configured prefix.
     pub fn topic(&self, base: &str) -> String {
-        format!("{}{}", self.kafka.topic_prefix, base)
+        self.kafka.topic(base)
     }
 }
 
@@ -499,6 +229,34 @@ mod tests {
             assert!(err.to_string().contains("kafka.produce_deadline"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_bad_enrich_time_zone_is_refused_at_load_not_when_the_role_starts() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SMSFLOW_ENRICH__DEFAULT_TIME_ZONE", "Mars/Olympus");
+            let err = Settings::load(None).expect_err("an unknown zone must fail");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("enrich.default_time_zone") && msg.contains("Mars/Olympus"),
+                "{msg}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_section_reports_in_one_shape() {
+        let mut s = Settings::default();
+        s.media.max_bytes = 0;
+        let e = s.validate().expect_err("media.max_bytes = 0 must fail");
+        assert_eq!(e.key, "media.max_bytes");
+        let mut s = Settings::default();
+        s.confirm.max_age = std::time::Duration::from_secs(1);
+        assert_eq!(s.validate().unwrap_err().key, "confirm.max_age");
+        let mut s = Settings::default();
+        s.telemetry.log_format = "xml".into();
+        assert_eq!(s.validate().unwrap_err().key, "telemetry.log_format");
     }
 
     #[test]

@@ -7,11 +7,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use smsflow::app::{Application, Role};
+use smsflow::cli;
 use smsflow::config::Settings;
 use smsflow::events::PhoneState;
 use smsflow::kafka::dlq;
 use smsflow::kafka::topology::{self, Topology};
-use smsflow::phones;
 use smsflow::store::migrate;
 
 #[derive(Parser)]
@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run roles (all available ones when no --role is given).
+    /// Run roles (every role when no --role is given).
     Serve {
         /// Role to run; repeat to run several.
         #[arg(long = "role", value_enum)]
@@ -143,7 +143,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve { roles } => {
             let roles = if roles.is_empty() {
-                Role::AVAILABLE.to_vec()
+                Role::ALL.to_vec()
             } else {
                 roles
             };
@@ -170,7 +170,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Dlq { action } => match action {
             DlqAction::List { stage, limit } => {
-                let letters = dlq::list(&settings, &dlq::Filter { stage }, limit).await?;
+                let letters = dlq::list(&settings.kafka, &dlq::Filter { stage }, limit).await?;
                 for l in &letters {
                     println!(
                         "{}  stage={} kind={} attempts={} source={}/{}@{}  {}",
@@ -187,7 +187,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("{} dead letter(s)", letters.len());
             }
             DlqAction::Replay { stage, dry_run } => {
-                let n = dlq::replay(&settings, &dlq::Filter { stage }, dry_run).await?;
+                let n = dlq::replay(&settings.kafka, &dlq::Filter { stage }, dry_run).await?;
                 let verb = if dry_run { "would replay" } else { "replayed" };
                 println!("{verb} {n} dead letter(s)");
             }
@@ -200,7 +200,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 send_code,
                 time_zone,
             } => {
-                let (phone, state) = phones::ops::link_in_zone(
+                let (phone, state) = cli::phones::link_in_zone(
                     &settings,
                     &phone,
                     &user,
@@ -212,16 +212,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("{phone}  {}", describe(Some(&state)));
             }
             PhonesAction::Unlink { phone } => {
-                let phone = phones::ops::unlink(&settings, &phone).await?;
+                let phone = cli::phones::unlink(&settings, &phone).await?;
                 println!("{phone}  unlinked");
             }
             PhonesAction::Show { phone } => {
-                let (phone, state) = phones::ops::show(&settings, &phone).await?;
+                let (phone, state) = cli::phones::show(&settings, &phone).await?;
                 println!("{phone}  {}", describe(state.as_ref()));
             }
         },
         Command::Replay { projection } => {
-            let n = smsflow::projector::replay(&settings, &projection).await?;
+            let n = cli::replay(&settings, &projection).await?;
             println!("projection {projection}: re-applied {n} event(s) from offset 0");
         }
         Command::Topics { file, check } => {

@@ -110,8 +110,8 @@ pub fn projected(projection: &'static str, n: u64) {
     bump(&stats().events_projected, n);
 }
 
-/// Time the projector spent applying one batch.
-pub fn projector_batch(elapsed: Duration) {
+/// Time the projector spent writing one event.
+pub fn projector_write(elapsed: Duration) {
     histogram!("smsflow_stage_duration_seconds", "stage" => "projector")
         .record(elapsed.as_secs_f64());
 }
@@ -123,7 +123,7 @@ pub fn projector_poison(projection: &'static str) {
     bump(&stats().projector_poison, 1);
 }
 
-/// A projector batch failed and will be retried.
+/// A projector write failed and will be retried.
 pub fn projector_retry(projection: &'static str) {
     counter!("smsflow_projector_retries_total", "projection" => projection).increment(1);
     counter!("smsflow_stage_errors_total", "stage" => "projector").increment(1);

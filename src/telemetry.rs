@@ -19,7 +19,46 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-use crate::config::TelemetrySettings;
+use serde::{Deserialize, Serialize};
+
+use crate::validation::{ensure, InvalidSetting};
+
+/// `[telemetry]`: logging and tracing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directive, e.g. `info,smsflow=debug`. `RUST_LOG` wins when set.
+    pub log_filter: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Export spans over OTLP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default 127.0.0.1:4317).
+    /// `OTEL_SDK_DISABLED=true` also turns export off.
+    pub traces: bool,
+    /// Most finished spans queued for export; beyond it spans are dropped, never waited for.
+    pub trace_queue_size: usize,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            log_filter: "info".into(),
+            log_format: "text".into(),
+            traces: true,
+            trace_queue_size: 8192,
+        }
+    }
+}
+
+impl TelemetrySettings {
+    /// Refuse values that cannot work.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        ensure(
+            matches!(self.log_format.as_str(), "text" | "json"),
+            "telemetry.log_format",
+            "must be text or json",
+        )
+    }
+}
 
 /// Default OTLP/gRPC endpoint: the local stack's Jaeger.
 const DEFAULT_OTLP_ENDPOINT: &str = "http://127.0.0.1:4317";
@@ -188,24 +227,5 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.0.set_resource(resource);
-    }
-}
-
-/// Mask a phone number for logs and spans: only the last two digits stay.
-pub fn mask_phone(number: &str) -> String {
-    let digits: Vec<char> = number.chars().filter(|c| c.is_ascii_digit()).collect();
-    if digits.len() < 6 {
-        return "***".into();
-    }
-    let tail: String = digits[digits.len() - 2..].iter().collect();
-    format!("***{tail}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn phone_numbers_are_masked() {
-        assert_eq!(super::mask_phone("+15105550142"), "***42");
-        assert_eq!(super::mask_phone("123"), "***");
     }
 }

@@ -11,12 +11,13 @@ use serde_json::{json, Value};
 
 use super::auth::{self, Authenticator};
 use super::error::ErrorBody;
-use super::Dependencies;
 use crate::stats::stats;
+use crate::store::SharedSession;
 
-/// What the admin endpoints read.
+/// What the admin endpoints read: handles on the process's shared clients.
 pub struct AdminState {
-    pub deps: Arc<Dependencies>,
+    pub cql: SharedSession,
+    pub redis: deadpool_redis::Pool,
 }
 
 /// `/v1/admin/stats...` routes, behind the admin role.
@@ -108,7 +109,7 @@ fn cache_json() -> Value {
 }
 
 fn database_json(state: &AdminState) -> Value {
-    let Some(cql) = state.deps.cql_if_connected() else {
+    let Some(cql) = state.cql.if_connected() else {
         return json!({"cql": null});
     };
     let m = cql.get_metrics();
@@ -125,11 +126,11 @@ fn database_json(state: &AdminState) -> Value {
 }
 
 fn connections_json(state: &AdminState) -> Value {
-    let cql = state.deps.cql_if_connected().map(|s| {
+    let cql = state.cql.if_connected().map(|s| {
         let m = s.get_metrics();
         json!({"connections": m.get_total_connections(), "connection_timeouts": m.get_connection_timeouts()})
     });
-    let redis = state.deps.redis.status();
+    let redis = state.redis.status();
     json!({
         "cql": cql,
         "redis": {"size": redis.size, "available": redis.available, "waiting": redis.waiting, "max_size": redis.max_size},

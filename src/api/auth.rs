@@ -176,12 +176,10 @@ impl Authenticator {
                         .send()
                         .await
                         .and_then(|r| r.error_for_status())
-                        .map_err(|e| ApiError::unavailable(format!("cannot fetch the JWKS: {e}")))?
+                        .map_err(|e| ApiError::dependency("the token issuer's JWKS", e))?
                         .json()
                         .await
-                        .map_err(|e| {
-                            ApiError::unavailable(format!("the JWKS is not valid JSON: {e}"))
-                        })?;
+                        .map_err(|e| ApiError::dependency("the token issuer's JWKS", e))?;
                     *guard = Some((set, Instant::now()));
                 }
                 guard

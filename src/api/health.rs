@@ -8,89 +8,19 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use scylla::client::session::Session;
 use serde_json::{json, Map, Value};
-use tokio::sync::OnceCell;
 
-use crate::config::{CqlSettings, Settings};
-use crate::kafka::client;
-use crate::store::{self, StoreError};
+use crate::store::SharedSession;
 
-/// What readiness checks, shared with the admin endpoints.
-pub struct Dependencies {
+/// What readiness checks: handles on the process's shared clients.
+pub struct Readiness {
     /// A metadata-only Kafka client.
     pub kafka: Arc<BaseConsumer>,
-    cql_settings: CqlSettings,
-    // Connected on first use, so a role that does not need CQL starts while CQL is down.
-    cql: OnceCell<Arc<Session>>,
+    pub cql: SharedSession,
     pub redis: deadpool_redis::Pool,
+    /// How long each check waits for an answer.
+    pub timeout: Duration,
 }
-
-/// Why the dependency clients could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum DependencyError {
-    #[error("cannot create the Kafka metadata client: {0}")]
-    Kafka(rdkafka::error::KafkaError),
-    #[error("redis.url is invalid: {0}")]
-    Redis(String),
-}
-
-impl Dependencies {
-    /// Create the clients; nothing here waits for a dependency to answer.
-    pub fn new(settings: &Settings) -> Result<Dependencies, DependencyError> {
-        let kafka: BaseConsumer = client::base(&settings.kafka, "smsflow-health")
-            .create()
-            .map_err(DependencyError::Kafka)?;
-        let redis = deadpool_redis::Config::from_url(&settings.redis.url)
-            .builder()
-            .map_err(|e| DependencyError::Redis(e.to_string()))?
-            .max_size(settings.redis.pool_max_size)
-            .wait_timeout(Some(CHECK_TIMEOUT))
-            .create_timeout(Some(CHECK_TIMEOUT))
-            .recycle_timeout(Some(CHECK_TIMEOUT))
-            .runtime(deadpool_redis::Runtime::Tokio1)
-            .build()
-            .map_err(|e| DependencyError::Redis(e.to_string()))?;
-        Ok(Dependencies {
-            kafka: Arc::new(kafka),
-            cql_settings: settings.cql.clone(),
-            cql: OnceCell::new(),
-            redis,
-        })
-    }
-
-    /// The CQL session, connecting on first use.
-    pub async fn cql(&self) -> Result<&Arc<Session>, StoreError> {
-        self.cql
-            .get_or_try_init(|| store::connect(&self.cql_settings))
-            .await
-    }
-
-    /// Export pool statistics (Redis pool, CQL connections) as gauges.
-    pub fn export_pool_gauges(&self) {
-        let redis = self.redis.status();
-        crate::metrics::pool("redis", "size", redis.size as f64);
-        crate::metrics::pool("redis", "available", redis.available as f64);
-        crate::metrics::pool("redis", "waiting", redis.waiting as f64);
-        crate::metrics::pool("redis", "max_size", redis.max_size as f64);
-        if let Some(cql) = self.cql_if_connected() {
-            let m = cql.get_metrics();
-            crate::metrics::pool("cql", "connections", m.get_total_connections() as f64);
-            crate::metrics::pool(
-                "cql",
-                "connection_timeouts",
-                m.get_connection_timeouts() as f64,
-            );
-        }
-    }
-
-    /// The CQL session if one is connected already.
-    pub fn cql_if_connected(&self) -> Option<&Arc<Session>> {
-        self.cql.get()
-    }
-}
-
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Liveness: answers as long as the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -107,7 +37,7 @@ pub async fn healthz() -> &'static str {
         (status = 200, description = "`kafka`, `cql`, `redis`: `ok` each", body = Object),
         (status = 503, description = "As above, with `failed: ...` for each failing dependency and `failed` naming them", body = Object),
     ))]
-pub async fn readyz(State(deps): State<Arc<Dependencies>>) -> impl IntoResponse {
+pub async fn readyz(State(deps): State<Arc<Readiness>>) -> impl IntoResponse {
     let (kafka, cql, redis) =
         tokio::join!(check_kafka(&deps), check_cql(&deps), check_redis(&deps));
     let mut body = Map::new();
@@ -134,10 +64,10 @@ pub async fn readyz(State(deps): State<Arc<Dependencies>>) -> impl IntoResponse 
     (status, Json(Value::Object(body)))
 }
 
-async fn check_kafka(deps: &Dependencies) -> Result<(), String> {
-    let client = deps.kafka.clone();
+async fn check_kafka(deps: &Readiness) -> Result<(), String> {
+    let (client, timeout) = (deps.kafka.clone(), deps.timeout);
     // librdkafka's metadata call blocks; keep it off the async workers.
-    let md = tokio::task::spawn_blocking(move || client.fetch_metadata(None, CHECK_TIMEOUT))
+    let md = tokio::task::spawn_blocking(move || client.fetch_metadata(None, timeout))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -147,22 +77,22 @@ async fn check_kafka(deps: &Dependencies) -> Result<(), String> {
     Ok(())
 }
 
-async fn check_cql(deps: &Dependencies) -> Result<(), String> {
+async fn check_cql(deps: &Readiness) -> Result<(), String> {
     let q = async {
-        let session = deps.cql().await.map_err(|e| e.to_string())?;
+        let session = deps.cql.get().await.map_err(|e| e.to_string())?;
         session
             .query_unpaged("SELECT release_version FROM system.local", ())
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    match tokio::time::timeout(CHECK_TIMEOUT, q).await {
+    match tokio::time::timeout(deps.timeout, q).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        Err(_) => Err(format!("no answer within {:?}", deps.timeout)),
     }
 }
 
-async fn check_redis(deps: &Dependencies) -> Result<(), String> {
+async fn check_redis(deps: &Readiness) -> Result<(), String> {
     let ping = async {
         let mut conn = deps.redis.get().await.map_err(|e| e.to_string())?;
         let pong: String = deadpool_redis::redis::cmd("PING")
@@ -175,8 +105,8 @@ async fn check_redis(deps: &Dependencies) -> Result<(), String> {
             Err(format!("unexpected PING answer {pong:?}"))
         }
     };
-    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+    match tokio::time::timeout(deps.timeout, ping).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        Err(_) => Err(format!("no answer within {:?}", deps.timeout)),
     }
 }

@@ -116,7 +116,7 @@ fn openapi_json(json: Bytes) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     summary = "Prometheus metrics of this process",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
-#[allow(dead_code)] // Describes the closure `app.rs` mounts.
+#[allow(dead_code)] // Describes the closure `app/http.rs` mounts.
 fn metrics() {}
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `/v1/phones`: a user links numbers to their account and proves them with a code.
 //!
 //! Writes go through the registry (events on `sms.phones.v1`); `GET` reads the projected
-//! `phones_by_user`, so a change shows there once the projector has applied it.
+//! `phones_by_user` (`projector::phones`), so a change shows there once the projector has
+//! applied it.
 
 use std::sync::Arc;
 
@@ -11,45 +12,20 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use scylla::client::session::Session;
-use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{self, Authenticator, Caller};
 use super::error::{ApiError, ErrorBody};
+use super::rfc3339_millis;
 use crate::phones::registry::Actor;
 use crate::phones::{normalize, PhoneRegistry, RegistryError};
-use crate::store::StoreError;
+use crate::projector::phones::PhoneReads;
 
 /// What the phone routes share.
 pub struct PhonesApi {
     pub registry: Arc<PhoneRegistry>,
-    session: Arc<Session>,
-    list: PreparedStatement,
-}
-
-impl PhonesApi {
-    /// Prepare the read.
-    pub async fn new(
-        registry: Arc<PhoneRegistry>,
-        session: Arc<Session>,
-        keyspace: &str,
-    ) -> Result<PhonesApi, StoreError> {
-        let mut list = session
-            .prepare(format!(
-                "SELECT phone, verified, opted_out, linked_at, time_zone FROM {keyspace}.phones_by_user WHERE user_id = ?"
-            ))
-            .await
-            .map_err(StoreError::prepare("select phones_by_user"))?;
-        list.set_page_size(100);
-        Ok(PhonesApi {
-            registry,
-            session,
-            list,
-        })
-    }
+    pub reads: PhoneReads,
 }
 
 /// The routes, behind bearer authentication.
@@ -233,45 +209,20 @@ async fn list(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<PhoneList>, ApiError> {
-    use futures::{StreamExt, TryStreamExt};
-    type Row = (
-        String,
-        Option<bool>,
-        Option<bool>,
-        Option<CqlTimestamp>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = api
-        .session
-        .execute_iter(api.list.clone(), (&caller.user_id,))
-        .await
-        .map_err(|e| ApiError::unavailable(format!("cannot read phones: {e}")))?
-        .rows_stream::<Row>()
-        .map_err(|e| ApiError::unavailable(format!("cannot read phones: {e}")))?
-        .take(1000)
-        .try_collect()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("cannot read phones: {e}")))?;
-    let phones: Vec<PhoneView> = rows
+    let phones: Vec<PhoneView> = api
+        .reads
+        .of_user(&caller.user_id)
+        .await?
         .into_iter()
-        .map(
-            |(phone, verified, opted_out, linked_at, time_zone)| PhoneView {
-                phone,
-                verified: verified.unwrap_or(false),
-                opted_out: opted_out.unwrap_or(false),
-                linked_at: linked_at.and_then(|t| rfc3339_millis(t.0)),
-                time_zone,
-            },
-        )
+        .map(|p| PhoneView {
+            phone: p.phone,
+            verified: p.verified,
+            opted_out: p.opted_out,
+            linked_at: p.linked_at_ms.and_then(rfc3339_millis),
+            time_zone: p.time_zone,
+        })
         .collect();
     Ok(Json(PhoneList { phones }))
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC.
-pub fn rfc3339_millis(ms: i64) -> Option<String> {
-    let t = std::time::UNIX_EPOCH
-        .checked_add(std::time::Duration::from_millis(u64::try_from(ms).ok()?))?;
-    Some(humantime::format_rfc3339_millis(t).to_string())
 }
 
 fn registry_error(e: RegistryError) -> ApiError {
@@ -299,8 +250,7 @@ fn registry_error(e: RegistryError) -> ApiError {
             "no code is pending (expired or used); link the number again for a new code",
         ),
         e @ (RegistryError::Codes(_) | RegistryError::Store(_) | RegistryError::Produce(_)) => {
-            tracing::warn!(error = %e, "phone registry change failed");
-            ApiError::unavailable(e.to_string())
+            ApiError::dependency("the phone registry", e)
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The HTTP server shared by ingress and the API: timeouts, limits and graceful drain.
 
 mod server;
+mod settings;
 
 pub use server::{open_connections, serve, ServeError};
+pub use settings::HttpSettings;

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HttpSettings;
+use super::settings::HttpSettings;
 
 static OPEN_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 

@@ -5,6 +5,7 @@ pub mod dedupe;
 mod error;
 pub mod form;
 pub mod rate_limit;
+mod settings;
 pub mod signature;
 mod status;
 mod webhook;
@@ -15,61 +16,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::Router;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
-use crate::kafka::EventProducer;
+use crate::kafka::{EventProducer, KafkaSettings};
 use crate::phones::{PhoneDirectory, PhoneRegistry};
+use crate::validation::InvalidSetting;
 
 pub use error::IngressError;
-
-/// Which senders ingress enriches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SenderPolicy {
-    /// Only verified numbers of the phone registry; the rest become `SenderRejected`.
-    Registered,
-    /// Every signed sender, keyed by its own number (no accounts).
-    Any,
-}
-
-/// Short TwiML replies. An empty text answers with no message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Replies {
-    /// To a number nobody registered.
-    pub unknown: String,
-    /// To a registered number that has not proved itself with its code yet.
-    pub unverified: String,
-    /// After a code texted back verified the number.
-    pub verified: String,
-    /// After STOP (and its synonyms) when Twilio did not handle it (no `OptOutType`).
-    pub opted_out: String,
-    /// After START (and its synonyms), likewise.
-    pub opted_in: String,
-    /// To HELP.
-    pub help: String,
-    /// To a message over a rate limit, at most once per sender per limit period (empty: none).
-    pub rate_limited: String,
-}
-
-impl Default for Replies {
-    fn default() -> Self {
-        Replies {
-            unknown: "This number is not registered with smsflow. Sign up in the app first.".into(),
-            unverified: "Reply with the 6-digit code we sent to finish verifying this number."
-                .into(),
-            verified: "Number verified. Text us anything to capture it.".into(),
-            opted_out:
-                "You are unsubscribed and will get no more messages. Reply START to resubscribe."
-                    .into(),
-            opted_in: "You are subscribed again. Reply STOP to unsubscribe.".into(),
-            help: "smsflow turns your texts into items to review. Reply STOP to unsubscribe."
-                .into(),
-            rate_limited: String::new(),
-        }
-    }
-}
+pub use settings::{IngressSettings, Replies, SenderPolicy};
 
 /// What the webhook handlers share.
 pub struct IngressState {
@@ -94,47 +46,68 @@ pub struct IngressState {
     pub replies: Replies,
 }
 
+/// The clients ingress shares with the rest of the process.
+pub struct IngressClients {
+    pub producer: EventProducer,
+    pub redis: deadpool_redis::Pool,
+    pub directory: Arc<PhoneDirectory>,
+    pub registry: Arc<PhoneRegistry>,
+}
+
 impl IngressState {
-    /// Build from settings; refuses to start without a token unless unsigned mode was chosen.
+    /// Build from `[ingress]`; `auth_token` is `TWILIO_AUTH_TOKEN`, required unless
+    /// signature checks were deliberately disabled.
     pub fn new(
-        settings: &Settings,
-        producer: EventProducer,
-        redis: deadpool_redis::Pool,
-        directory: Arc<PhoneDirectory>,
-        registry: Arc<PhoneRegistry>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        let auth_token = if settings.ingress.verify_signature {
-            Some(settings.twilio_auth_token()?.to_owned())
+        settings: &IngressSettings,
+        kafka: &KafkaSettings,
+        public_url: &str,
+        auth_token: Option<&str>,
+        clients: IngressClients,
+    ) -> Result<Self, InvalidSetting> {
+        let auth_token = if settings.verify_signature {
+            let token = auth_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+                InvalidSetting::new(
+                    "twilio.auth_token",
+                    "set TWILIO_AUTH_TOKEN to check webhook signatures",
+                )
+            })?;
+            Some(token.to_owned())
         } else {
             tracing::warn!("webhook signature checks are DISABLED (ingress.allow_unsigned)");
             None
         };
+        let IngressClients {
+            producer,
+            redis,
+            directory,
+            registry,
+        } = clients;
         Ok(IngressState {
             producer,
-            messages_topic: settings.topic(crate::topics::MESSAGES),
-            outbound_topic: settings.topic(crate::topics::OUTBOUND),
-            public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
+            messages_topic: kafka.topic(crate::topics::MESSAGES),
+            outbound_topic: kafka.topic(crate::topics::OUTBOUND),
+            public_url: public_url.trim_end_matches('/').to_owned(),
             auth_token,
             directory,
-            registered_only: settings.ingress.sender_policy == SenderPolicy::Registered,
+            registered_only: settings.sender_policy == SenderPolicy::Registered,
             registry,
-            replies: settings.ingress.replies.clone(),
-            rate_limit: settings.ingress.rate_limit.enabled.then(|| {
+            replies: settings.replies.clone(),
+            rate_limit: settings.rate_limit.enabled.then(|| {
                 rate_limit::RateLimiter::new(
                     redis.clone(),
-                    &settings.kafka.topic_prefix,
-                    &settings.ingress.rate_limit,
-                    settings.ingress.redis_failure,
+                    &kafka.topic_prefix,
+                    &settings.rate_limit,
+                    settings.redis_failure,
                 )
             }),
-            dedupe: settings.ingress.dedupe.then(|| {
+            dedupe: settings.dedupe.then(|| {
                 dedupe::Deduper::new(
                     redis,
-                    &settings.kafka.topic_prefix,
+                    &kafka.topic_prefix,
                     // A claim outlives the slowest append it guards.
-                    settings.kafka.produce_deadline + std::time::Duration::from_secs(10),
-                    settings.ingress.dedupe_ttl,
-                    settings.ingress.redis_failure,
+                    kafka.produce_deadline + std::time::Duration::from_secs(10),
+                    settings.dedupe_ttl,
+                    settings.redis_failure,
                 )
             }),
         })

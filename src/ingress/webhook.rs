@@ -15,8 +15,8 @@ use super::rate_limit::Decision;
 use super::{form, signature, IngressError, IngressState};
 use crate::events::{MessageReceived, PhoneState, SenderRejected};
 use crate::metrics;
+use crate::phones::mask_phone;
 use crate::phones::{codes, keywords, Keyword, RegistryError};
-use crate::telemetry::mask_phone;
 
 /// The empty TwiML document: "received, nothing to reply".
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";

@@ -5,7 +5,7 @@
 //! A user sees only their own data. Someone else's item or message answers 404, exactly as
 //! a missing one does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +15,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
-use scylla::client::session::Session;
-use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::auth::{self, Authenticator, Caller};
 use super::error::{ApiError, ErrorBody};
@@ -28,129 +25,21 @@ use views::{
 };
 
 pub mod views;
-use super::phones::rfc3339_millis;
+use super::rfc3339_millis;
 use crate::events::ItemReviewed;
 use crate::kafka::EventProducer;
-use crate::store::StoreError;
+use crate::projector::items::{ItemReads, ItemRow, PageToken};
 
-/// How many buckets (user-hours) one page looks at before it returns what it has, with a
-/// token to go on: this bounds a request however sparse the list is.
-const MAX_BUCKETS_PER_PAGE: usize = 2_000;
-/// Index rows read per round trip.
-const INDEX_PAGE: i32 = 256;
 /// The largest page.
 const MAX_LIMIT: usize = 200;
 /// How long `?wait=true` waits for the projector.
 const REVIEW_WAIT: Duration = Duration::from_secs(10);
 
-/// What the item routes share.
+/// What the item routes share: the read model's reads, and where reviews are appended.
 pub struct ItemsApi {
-    session: Arc<Session>,
-    producer: EventProducer,
-    reviews_topic: String,
-    list: PreparedStatement,
-    list_from: PreparedStatement,
-    buckets: PreparedStatement,
-    item: PreparedStatement,
-    status: PreparedStatement,
-    parts: PreparedStatement,
-    by_message: PreparedStatement,
-}
-
-type ItemRow = (
-    Option<String>,       // user_id
-    Option<String>,       // message_sid
-    Option<String>,       // part
-    Option<String>,       // kind
-    Option<String>,       // value
-    Option<String>,       // normalized
-    Option<f32>,          // confidence
-    Option<String>,       // source
-    Option<i32>,          // span_start
-    Option<i32>,          // span_end
-    Option<String>,       // status
-    Option<CqlTimestamp>, // created_at
-    Option<CqlTimestamp>, // reviewed_at
-);
-
-type ListRow = (
-    CqlTimestamp,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<f32>,
-);
-
-impl ItemsApi {
-    /// Prepare the reads.
-    pub async fn new(
-        session: Arc<Session>,
-        keyspace: &str,
-        producer: EventProducer,
-        reviews_topic: String,
-    ) -> Result<ItemsApi, StoreError> {
-        let ks = keyspace;
-        let prepare = |cql: String| {
-            let session = session.clone();
-            async move {
-                session
-                    .prepare(cql)
-                    .await
-                    .map_err(StoreError::prepare("items API"))
-            }
-        };
-        let cols = "created_at, item_id, message_sid, kind, value, normalized, confidence";
-        Ok(ItemsApi {
-            list: prepare(format!(
-                "SELECT {cols} FROM {ks}.items_by_user_status WHERE user_id = ? AND status = ? AND bucket = ? LIMIT ?"
-            ))
-            .await?,
-            list_from: prepare(format!(
-                "SELECT {cols} FROM {ks}.items_by_user_status WHERE user_id = ? AND status = ? AND bucket = ? AND created_at <= ? LIMIT ?"
-            ))
-            .await?,
-            buckets: prepare(format!(
-                "SELECT bucket, added_version, drained_version FROM {ks}.list_buckets WHERE user_id = ? AND status = ? AND bucket <= ? LIMIT ?"
-            ))
-            .await?,
-            item: prepare(format!(
-                "SELECT user_id, message_sid, part, kind, value, normalized, confidence, source, span_start, span_end, status, created_at, reviewed_at FROM {ks}.items WHERE item_id = ?"
-            ))
-            .await?,
-            status: prepare(format!(
-                "SELECT user_id, received_at, parts_expected, parts_done, stage_at FROM {ks}.message_status WHERE message_sid = ?"
-            ))
-            .await?,
-            parts: prepare(format!(
-                "SELECT part, outcome, item_count, text FROM {ks}.message_parts WHERE message_sid = ?"
-            ))
-            .await?,
-            by_message: prepare(format!(
-                "SELECT item_id FROM {ks}.items_by_message WHERE message_sid = ?"
-            ))
-            .await?,
-            session,
-            producer,
-            reviews_topic,
-        })
-    }
-
-    async fn item(&self, id: &str) -> Result<Option<ItemRow>, ApiError> {
-        self.session
-            .execute_unpaged(&self.item, (id,))
-            .await
-            .map_err(read_error)?
-            .into_rows_result()
-            .map_err(read_error)?
-            .maybe_first_row::<ItemRow>()
-            .map_err(read_error)
-    }
-}
-
-fn read_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::unavailable(format!("cannot read the read model: {e}"))
+    pub reads: ItemReads,
+    pub producer: EventProducer,
+    pub reviews_topic: String,
 }
 
 /// The routes, behind bearer authentication.
@@ -171,29 +60,28 @@ struct ListQuery {
     page_token: Option<String>,
 }
 
-/// Where the next page starts: strictly after this row, in list order (`t = i64::MAX`: at the
-/// top of bucket `b`).
-#[derive(Serialize, Deserialize)]
-struct PageToken {
-    b: i32,
-    t: i64,
-    i: String,
-}
-
 fn item_view(id: &str, r: &ItemRow) -> Item {
     Item {
         id: id.to_owned(),
-        message_sid: r.1.clone(),
-        part: r.2.clone(),
-        kind: r.3.clone(),
-        value: r.4.clone(),
-        normalized: r.5.clone(),
-        confidence: r.6,
-        source: r.7.clone(),
-        span: vec![r.8, r.9],
-        status: r.10.as_deref().and_then(ItemStatus::parse),
-        created_at: r.11.and_then(|t| rfc3339_millis(t.0)),
-        reviewed_at: r.12.and_then(|t| rfc3339_millis(t.0)),
+        message_sid: r.message_sid.clone(),
+        part: r.part.clone(),
+        kind: r.kind.clone(),
+        value: r.value.clone(),
+        normalized: r.normalized.clone(),
+        confidence: r.confidence,
+        source: r.source.clone(),
+        span: vec![r.span_start, r.span_end],
+        status: r.status.as_deref().and_then(ItemStatus::parse),
+        created_at: r.created_at_ms.and_then(rfc3339_millis),
+        reviewed_at: r.reviewed_at_ms.and_then(rfc3339_millis),
+    }
+}
+
+/// The caller's item, or 404 (someone else's item looks like a missing one).
+async fn own_item(api: &ItemsApi, caller: &Caller, id: &str) -> Result<ItemRow, ApiError> {
+    match api.reads.item(id).await? {
+        Some(r) if r.user_id.as_deref() == Some(caller.user_id.as_str()) => Ok(r),
+        _ => Err(ApiError::not_found("item")),
     }
 }
 
@@ -233,116 +121,29 @@ async fn list(
                 .ok_or_else(|| ApiError::invalid("page_token is not one this API issued"))?,
         ),
     };
-    let mut out: Vec<ItemSummary> = Vec::with_capacity(limit);
-    let mut last: Option<PageToken> = None;
-    let mut more = false;
-    let mut from_bucket = after.as_ref().map_or(i32::MAX, |a| a.b);
-    let mut looked = 0usize;
-    'walk: loop {
-        let index: Vec<(i32, Option<i64>, Option<i64>)> = api
-            .session
-            .execute_unpaged(
-                &api.buckets,
-                (&caller.user_id, status, from_bucket, INDEX_PAGE),
-            )
-            .await
-            .map_err(read_error)?
-            .into_rows_result()
-            .map_err(read_error)?
-            .rows::<(i32, Option<i64>, Option<i64>)>()
-            .map_err(read_error)?
-            .collect::<Result<_, _>>()
-            .map_err(read_error)?;
-        let Some(&(lowest, _, _)) = index.last() else {
-            break;
-        };
-        let exhausted = index.len() < INDEX_PAGE as usize;
-        for (bucket, added, drained) in index {
-            if added.is_some() && added == drained {
-                // Emptied by reviews and nothing added since: skip its tombstones.
-                continue;
-            }
-            looked += 1;
-            if looked > MAX_BUCKETS_PER_PAGE {
-                more = true;
-                last = Some(PageToken {
-                    b: bucket,
-                    t: i64::MAX,
-                    i: String::new(),
-                });
-                break 'walk;
-            }
-            let want = (limit - out.len() + 1) as i32;
-            let result = match after.as_ref().filter(|a| a.b == bucket) {
-                Some(a) => {
-                    api.session
-                        .execute_unpaged(
-                            &api.list_from,
-                            (
-                                &caller.user_id,
-                                status,
-                                bucket,
-                                CqlTimestamp(a.t),
-                                want + 64,
-                            ),
-                        )
-                        .await
-                }
-                None => {
-                    api.session
-                        .execute_unpaged(&api.list, (&caller.user_id, status, bucket, want))
-                        .await
-                }
-            };
-            let rows: Vec<ListRow> = result
-                .map_err(read_error)?
-                .into_rows_result()
-                .map_err(read_error)?
-                .rows::<ListRow>()
-                .map_err(read_error)?
-                .collect::<Result<_, _>>()
-                .map_err(read_error)?;
-            for (created, id, sid, kind, value, normalized, confidence) in rows {
-                // Within one millisecond, rows sort by id: skip up to and including the token's.
-                if let Some(a) = after.as_ref().filter(|a| a.b == bucket) {
-                    if created.0 == a.t && id <= a.i {
-                        continue;
-                    }
-                }
-                if out.len() == limit {
-                    more = true;
-                    break 'walk;
-                }
-                last = Some(PageToken {
-                    b: bucket,
-                    t: created.0,
-                    i: id.clone(),
-                });
-                out.push(ItemSummary {
-                    id,
-                    message_sid: sid,
-                    kind,
-                    value,
-                    normalized,
-                    confidence,
-                    status: listed,
-                    created_at: rfc3339_millis(created.0),
-                });
-            }
-        }
-        if exhausted || lowest == i32::MIN {
-            break;
-        }
-        from_bucket = lowest - 1;
-    }
-    let next = if more {
-        last.and_then(|l| serde_json::to_vec(&l).ok())
-            .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
-    } else {
-        None
-    };
+    let page = api
+        .reads
+        .page(&caller.user_id, status, limit, after.as_ref())
+        .await?;
+    let next = page
+        .next
+        .and_then(|t| serde_json::to_vec(&t).ok())
+        .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b));
     Ok(Json(ItemPage {
-        items: out,
+        items: page
+            .items
+            .into_iter()
+            .map(|i| ItemSummary {
+                id: i.id,
+                message_sid: i.message_sid,
+                kind: i.kind,
+                value: i.value,
+                normalized: i.normalized,
+                confidence: i.confidence,
+                status: listed,
+                created_at: rfc3339_millis(i.created_at_ms),
+            })
+            .collect(),
         next_page_token: next,
     }))
 }
@@ -362,22 +163,9 @@ async fn one(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Item>, ApiError> {
-    match api.item(&id).await? {
-        Some(r) if r.0.as_deref() == Some(caller.user_id.as_str()) => Ok(Json(item_view(&id, &r))),
-        _ => Err(ApiError::not_found("item")),
-    }
+    let row = own_item(&api, &caller, &id).await?;
+    Ok(Json(item_view(&id, &row)))
 }
-
-/// part, outcome, item_count, transcript.
-type PartRow = (String, Option<String>, Option<i32>, Option<String>);
-
-type StatusRow = (
-    Option<String>,
-    Option<CqlTimestamp>,
-    Option<i32>,
-    Option<Vec<String>>,
-    Option<HashMap<String, CqlTimestamp>>,
-);
 
 #[utoipa::path(get, path = "/v1/messages/{sid}", tag = "items",
     summary = "A message's progress, transcripts and items",
@@ -394,73 +182,33 @@ async fn message(
     Extension(caller): Extension<Caller>,
     Path(sid): Path<String>,
 ) -> Result<Json<MessageProgress>, ApiError> {
-    let status = api
-        .session
-        .execute_unpaged(&api.status, (&sid,))
-        .await
-        .map_err(read_error)?
-        .into_rows_result()
-        .map_err(read_error)?
-        .maybe_first_row::<StatusRow>()
-        .map_err(read_error)?;
-    let Some((Some(owner), received, expected, done, stages)) = status else {
+    let Some(m) = api.reads.message(&sid, &caller.user_id).await? else {
         return Err(ApiError::not_found("message"));
     };
-    if owner != caller.user_id {
-        return Err(ApiError::not_found("message"));
-    }
-    let done = done.unwrap_or_default();
-    let expected = expected.unwrap_or(1);
-    let parts: Vec<PartRow> = api
-        .session
-        .execute_unpaged(&api.parts, (&sid,))
-        .await
-        .map_err(read_error)?
-        .into_rows_result()
-        .map_err(read_error)?
-        .rows()
-        .map_err(read_error)?
-        .collect::<Result<_, _>>()
-        .map_err(read_error)?;
-    let ids: Vec<(String,)> = api
-        .session
-        .execute_unpaged(&api.by_message, (&sid,))
-        .await
-        .map_err(read_error)?
-        .into_rows_result()
-        .map_err(read_error)?
-        .rows()
-        .map_err(read_error)?
-        .collect::<Result<_, _>>()
-        .map_err(read_error)?;
-    let mut items = Vec::with_capacity(ids.len());
-    for (id,) in ids.iter().take(500) {
-        if let Some(r) = api.item(id).await? {
-            items.push(item_view(id, &r));
-        }
-    }
-    let stage_at: BTreeMap<String, Option<String>> = stages
-        .unwrap_or_default()
+    let expected = m.parts_expected.unwrap_or(1);
+    let stage_at: BTreeMap<String, Option<String>> = m
+        .stage_at
         .into_iter()
-        .map(|(k, v)| (k, rfc3339_millis(v.0)))
+        .map(|(k, v)| (k, rfc3339_millis(v)))
         .collect();
     Ok(Json(MessageProgress {
         message_sid: sid,
-        received_at: received.and_then(|t| rfc3339_millis(t.0)),
+        received_at: m.received_at_ms.and_then(rfc3339_millis),
         parts_expected: expected,
-        done: done.len() as i32 >= expected,
-        parts_done: done,
+        done: m.parts_done.len() as i32 >= expected,
+        parts_done: m.parts_done,
         stage_at,
-        parts: parts
+        parts: m
+            .parts
             .into_iter()
-            .map(|(part, outcome, item_count, transcript)| MessagePart {
-                part,
-                outcome,
-                item_count,
-                transcript,
+            .map(|p| MessagePart {
+                part: p.part,
+                outcome: p.outcome,
+                item_count: p.item_count,
+                transcript: p.transcript,
             })
             .collect(),
-        items,
+        items: m.items.iter().map(|(id, r)| item_view(id, r)).collect(),
     }))
 }
 
@@ -494,35 +242,33 @@ async fn review(
 ) -> Result<(StatusCode, Json<ReviewAccepted>), ApiError> {
     let Json(body) = body?;
     let status = body.decision.status();
-    let row = match api.item(&id).await? {
-        Some(r) if r.0.as_deref() == Some(caller.user_id.as_str()) => r,
-        _ => return Err(ApiError::not_found("item")),
-    };
+    let row = own_item(&api, &caller, &id).await?;
     let event = ItemReviewed {
         event_id: uuid::Uuid::now_v7().to_string(),
         item_id: id.clone(),
         user_id: caller.user_id.clone(),
         decision: body.decision.as_str().to_owned(),
         reviewed_at: crate::clock::now_micros(),
-        message_sid: row.1.clone().unwrap_or_default(),
-        item_created_at: row.11.map_or(0, |t| t.0.saturating_mul(1000)),
-        kind: row.3.clone().unwrap_or_default(),
-        value: row.4.clone().unwrap_or_default(),
-        normalized: row.5.clone().unwrap_or_default(),
+        message_sid: row.message_sid.unwrap_or_default(),
+        item_created_at: row.created_at_ms.map_or(0, |t| t.saturating_mul(1000)),
+        kind: row.kind.unwrap_or_default(),
+        value: row.value.unwrap_or_default(),
+        normalized: row.normalized.unwrap_or_default(),
     };
     api.producer
         .send(&api.reviews_topic, &caller.user_id, &event)
         .await
-        .map_err(|e| ApiError::unavailable(format!("the review was not stored: {e}")))?;
+        .map_err(|e| ApiError::dependency("Kafka (the review was not stored)", e))?;
     let mut applied = false;
     if q.wait {
         // Read-your-writes, bounded: poll the item until the projector shows the decision.
         let deadline = tokio::time::Instant::now() + REVIEW_WAIT;
         let mut pause = Duration::from_millis(10);
         while tokio::time::Instant::now() < deadline {
-            if let Some(r) = api.item(&id).await? {
-                let reviewed_us = r.12.map_or(0, |t| t.0.saturating_mul(1000));
-                if r.10.as_deref() == Some(status) && reviewed_us >= event.reviewed_at / 1000 * 1000
+            if let Some(r) = api.reads.item(&id).await? {
+                let reviewed_us = r.reviewed_at_ms.map_or(0, |t| t.saturating_mul(1000));
+                if r.status.as_deref() == Some(status)
+                    && reviewed_us >= event.reviewed_at / 1000 * 1000
                 {
                     applied = true;
                     break;
