@@ -22,7 +22,12 @@ const SAMPLES: &[(&str, &str)] = &[
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(None).context("loading configuration")?;
-    let token = settings.twilio_auth_token()?.to_owned();
+    let token = settings
+        .twilio
+        .auth_token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .context("set TWILIO_AUTH_TOKEN to sign the demo's webhooks")?;
     let base = format!("http://{}", settings.http.addr);
     let public = settings.http.public_url.trim_end_matches('/').to_owned();
     let path = "/webhooks/twilio/messages";

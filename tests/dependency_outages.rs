@@ -136,8 +136,10 @@ async fn redis_down_fails_open_by_default_and_closed_when_configured() {
     let topic = env.topic("sms.messages.v1");
     let appended = read_committed_to_end(&env, &topic).await;
     assert_eq!(appended.len(), 2, "the duplicate got through dedupe");
-    let group =
-        smsflow::projector::group_id(&env.settings, smsflow::projector::MESSAGES_PROJECTION);
+    let group = env
+        .settings
+        .projector
+        .group_of(smsflow::projector::MESSAGES_PROJECTION);
     wait_for_zero_lag(&env, &group, &topic).await;
     let cql = env.cql().await;
     assert_eq!(count_rows(&cql, "message_status").await, 1);

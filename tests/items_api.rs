@@ -26,7 +26,7 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
     settings.ingress.sender_policy = SenderPolicy::Registered;
     let mut patient = settings.clone();
     patient.kafka.produce_deadline = Duration::from_secs(14);
-    let (phone, _) = smsflow::phones::ops::link(&patient, "+15105550177", "dana-user", true, false)
+    let (phone, _) = smsflow::cli::phones::link(&patient, "+15105550177", "dana-user", true, false)
         .await
         .unwrap();
     let app = TestApp::spawn(
@@ -221,9 +221,7 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
         0,
         "the tables were emptied"
     );
-    let n = smsflow::projector::replay(&settings, "items")
-        .await
-        .unwrap();
+    let n = smsflow::cli::replay(&settings, "items").await.unwrap();
     assert!(n >= 3, "re-applied {n} events");
     let after = snapshot(http.clone(), app.base_url.clone(), me.clone(), sid.clone()).await;
     assert_eq!(before, after);
@@ -240,7 +238,7 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
     settings.ingress.sender_policy = SenderPolicy::Registered;
     let mut patient = settings.clone();
     patient.kafka.produce_deadline = Duration::from_secs(14);
-    let (east, state) = smsflow::phones::ops::link_in_zone(
+    let (east, state) = smsflow::cli::phones::link_in_zone(
         &patient,
         "+12125550123",
         "tz-user",
@@ -251,7 +249,7 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
     .await
     .unwrap();
     assert_eq!(state.time_zone.as_deref(), Some("America/New_York"));
-    let (west, _) = smsflow::phones::ops::link(&patient, "+15105550124", "tz-user", true, false)
+    let (west, _) = smsflow::cli::phones::link(&patient, "+15105550124", "tz-user", true, false)
         .await
         .unwrap();
     let app = TestApp::spawn(

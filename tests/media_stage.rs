@@ -22,8 +22,10 @@ use sha2::{Digest, Sha256};
 use common::*;
 use smsflow::events::{decode, encode, MediaRef, MediaRejected, MediaStored, MessageReceived};
 use smsflow::ingress::form;
+use smsflow::kafka::consume::Record;
+use smsflow::kafka::stage_runner::handle_record;
 use smsflow::stages::media::{MediaSettings, MediaStage};
-use smsflow::stages::{Input, Stage, StageError};
+use smsflow::stages::StageError;
 
 /// Requests the media server saw: (path, had an Authorization header).
 type Seen = Arc<Mutex<Vec<(String, bool)>>>;
@@ -150,7 +152,7 @@ fn stage(settings: &MediaSettings) -> MediaStage {
     MediaStage::new(settings, Some("ACtest".into()), Some("secret-token".into())).unwrap()
 }
 
-fn mms(urls: &[(String, &str)]) -> Input {
+fn mms(urls: &[(String, &str)]) -> Record {
     let mut ev =
         form::message_received(&sms_params(1), "ev".into(), 1_764_000_000_000_000, None).unwrap();
     ev.message_sid = format!("MM{}", fastrand_suffix());
@@ -161,20 +163,22 @@ fn mms(urls: &[(String, &str)]) -> Input {
             content_type: ct.to_string(),
         })
         .collect();
-    Input {
+    Record {
         topic: "t".into(),
         partition: 0,
         offset: 0,
+        log_time_ms: 0,
         key: Some(ev.from.as_bytes().to_vec()),
         payload: Some(encode(&ev).unwrap()),
         event_type: Some("MessageReceived".into()),
         headers: Vec::new(),
+        trace: Default::default(),
     }
 }
 
 fn rejection(out: &smsflow::stages::Output) -> MediaRejected {
-    assert_eq!(out.event_type, "MediaRejected", "expected a rejection");
-    decode(&out.payload).unwrap()
+    assert_eq!(out.event_type(), "MediaRejected", "expected a rejection");
+    out.event::<MediaRejected>().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,11 +191,11 @@ async fn three_attachments_are_stored_byte_identical_with_their_sha256() {
         (format!("{base}/media/ogg"), "audio/ogg"),
         (format!("{base}/media/vcard"), "text/vcard"),
     ]);
-    let outputs = stage.handle(&input).await.unwrap();
+    let outputs = handle_record(&stage, &input).await.unwrap();
     assert_eq!(outputs.len(), 3);
     for (out, original) in outputs.iter().zip([jpeg(), ogg(), vcard()]) {
-        assert_eq!(out.event_type, "MediaStored");
-        let ev: MediaStored = decode(&out.payload).unwrap();
+        assert_eq!(out.event_type(), "MediaStored");
+        let ev: &MediaStored = out.event().unwrap();
         assert_eq!(ev.sha256, hex::encode(Sha256::digest(&original)));
         assert_eq!(ev.size_bytes, original.len() as i64);
         let stored = std::fs::read(dir.path().join(&ev.object_key)).unwrap();
@@ -253,7 +257,9 @@ async fn unsafe_or_bad_media_is_rejected_with_a_named_reason() {
     ];
     for (url, ct, reason) in cases {
         let started = std::time::Instant::now();
-        let out = stage.handle(&mms(&[(url.clone(), ct)])).await.unwrap();
+        let out = handle_record(&stage, &mms(&[(url.clone(), ct)]))
+            .await
+            .unwrap();
         let r = rejection(&out[0]);
         assert_eq!(r.reason, reason, "{url}: {}", r.detail);
         assert!(
@@ -277,10 +283,12 @@ async fn loopback_is_refused_without_the_test_allowance() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path());
     s.allow_addresses.clear();
-    let out = stage(&s)
-        .handle(&mms(&[(format!("{base}/media/jpeg"), "image/jpeg")]))
-        .await
-        .unwrap();
+    let out = handle_record(
+        &stage(&s),
+        &mms(&[(format!("{base}/media/jpeg"), "image/jpeg")]),
+    )
+    .await
+    .unwrap();
     assert_eq!(rejection(&out[0]).reason, "forbidden_address");
     assert!(
         seen.lock().unwrap().is_empty(),
@@ -292,14 +300,13 @@ async fn loopback_is_refused_without_the_test_allowance() {
 async fn credentials_never_cross_to_another_host() {
     let (base, seen, _) = media_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = stage(&settings(dir.path()))
-        .handle(&mms(&[(
-            format!("{base}/media/redirect-localhost"),
-            "image/jpeg",
-        )]))
-        .await
-        .unwrap();
-    assert_eq!(out[0].event_type, "MediaStored");
+    let out = handle_record(
+        &stage(&settings(dir.path())),
+        &mms(&[(format!("{base}/media/redirect-localhost"), "image/jpeg")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out[0].event_type(), "MediaStored");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
         seen,
@@ -315,15 +322,17 @@ async fn twilio_5xx_is_transient_and_poison_is_poison() {
     let (base, _, _) = media_server().await;
     let dir = tempfile::tempdir().unwrap();
     let stage = stage(&settings(dir.path()));
-    let err = stage
-        .handle(&mms(&[(format!("{base}/media/unavailable"), "image/jpeg")]))
-        .await
-        .unwrap_err();
+    let err = handle_record(
+        &stage,
+        &mms(&[(format!("{base}/media/unavailable"), "image/jpeg")]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StageError::Transient(_)), "{err}");
     let mut garbage = mms(&[]);
     garbage.payload = Some(b"garbage".to_vec());
     assert!(matches!(
-        stage.handle(&garbage).await,
+        handle_record(&stage, &garbage).await,
         Err(StageError::Poison(_))
     ));
 }

@@ -12,7 +12,7 @@ use common::*;
 use smsflow::app::Role;
 use smsflow::config::Settings;
 use smsflow::events::{decode, OutboundRequested, OutboundStatusChanged};
-use smsflow::projector::position::Position;
+use smsflow::projector::Position;
 use smsflow::projector::{Applied, OutboundProjection};
 use smsflow::topics::OUTBOUND;
 

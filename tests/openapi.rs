@@ -163,7 +163,7 @@ async fn the_served_document_describes_every_real_answer() {
     let mut patient = settings.clone();
     patient.kafka.produce_deadline = Duration::from_secs(14);
     let (phone, _) =
-        smsflow::phones::ops::link(&patient, "+15105550178", "openapi-user", true, false)
+        smsflow::cli::phones::link(&patient, "+15105550178", "openapi-user", true, false)
             .await
             .unwrap();
     let app = TestApp::spawn(

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use smsflow::app::Role;
+use smsflow::cli;
 use smsflow::events::{
     decode, MessageReceived, OptOutChanged, OutboundRequested, PhoneVerified, SenderRejected,
 };
 use smsflow::ingress::SenderPolicy;
-use smsflow::phones;
 
 fn registered(env: &TestEnv) -> smsflow::config::Settings {
     let mut s = env.settings.clone();
@@ -307,7 +307,7 @@ async fn link_and_verify_through_the_api_and_by_texted_code_and_reject_unknown_s
 async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed() {
     let env = TestEnv::new().await;
     let settings = registered(&env);
-    let (phone, _) = phones::ops::link(&patient(&settings), "+15105550111", "carol", true, false)
+    let (phone, _) = cli::phones::link(&patient(&settings), "+15105550111", "carol", true, false)
         .await
         .unwrap();
     let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
@@ -379,7 +379,7 @@ async fn unlinking_reaches_another_instances_cache_within_a_second() {
     let one = TestApp::spawn(settings.clone(), &[Role::Ingress]).await;
     let two = TestApp::spawn(settings.clone(), &[Role::Ingress]).await;
     let http = reqwest::Client::new();
-    let (phone, _) = phones::ops::link(&patient(&settings), "+15105550121", "dave", true, false)
+    let (phone, _) = cli::phones::link(&patient(&settings), "+15105550121", "dave", true, false)
         .await
         .unwrap();
     // Both caches learn the link from the topic (nothing projects in this test).
@@ -398,7 +398,7 @@ async fn unlinking_reaches_another_instances_cache_within_a_second() {
         )
         .await;
     }
-    phones::ops::unlink(&patient(&settings), &phone)
+    cli::phones::unlink(&patient(&settings), &phone)
         .await
         .unwrap();
     let unlinked_at = Instant::now();
@@ -435,7 +435,7 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
     let slow_down = "Too many messages. Please slow down.";
     settings.ingress.replies.rate_limited = slow_down.into();
     let (burst_phone, _) =
-        phones::ops::link(&patient(&settings), "+15105550131", "erin", true, false)
+        cli::phones::link(&patient(&settings), "+15105550131", "erin", true, false)
             .await
             .unwrap();
     let app = TestApp::spawn(settings.clone(), &[Role::Ingress, Role::Projector]).await;
@@ -493,10 +493,10 @@ async fn a_burst_over_the_sender_limit_and_a_user_over_the_user_limit_get_200_an
     settings.ingress.rate_limit.user_limit = 5;
     settings.ingress.rate_limit.user_period = Duration::from_secs(3600);
     settings.ingress.rate_limit.user_burst = 5;
-    let (p1, _) = phones::ops::link(&patient(&settings), "+15105550141", "frank", true, false)
+    let (p1, _) = cli::phones::link(&patient(&settings), "+15105550141", "frank", true, false)
         .await
         .unwrap();
-    let (p2, _) = phones::ops::link(&patient(&settings), "+15105550142", "frank", true, false)
+    let (p2, _) = cli::phones::link(&patient(&settings), "+15105550142", "frank", true, false)
         .await
         .unwrap();
     let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;

@@ -14,7 +14,7 @@ use rdkafka::Message;
 use common::*;
 use smsflow::events::{decode, MessageReceived};
 use smsflow::kafka::client;
-use smsflow::projector::position::Position;
+use smsflow::projector::Position;
 
 const HALF: usize = 1500;
 

@@ -19,31 +19,36 @@ use tokio_util::sync::CancellationToken;
 use common::*;
 use smsflow::config::Settings;
 use smsflow::events::{decode, DeadLetter, MessageReceived};
-use smsflow::kafka::{client, runner};
+use smsflow::kafka::client;
+use smsflow::kafka::stage_runner::run_stage;
 use smsflow::stages::{Input, Output, Stage, StageError};
 
+/// Echoes each message; the runner decodes it (garbage is poison) and encodes the output.
 struct Echo;
 
 impl Stage for Echo {
     const NAME: &'static str = "echo";
+    type Event = MessageReceived;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![smsflow::topics::MESSAGES]
     }
 
-    async fn handle(&self, input: &Input) -> Result<Vec<Output>, StageError> {
-        let bytes = input
-            .payload
-            .as_deref()
-            .ok_or_else(|| StageError::Poison("no payload".into()))?;
-        let ev: MessageReceived = decode(bytes).map_err(|e| StageError::Poison(e.to_string()))?;
-        Ok(vec![Output {
-            topic: smsflow::topics::ENRICHMENTS,
-            key: ev.partition_key().to_owned(),
-            event_type: "MessageReceived",
-            payload: bytes.to_vec(),
-        }])
+    async fn handle(&self, input: &Input<MessageReceived>) -> Result<Vec<Output>, StageError> {
+        let ev = input.event.clone();
+        Ok(vec![Output::new(
+            smsflow::topics::ENRICHMENTS,
+            ev.partition_key().to_owned(),
+            ev,
+        )])
     }
+}
+
+fn run(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = Result<(), smsflow::kafka::stage_runner::RunnerError>> {
+    run_stage(settings.kafka, settings.stages, Arc::new(Echo), shutdown)
 }
 
 fn stage_settings(env: &TestEnv) -> Settings {
@@ -81,11 +86,7 @@ async fn poison_inputs_are_dead_lettered_and_the_partition_keeps_moving() {
     }
 
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(runner::run(
-        settings.clone(),
-        Arc::new(Echo),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(run(settings.clone(), shutdown.clone()));
     wait_for_zero_lag(
         &env,
         &format!("{}smsflow-echo", settings.kafka.topic_prefix),
@@ -156,9 +157,7 @@ fn child_echo_stage() {
     rt.block_on(async {
         let shutdown = CancellationToken::new();
         smsflow::shutdown::install(shutdown.clone());
-        runner::run(settings, Arc::new(Echo), shutdown)
-            .await
-            .unwrap();
+        run(settings, shutdown).await.unwrap();
     });
 }
 
@@ -241,11 +240,7 @@ async fn dead_letters_are_listed_and_replayed_once() {
             .unwrap();
     }
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(runner::run(
-        settings.clone(),
-        Arc::new(Echo),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(run(settings.clone(), shutdown.clone()));
     wait_for_zero_lag(
         &env,
         &format!("{}smsflow-echo", settings.kafka.topic_prefix),
@@ -255,7 +250,7 @@ async fn dead_letters_are_listed_and_replayed_once() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
 
-    let listed = smsflow::kafka::dlq::list(&settings, &Default::default(), 100)
+    let listed = smsflow::kafka::dlq::list(&settings.kafka, &Default::default(), 100)
         .await
         .unwrap();
     assert_eq!(listed.len(), 3);
@@ -263,20 +258,20 @@ async fn dead_letters_are_listed_and_replayed_once() {
         stage: Some("echo".into()),
     };
     assert_eq!(
-        smsflow::kafka::dlq::replay(&settings, &filter, true)
+        smsflow::kafka::dlq::replay(&settings.kafka, &filter, true)
             .await
             .unwrap(),
         3,
         "dry run counts"
     );
     assert_eq!(
-        smsflow::kafka::dlq::replay(&settings, &filter, false)
+        smsflow::kafka::dlq::replay(&settings.kafka, &filter, false)
             .await
             .unwrap(),
         3
     );
     assert_eq!(
-        smsflow::kafka::dlq::replay(&settings, &filter, false)
+        smsflow::kafka::dlq::replay(&settings.kafka, &filter, false)
             .await
             .unwrap(),
         0,

@@ -151,10 +151,11 @@ async fn one_webhook_is_one_trace_from_ingress_to_the_projectors_writes() {
     );
     assert_eq!(
         tag(process, "messaging.consumer.group.name"),
-        Some(Value::String(smsflow::projector::group_id(
-            &env.settings,
-            smsflow::projector::MESSAGES_PROJECTION
-        )))
+        Some(Value::String(
+            env.settings
+                .projector
+                .group_of(smsflow::projector::MESSAGES_PROJECTION)
+        ))
     );
     assert_eq!(
         tag(produce, "span.kind"),

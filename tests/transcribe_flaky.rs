@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use common::*;
 use smsflow::events::{decode, DeadLetter, MediaStored, TranscriptReady};
-use smsflow::kafka::runner;
+use smsflow::kafka::stage_runner::run_stage;
 use smsflow::stages::transcribe::{ProviderKind, TranscribeStage};
 
 /// One second of a 440 Hz tone, 8 kHz 16-bit mono WAV.
@@ -118,8 +118,9 @@ async fn with_a_provider_failing_half_the_time_every_input_is_transcribed_or_dea
 
     let stage = TranscribeStage::new(&settings.transcribe, store).unwrap();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(runner::run(
-        settings.clone(),
+    let task = tokio::spawn(run_stage(
+        settings.kafka.clone(),
+        settings.stages.clone(),
         Arc::new(stage),
         shutdown.clone(),
     ));

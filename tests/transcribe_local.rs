@@ -14,10 +14,12 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 
-use smsflow::events::{decode, encode, MediaStored, TranscriptFailed, TranscriptReady};
+use smsflow::events::{encode, MediaStored, TranscriptFailed, TranscriptReady};
+use smsflow::kafka::consume::Record;
+use smsflow::kafka::stage_runner::handle_record;
 use smsflow::stages::transcribe::wer::{word_errors, WordErrors};
 use smsflow::stages::transcribe::{TranscribeSettings, TranscribeStage};
-use smsflow::stages::{Input, Stage, StageError};
+use smsflow::stages::StageError;
 
 const TESTDATA: &str = "/usr/share/pocketsphinx/test/data";
 
@@ -62,28 +64,28 @@ impl Harness {
     }
 
     async fn handle(&self, media: &MediaStored, event_type: &str) -> Result<Produced, StageError> {
-        let input = Input {
+        let input = Record {
             topic: smsflow::topics::MEDIA.into(),
             partition: 0,
             offset: 0,
+            log_time_ms: 0,
             key: Some(media.partition_key().as_bytes().to_vec()),
             payload: Some(encode(media).expect("encode MediaStored")),
             event_type: Some(event_type.into()),
             headers: Vec::new(),
+            trace: Default::default(),
         };
-        let mut outputs = self.stage.handle(&input).await?;
+        let mut outputs = handle_record(&self.stage, &input).await?;
         assert!(outputs.len() <= 1, "one output per input at most");
         let Some(out) = outputs.pop() else {
             return Ok(Produced::Nothing);
         };
         assert_eq!(out.topic, smsflow::topics::TRANSCRIPTS);
         assert_eq!(out.key, media.partition_key());
-        Ok(match out.event_type {
-            "TranscriptReady" => {
-                Produced::Ready(decode(&out.payload).expect("decode TranscriptReady"))
-            }
+        Ok(match out.event_type() {
+            "TranscriptReady" => Produced::Ready(out.event::<TranscriptReady>().unwrap().clone()),
             "TranscriptFailed" => {
-                Produced::Failed(decode(&out.payload).expect("decode TranscriptFailed"))
+                Produced::Failed(out.event::<TranscriptFailed>().unwrap().clone())
             }
             other => panic!("unexpected event type {other}"),
         })

@@ -12,9 +12,11 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 
-use smsflow::events::{decode, encode, MediaStored, TranscriptFailed, TranscriptReady};
+use smsflow::events::{encode, MediaStored, TranscriptFailed, TranscriptReady};
+use smsflow::kafka::consume::Record;
+use smsflow::kafka::stage_runner::handle_record;
 use smsflow::stages::transcribe::{ProviderKind, TranscribeSettings, TranscribeStage};
-use smsflow::stages::{Input, Output, Stage, StageError};
+use smsflow::stages::{Output, StageError};
 
 type Handler = Arc<dyn Fn(HeaderMap, Bytes) -> (StatusCode, String) + Send + Sync>;
 
@@ -107,16 +109,18 @@ async fn run(
         )
         .await
         .expect("put");
-    let input = Input {
+    let input = Record {
         topic: smsflow::topics::MEDIA.into(),
         partition: 3,
         offset: 42,
+        log_time_ms: 0,
         key: Some(media.sender.as_bytes().to_vec()),
         payload: Some(encode(&media).expect("encode")),
         event_type: Some("MediaStored".into()),
         headers: Vec::new(),
+        trace: Default::default(),
     };
-    stage.handle(&input).await
+    handle_record(stage, &input).await
 }
 
 fn stage(s: &TranscribeSettings) -> (TranscribeStage, Arc<InMemory>) {
@@ -164,14 +168,14 @@ async fn the_provider_gets_16k_mono_wav_and_its_text_becomes_transcript_ready() 
     assert_eq!(outputs.len(), 1);
     let out = &outputs[0];
     assert_eq!(
-        (out.topic, out.event_type),
+        (out.topic, out.event_type()),
         (smsflow::topics::TRANSCRIPTS, "TranscriptReady")
     );
     assert_eq!(
         out.key, "+15105550142",
         "keyed by the sender until a user is known"
     );
-    let t: TranscriptReady = decode(&out.payload).expect("decode");
+    let t: &TranscriptReady = out.event().expect("a TranscriptReady");
     assert_eq!(t.text, "a tone, and nothing else");
     assert_eq!(t.provider, "openai");
     assert_eq!(t.model.as_deref(), Some("whisper-1"));
@@ -182,7 +186,7 @@ async fn the_provider_gets_16k_mono_wav_and_its_text_becomes_transcript_ready() 
 
     // A replay of the same input yields the same event id.
     let again = run(&stage, &store, "MMok").await.expect("handled");
-    let t2: TranscriptReady = decode(&again[0].payload).expect("decode");
+    let t2: &TranscriptReady = again[0].event().expect("a TranscriptReady");
     assert_eq!(t.event_id, t2.event_id);
 }
 
@@ -197,8 +201,8 @@ async fn a_provider_400_becomes_transcript_failed_provider_rejected() {
     let (base, hits) = fake_openai(handler).await;
     let (stage, store) = stage(&settings(base));
     let outputs = run(&stage, &store, "MMbad").await.expect("handled");
-    assert_eq!(outputs[0].event_type, "TranscriptFailed");
-    let f: TranscriptFailed = decode(&outputs[0].payload).expect("decode");
+    assert_eq!(outputs[0].event_type(), "TranscriptFailed");
+    let f: &TranscriptFailed = outputs[0].event().expect("a TranscriptFailed");
     assert_eq!(f.reason, "provider_rejected");
     assert!(
         f.detail.contains("Audio file is too short."),

@@ -12,6 +12,10 @@
 #     PARTS=mix     SMS/MMS/voice notes through the whole pipeline (ingress, media, transcribe,
 #                   enrich, projector), media served by the generator on loopback, read back
 #                   until every part is enriched: MIX=sms=85,mms=13,voice=2 MIX_RATE=20 MIX_SECONDS=30
+#     PARTS=drain   only the projection drain (DRAIN messages queued with the projector stopped,
+#                   then projected) next to the raw driver's ceiling (CQL_SECONDS); DRAIN_RATE sets
+#                   how fast the backlog is queued (default RATE). SMSFLOW_BIN runs another smsflow
+#                   binary (e.g. an earlier build, for a before/after comparison in one run)
 #     PARTS=memory  ingress RSS against webhooks held in flight: a producer linger of MEM_LINGER
 #                   holds every webhook until its batch goes out, so MEM_RATE x MEM_LINGER are in
 #                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT
@@ -49,7 +53,7 @@ OUT=$(cd "$OUT" && pwd)
 
 cargo build -q --release -p smsflow --bin smsflow -p smsflow-loadtest --bin smsflow-loadtest
 T=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
-SF=$T/smsflow
+SF=${SMSFLOW_BIN:-$T/smsflow}
 LT=$T/smsflow-loadtest
 KAFKA_PID=$(cat "$STATE/run/kafka.pid")
 CASSANDRA_PID=$(cat "$STATE/run/cassandra.pid")
@@ -173,7 +177,7 @@ PY
 if part smsflow || part sustain; then start_smsflow; fi
 SMS_SUSTAINED=0
 HALF=$((RATE / 2))
-DRAIN_RATE=$RATE
+DRAIN_RATE=${DRAIN_RATE:-$RATE}
 if part smsflow; then
 step "smsflow: ${RATE}/s for ${DURATION}s, ack + end to end + cost"
 sms_run smsflow "$RATE" "$DURATION" --warmup 5s --read-back stage-at $(watch_sms) --out "$OUT/smsflow" --json "$OUT/ingress.json"
@@ -200,6 +204,22 @@ if ((SUSTAIN > 0)) && { part smsflow || part sustain; }; then
   sed -n '/^end to end/,$p' "$OUT/smsflow-sustained/report.md"
 fi
 if part smsflow || part sustain; then stop "$ingress"; stop "$projector"; fi
+
+# ------------------------------------------------------------------ projection drain alone
+if part drain; then
+  if ! part ceilings; then
+    step "ceiling: raw scylla driver, the projector's INSERT at projector.max_in_flight, ${CQL_SECONDS} s"
+    with_space ceil "$LT" cql-writes --duration "${CQL_SECONDS}s" --json "$OUT/cql.json"
+  fi
+  step "smsflow ($SF): projection rate, draining $DRAIN messages queued at ${DRAIN_RATE}/s"
+  env "${SMS_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18080 "$SF" serve --role ingress & ingress=$!; pids+=("$ingress")
+  wait_url http://127.0.0.1:18080/healthz
+  sms_run smsflow-drain "$DRAIN_RATE" $(( (DRAIN + DRAIN_RATE - 1) / DRAIN_RATE )) --warmup 0s --out "$OUT/smsflow-drain" >/dev/null
+  start_projector
+  with_space sms "$LT" read-back --run "$OUT/smsflow-drain/result.json" --from stage-at --json "$OUT/smsflow-drain/e2e.json" >"$OUT/smsflow-drain/e2e.txt"
+  head -1 "$OUT/smsflow-drain/e2e.txt"
+  stop "$ingress"; stop "$projector"
+fi
 
 # ------------------------------------------------------------------ mixed traffic
 if part mix; then
