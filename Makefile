@@ -39,9 +39,11 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Every test, against the real local stack (started if needed).
+## Every test, against the real local stack (started if needed). cargo-nextest runs each test
+## as its own process and the test binaries side by side (settings: .config/nextest.toml).
 test: deps stack-up lint
-	$(CARGO) test --workspace --all-targets -- --test-threads=4
+	$(CARGO) nextest run --workspace --all-targets --profile ci
+	$(CARGO) test --workspace --doc
 
 ## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).
 ## Knobs: RATE, DURATION, STEPS, DRAIN, SUSTAIN (e.g. SUSTAIN=600 for the 10-minute run), PEER=off.

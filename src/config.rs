@@ -230,7 +230,7 @@ impl Default for Settings {
                 shutdown_grace: Duration::from_secs(10),
             },
             kafka: KafkaSettings {
-                brokers: "127.0.0.1:9092".into(),
+                brokers: "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096".into(),
                 topic_prefix: String::new(),
                 produce_deadline: Duration::from_secs(3),
                 linger: Duration::from_millis(2),
