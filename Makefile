@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench
+.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench check-deploy
 
 ## System packages the Rust build needs (librdkafka is built from source with TLS and OIDC).
 deps:
@@ -40,7 +40,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Every test, against the real local stack (started if needed).
-test: deps stack-up lint
+test: deps stack-up lint check-deploy
 	$(CARGO) test --workspace --all-targets -- --test-threads=4
 
 ## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).
@@ -49,6 +49,11 @@ bench: deps stack-up
 	-bash loadtest/peers/build-benthos.sh
 	bash loadtest/scripts/bench.sh
 	bash loadtest/scripts/tracing_overhead.sh 15 32
+
+## Lint and validate deploy/ offline: Dockerfile, Helm chart, operator resources, compose,
+## rules and dashboard (tools built or fetched once into ~/.cache/smsflow-deploy).
+check-deploy: deps
+	bash deploy/check/check.sh
 
 unit: deps
 	$(CARGO) test --workspace --lib
