@@ -67,7 +67,8 @@ refuse() {  # refuse REASON-REGEX helm-args...
 refuse "must exceed preStopSleepSeconds" --set roleGroups.stages.terminationGracePeriodSeconds=30
 refuse "must exceed preStopSleepSeconds" --set config.http.shutdown_grace=40s
 refuse "file:// media store" --set config.media.store_url=file:///var/tmp/smsflow/media
-refuse "autoscaling \(CPU\) or keda" --set keda.enabled=true --set roleGroups.ingress.keda.enabled=true
+refuse "autoscaling \(CPU\) or keda" --set keda.enabled=true --set roleGroups.stages.autoscaling.enabled=true
+refuse "runs no consumer role" --set keda.enabled=true --set roleGroups.api.keda.enabled=true
 
 step "smsflow.toml of each rendering, read by smsflow's own configuration loader"
 for r in "${RENDERED[@]}"; do
