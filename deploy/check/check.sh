@@ -101,7 +101,7 @@ echo "ok   deploy/otel/jaeger.yaml"
 step "Compose file: compose-go (the Compose specification's reference loader)"
 TWILIO_ACCOUNT_SID=AC0 TWILIO_AUTH_TOKEN=t SMSFLOW_API__AUTH__HS256_SECRET=s "$BIN/composecheck" deploy/compose/compose.yaml
 
-step "Prometheus rules and Grafana dashboard: $("$BIN/promtool" --version 2>&1 | head -n1)"
+step "Prometheus rules and Grafana dashboard: promtool of $(go version -m "$BIN/promtool" | awk '$1=="mod" {print $2, $3}')"
 RULES=$CHART/files/prometheus-rules.yaml
 "$BIN/promtool" check rules "$RULES"
 "$BIN/promtool" test rules "$HERE/prometheus-rules.test.yaml"
