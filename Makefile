@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench
+.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench check-deploy
 
 ## System packages the Rust build needs (librdkafka is built from source with TLS and OIDC).
 deps:
@@ -41,7 +41,7 @@ lint: deps
 
 ## Every test, against the real local stack (started if needed). cargo-nextest runs each test
 ## as its own process and the test binaries side by side (settings: .config/nextest.toml).
-test: deps stack-up lint
+test: deps stack-up lint check-deploy
 	$(CARGO) nextest run --workspace --all-targets --profile ci
 	$(CARGO) test --workspace --doc
 
@@ -51,6 +51,11 @@ bench: deps stack-up
 	-bash loadtest/peers/build-benthos.sh
 	bash loadtest/scripts/bench.sh
 	bash loadtest/scripts/tracing_overhead.sh 15 32
+
+## Lint and validate deploy/ offline: Dockerfile, Helm chart, operator resources, compose,
+## rules and dashboard (tools built or fetched once into ~/.cache/smsflow-deploy).
+check-deploy: deps
+	bash deploy/check/check.sh
 
 unit: deps
 	$(CARGO) test --workspace --lib

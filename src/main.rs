@@ -66,7 +66,24 @@ enum Command {
         /// Exit with status 3 when the cluster differs from the file.
         #[arg(long)]
         check: bool,
+        /// Create topics with fewer replicas than the file declares when the cluster has fewer
+        /// brokers (or kafka.replication_factor is lower): development clusters only.
+        #[arg(long)]
+        allow_lower_replication: bool,
+        /// Print the topology as resources instead of applying it (no Kafka needed).
+        #[arg(long, value_enum)]
+        emit: Option<TopicsFormat>,
+        /// The Strimzi `Kafka` resource the emitted KafkaTopics belong to.
+        #[arg(long, default_value = "smsflow", requires = "emit")]
+        strimzi_cluster: String,
     },
+}
+
+/// What `topics --emit` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TopicsFormat {
+    /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1).
+    Strimzi,
 }
 
 #[derive(Subcommand)]
@@ -224,9 +241,27 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let n = smsflow::projector::replay(&settings, &projection).await?;
             println!("projection {projection}: re-applied {n} event(s) from offset 0");
         }
-        Command::Topics { file, check } => {
+        Command::Topics {
+            file,
+            check,
+            allow_lower_replication,
+            emit,
+            strimzi_cluster,
+        } => {
             let topo = Topology::load(&file)?;
-            let report = topology::apply(&settings.kafka, &topo).await?;
+            if let Some(TopicsFormat::Strimzi) = emit {
+                print!(
+                    "{}",
+                    topo.strimzi_topics(&settings.kafka.topic_prefix, &strimzi_cluster)
+                );
+                return Ok(());
+            }
+            let lowering = if allow_lower_replication {
+                topology::Lowering::Allow
+            } else {
+                topology::Lowering::Refuse
+            };
+            let report = topology::apply(&settings.kafka, &topo, lowering).await?;
             for t in &report.created {
                 println!("created  {t}");
             }
