@@ -21,8 +21,9 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 use super::context::Context;
-use super::extract::{e164, normalize_url};
+use super::extract::normalize_url;
 use super::item::{Item, ItemKind, Source};
+use super::phones::e164;
 
 /// LLM extractor settings, e.g. from the `[enrich.llm]` config section.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]

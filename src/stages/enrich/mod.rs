@@ -17,12 +17,15 @@
 pub mod context;
 pub mod datetime;
 pub mod extract;
+pub mod gazetteer;
 pub mod item;
 pub mod lex;
 pub mod llm;
 pub mod names;
+pub mod phones;
 pub mod places;
 pub mod spoken;
+pub mod spoken_links;
 pub mod stage;
 pub mod vcard;
 
