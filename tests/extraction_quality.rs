@@ -220,5 +220,9 @@ fn extraction_quality_meets_the_floors() {
             ));
         }
     }
-    assert!(failures.is_empty(), "under the floors:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "under the floors:\n{}",
+        failures.join("\n")
+    );
 }
