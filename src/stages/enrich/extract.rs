@@ -33,11 +33,17 @@ pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
     items.extend(datetime::dates(text, source, ctx));
     items.extend(names::names(text, source));
     items.extend(places::places(text, source));
-    // Words already read as a phone number are not a time ("nine oh one two ..."), and words
-    // inside an email or URL are not a name ("Jenny.Wu@...").
+    // Words already read as a phone number or an address are not a time ("nine oh one two
+    // ...", "three twenty five hudson street"), and words inside an email or URL are not a name
+    // or a place ("Jenny.Wu@...").
     let claimed: Vec<(ItemKind, (usize, usize))> = items
         .iter()
-        .filter(|i| matches!(i.kind, ItemKind::Phone | ItemKind::Email | ItemKind::Url))
+        .filter(|i| {
+            matches!(
+                i.kind,
+                ItemKind::Phone | ItemKind::Email | ItemKind::Url | ItemKind::Place
+            )
+        })
         .map(|i| (i.kind, i.span))
         .collect();
     let overlaps = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
@@ -45,7 +51,8 @@ pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
         !claimed.iter().any(|(k, span)| {
             overlaps(i.span, *span)
                 && match i.kind {
-                    ItemKind::DateTime => *k == ItemKind::Phone,
+                    // "three twenty five hudson street" is an address, not 3:25.
+                    ItemKind::DateTime => matches!(k, ItemKind::Phone | ItemKind::Place),
                     ItemKind::Contact | ItemKind::Place => {
                         matches!(k, ItemKind::Email | ItemKind::Url)
                     }
