@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use super::gazetteer;
 use super::item::{Item, ItemKind, Source};
 use super::lex::{self, Tok};
 
@@ -106,6 +107,17 @@ const VENUES: &[&str] = &[
     "kitchen",
     "grill",
     "show",
+    "room",
+    "inn",
+    "pavilion",
+    "courthouse",
+    "gallery",
+    "garden",
+    "gardens",
+    "terminal",
+    "pier",
+    "wharf",
+    "mart",
 ];
 
 /// Words that never start or fill a place name.
@@ -129,8 +141,9 @@ fn street_re() -> &'static Regex {
                 (?:(?:\d{{1,3}}(?:st|nd|rd|th)|[A-Z][\p{{L}}'’-]*)\s+){{1,3}}
                 (?:{suffix})\b\.?
             )
-            (?:,?\s+(?:Suite|Ste|Apt|Unit|\#)\.?\s*[A-Za-z0-9-]+)?
-            (?:,\s*[A-Z][\p{{L}}'’-]*(?:\s+[A-Z][\p{{L}}'’-]*){{0,2}})?
+            (?:,?\s+(?:(?:Suite|Ste|Apt|Unit|Room|Rm|\#)\.?\s*[A-Za-z0-9-]+|\d{{1,2}}(?:st|nd|rd|th)\s+(?i:floor)|(?i:floor)\s+\d{{1,2}}))?
+            (?:,\s*[A-Z][\p{{L}}'’-]*\b(?:\s+[A-Z][\p{{L}}'’-]*\b){{0,2}}
+                (?:\s+[A-Z]{{1,2}}\d[A-Z\d]?\s*\d[A-Z]{{2}}\b)?)?
             (?:,?\s+[A-Z]{{2}}\b(?:\s+\d{{5}}(?:-\d{{4}})?)?)?
             "
         ))
@@ -146,6 +159,9 @@ pub(crate) fn places(text: &str, source: Source) -> Vec<Item> {
         items.extend(spoken_streets(text, &toks, source));
     }
     items.extend(at_places(text, &toks, source));
+    if source != Source::Transcript {
+        items.extend(in_cities(text, &toks, source));
+    }
     // An "at" place inside an address ("at 1200 Broadway") is the address.
     let mut kept: Vec<Item> = Vec::new();
     for it in items {
@@ -311,7 +327,13 @@ fn spoken_streets(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
         match found {
             Some(k) => {
                 let words = toks[j..=k].iter().map(|t| t.w.as_str());
-                let normalized = format!("{number} {}", lex::title_case(words));
+                let mut normalized = format!("{number} {}", lex::title_case(words));
+                let mut k = k;
+                if let Some((unit, end)) = spoken_unit(toks, k + 1) {
+                    normalized.push(' ');
+                    normalized.push_str(&unit);
+                    k = end - 1;
+                }
                 let (sb, eb) = (toks[i].start, toks[k].end);
                 items.push(Item {
                     kind: ItemKind::Place,
@@ -329,6 +351,45 @@ fn spoken_streets(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
     items
 }
 
+/// "3" → "3rd".
+fn ordinal_suffix(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// A unit or floor spoken after a street: "suite b", "suite twelve hundred", "apartment six",
+/// "third floor", "floor two". Returns its normalized form and the index after it.
+fn spoken_unit(toks: &[Tok], i: usize) -> Option<(String, usize)> {
+    let w = toks.get(i)?.w.as_str();
+    if let Some((n, j)) = lex::ordinal_at(toks, i) {
+        if toks.get(j).is_some_and(|t| t.w == "floor") {
+            return Some((format!("{} Floor", ordinal_suffix(n)), j + 1));
+        }
+        return None;
+    }
+    let label = match w {
+        "suite" | "ste" => "Suite",
+        "unit" => "Unit",
+        "apartment" | "apt" => "Apartment",
+        "room" => "Room",
+        "floor" => "Floor",
+        _ => return None,
+    };
+    let next = toks.get(i + 1)?;
+    // "suite b": one spelled letter.
+    if next.w.chars().count() == 1 && next.w.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Some((format!("{label} {}", next.w.to_uppercase()), i + 2));
+    }
+    let (number, j) = house_number(toks, i + 1)?;
+    Some((format!("{label} {number}"), j))
+}
+
 fn at_places(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
     let mut items = Vec::new();
     for (i, t) in toks.iter().enumerate() {
@@ -338,10 +399,8 @@ fn at_places(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
         let the = toks.get(i + 1).is_some_and(|t| t.w == "the");
         let first = if the { i + 2 } else { i + 1 };
         let end = if source == Source::Transcript {
-            if !the {
-                continue;
-            }
-            spoken_venue(toks, first)
+            // "at union station" needs no "the"; a venue noun still has to end it.
+            spoken_venue(toks, first, the)
         } else {
             typed_venue(toks, first)
         };
@@ -372,6 +431,42 @@ fn plain_word(t: &Tok) -> bool {
             .all(|c| c.is_alphabetic() || c == '\'' || c == '-' || c == '&')
 }
 
+/// "in Oslo", "in Las Vegas", "in Rio": a country or a large city (the gazetteer) after "in".
+fn in_cities(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
+    let mut items = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.w != "in" {
+            continue;
+        }
+        let first = i + 1;
+        let longest = (1..=3).rev().find(|n| {
+            let words = toks.get(first..first + n);
+            words.is_some_and(|ws| {
+                ws.iter().all(|w| w.cap && plain_word(w))
+                    && gazetteer::is_place(
+                        &ws.iter()
+                            .map(|w| w.w.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )
+            })
+        });
+        if let Some(n) = longest {
+            let (sb, eb) = (toks[first].start, toks[first + n - 1].end);
+            let words = toks[first..first + n].iter().map(|t| &text[t.start..t.end]);
+            items.push(Item {
+                kind: ItemKind::Place,
+                value: text[sb..eb].to_owned(),
+                normalized: lex::title_case(words),
+                confidence: 0.6,
+                source,
+                span: (sb, eb),
+            });
+        }
+    }
+    items
+}
+
 /// Capitalized words (with "of"/"&" between them) and trailing venue nouns: the end index.
 fn typed_venue(toks: &[Tok], first: usize) -> Option<usize> {
     let place_word = |t: &Tok| {
@@ -386,9 +481,16 @@ fn typed_venue(toks: &[Tok], first: usize) -> Option<usize> {
         let joiner = matches!(t.w.as_str(), "of" | "&" | "on")
             && caps > 0
             && toks.get(end + 1).is_some_and(place_word);
+        // "the Sacramento trade show": one lower-case word before a venue noun.
+        let before_venue = caps > 0
+            && plain_word(t)
+            && !PLACE_STOP.contains(&t.w.as_str())
+            && toks
+                .get(end + 1)
+                .is_some_and(|n| VENUES.contains(&n.w.as_str()));
         if place_word(t) {
             caps += 1;
-        } else if !(joiner || (caps > 0 && VENUES.contains(&t.w.as_str()))) {
+        } else if !(joiner || before_venue || (caps > 0 && VENUES.contains(&t.w.as_str()))) {
             break;
         }
         end += 1;
@@ -399,14 +501,30 @@ fn typed_venue(toks: &[Tok], first: usize) -> Option<usize> {
     (caps > 0).then_some(end)
 }
 
-/// "<words> <venue noun>" in lowercase speech: the end index.
-fn spoken_venue(toks: &[Tok], first: usize) -> Option<usize> {
+/// Words after a hotel or venue name that locate it ("the marriott downtown").
+const LOCATORS: &[&str] = &["downtown", "uptown", "midtown"];
+
+/// "<words> <venue noun>" in lowercase speech ("the blue heron cafe", "union station",
+/// "the hyatt regency downtown"): the end index.
+fn spoken_venue(toks: &[Tok], first: usize, the: bool) -> Option<usize> {
     let mut k = first;
     while let Some(t) = toks.get(k) {
-        if k - first >= 4 || !plain_word(t) || PLACE_STOP.contains(&t.w.as_str()) {
+        if k - first >= 4
+            || !plain_word(t)
+            || PLACE_STOP.contains(&t.w.as_str())
+            || lex::is_calendar_word(&t.w)
+            || lex::number_word(&t.w).is_some()
+        {
             return None;
         }
+        if the && k > first && LOCATORS.contains(&t.w.as_str()) {
+            return Some(k + 1);
+        }
         if VENUES.contains(&t.w.as_str()) {
+            if k == first {
+                // A venue noun alone ("at the office") is not a named place.
+                return None;
+            }
             // Take a second venue noun too: "the convention center".
             let end = if toks
                 .get(k + 1)
@@ -489,6 +607,61 @@ mod tests {
             ),
             vec!["123 Main Street"]
         );
+    }
+
+    #[test]
+    fn units_floors_postcodes_and_cities() {
+        assert_eq!(
+            norms(
+                "new office: 22 Wood Street, 3rd Floor, London",
+                Source::Body
+            ),
+            vec!["22 Wood Street, 3rd Floor, London"]
+        );
+        assert_eq!(
+            norms(
+                "to 221B Baker Street, London NW1 6XE on Tuesday",
+                Source::Body
+            ),
+            vec!["221B Baker Street, London NW1 6XE"]
+        );
+        assert_eq!(
+            norms(
+                "drop it at eighteen fifty mission street third floor",
+                Source::Transcript
+            ),
+            vec!["1850 Mission Street 3rd Floor"]
+        );
+        assert_eq!(
+            norms(
+                "its at three twenty five hudson street suite b",
+                Source::Transcript
+            ),
+            vec!["325 Hudson Street Suite B"]
+        );
+        assert_eq!(
+            norms("conference in Las Vegas, booth 1142", Source::Body),
+            vec!["Las Vegas"]
+        );
+        assert!(norms("in Person", Source::Body).is_empty());
+    }
+
+    #[test]
+    fn lower_case_venues_in_transcripts() {
+        for (t, want) in [
+            ("meet me at union station by the hall", "Union Station"),
+            ("the kids are at riverside park", "Riverside Park"),
+            ("lunch at the walnut room tomorrow", "Walnut Room"),
+            (
+                "i'll be at the hyatt regency downtown",
+                "Hyatt Regency Downtown",
+            ),
+        ] {
+            assert_eq!(norms(t, Source::Transcript), vec![want], "{t}");
+        }
+        for t in ["at the office", "at five at the park", "at the moment"] {
+            assert!(norms(t, Source::Transcript).is_empty(), "{t}");
+        }
     }
 
     #[test]
