@@ -52,7 +52,10 @@ pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
             overlaps(i.span, *span)
                 && match i.kind {
                     // "three twenty five hudson street" is an address, not 3:25.
-                    ItemKind::DateTime => matches!(k, ItemKind::Phone | ItemKind::Place),
+                    ItemKind::DateTime => matches!(
+                        k,
+                        ItemKind::Phone | ItemKind::Place | ItemKind::Url | ItemKind::Email
+                    ),
                     ItemKind::Contact | ItemKind::Place => {
                         matches!(k, ItemKind::Email | ItemKind::Url)
                     }

@@ -263,11 +263,13 @@ fn parse_and_verify(
             return None;
         }
     }
-    let e164 = verified(candidate, region).or_else(|| {
-        // A national number that is not one here: the region of a place named next to it.
+    // A national number next to a place name ("Paris number: 01 45 67 89 10") is read in that
+    // place's region first, then in the sender's.
+    let hinted = || {
         let hint = hinted_region(text, offset, end)?;
         (Some(hint) != region).then(|| verified(candidate, Some(hint)))?
-    })?;
+    };
+    let e164 = hinted().or_else(|| verified(candidate, region))?;
     Some(Found {
         start: offset,
         end,

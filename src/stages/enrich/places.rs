@@ -118,6 +118,7 @@ const VENUES: &[&str] = &[
     "pier",
     "wharf",
     "mart",
+    "plaza",
 ];
 
 /// Words that never start or fill a place name.

@@ -59,13 +59,15 @@ pub fn digit(word: &str) -> Option<char> {
 
 /// Digits a spoken number word stands for inside a phone number: "twenty one" 21, "forty" 40,
 /// "fifteen" 15.
-struct Group {
-    digits: String,
+pub struct Group {
+    /// The digits ("21").
+    pub digits: String,
     /// "twenty one": the unit word belongs to the group.
-    consumes_next: bool,
+    pub consumes_next: bool,
 }
 
-fn number_group(word: &str, next: Option<&str>) -> Option<Group> {
+/// The digits of a teen or tens word, with the unit after it: "twenty one" 21, "forty" 40.
+pub fn number_group(word: &str, next: Option<&str>) -> Option<Group> {
     const TEENS: &[&str] = &[
         "ten",
         "eleven",

@@ -155,7 +155,8 @@ pub(crate) fn spoken_links(text: &str) -> Vec<Item> {
         if w.plain(a + 1).is_none_or(|d| STOP_WORDS.contains(&d)) {
             continue;
         }
-        let Some((domain, end)) = domain_at(&w, a + 1, 3) else {
+        let Some((domain, end)) = domain_at(&w, a + 1, 3).filter(|(d, _)| !d.starts_with("www."))
+        else {
             continue;
         };
         taken.push((first, end));
@@ -306,13 +307,21 @@ fn domain_at(w: &Words, i: usize, first_label_words: usize) -> Option<(String, u
     best
 }
 
-/// A path segment after "slash": spoken digits ("four one two" → "412"), or a label.
+/// A path segment after "slash": spoken digits ("four one two" → "412", "one twelve" →
+/// "112"), or a label.
 fn path_segment(w: &Words, i: usize) -> Option<(String, usize)> {
     let mut digits = String::new();
     let mut j = i;
-    while let Some(d) = w.get(j).and_then(spoken::digit) {
-        digits.push(d);
-        j += 1;
+    while let Some(word) = w.get(j) {
+        if let Some(d) = spoken::digit(word) {
+            digits.push(d);
+            j += 1;
+        } else if let Some(g) = spoken::number_group(word, w.get(j + 1)) {
+            digits.push_str(&g.digits);
+            j += if g.consumes_next { 2 } else { 1 };
+        } else {
+            break;
+        }
     }
     if !digits.is_empty() {
         return Some((digits, j));
@@ -360,6 +369,14 @@ mod tests {
         assert_eq!(
             found("email rachel at rachel at studio nine dot com about it"),
             vec![("email", "rachel@studionine.com".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_site_after_at_is_a_url_not_a_mailbox() {
+        assert_eq!(
+            found("see the schedule at w w w dot metro dot org slash routes slash one twelve"),
+            vec![("url", "www.metro.org/routes/112".to_owned())]
         );
     }
 

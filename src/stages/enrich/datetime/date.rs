@@ -144,7 +144,10 @@ pub(super) fn date_at(toks: &[Tok], i: usize, env: &Env) -> Option<(DatePart, us
         "next" | "this" | "on" | "coming" => (true, i + 1),
         _ => (false, i),
     };
-    if let Some((wd, needs_prefix)) = weekday(word(toks, k)) {
+    // "Saturday's gig": the weekday itself.
+    let day = word(toks, k);
+    let day = day.strip_suffix("'s").unwrap_or(day);
+    if let Some((wd, needs_prefix)) = weekday(day) {
         // "sat" and "sun" alone are weekdays before a time: "comes sat at 10".
         let timed = TIME_CUES.contains(&word(toks, k + 1))
             || clock_at(toks, k + 1).is_some_and(|(c, _)| c.strong);

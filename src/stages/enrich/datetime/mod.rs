@@ -378,6 +378,7 @@ mod tests {
         assert_eq!(one("pickup at 4ish"), "2026-11-28T16:00:00-08:00");
         assert_eq!(one("around noonish"), "2026-11-28T12:00:00-08:00");
         assert_eq!(one("comes sun at 10"), "2026-11-29T10:00:00-08:00");
+        assert_eq!(one("about Tuesday's gig"), "2026-12-01");
         let spoken = norm("around five ish", Source::Transcript);
         assert_eq!(spoken, vec!["2026-11-28T17:00:00-08:00"]);
     }

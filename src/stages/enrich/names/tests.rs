@@ -153,6 +153,11 @@ fn typed_names_without_cues_titles_possessives_and_signatures() {
             vec!["Zoë Lindqvist", "Björn Haas"],
         ),
         ("Loop in Devon Ashby", vec!["Devon Ashby"]),
+        (
+            "call w/ Marisol Vega & Tom Becker",
+            vec!["Marisol Vega", "Tom Becker"],
+        ),
+        ("Ring Aoife Brennan on 087", vec!["Aoife Brennan"]),
     ] {
         assert_eq!(norms(t, Source::Body), want, "{t}");
     }
@@ -168,6 +173,7 @@ fn places_organisations_and_everyday_words_are_not_names() {
         "Grace period ends Friday",
         "Will do, thanks",
         "Our Sydney rep is on it",
+        "+49 151 4455 6677 is her German cell",
         "Sent the proposal to Acme.",
         "Demo for Brightline next Thursday",
         "the team at Lincoln High School",

@@ -91,8 +91,7 @@ fn retry_inside(toks: &[Tok], run: Run) -> bool {
     let head = flags(&words[0]);
     let names: Vec<&str> = words.iter().map(|t| bare(t)).collect();
     words.len() > 1
-        && !head.given
-        && !head.surname
+        && (!head.given && !head.surname || head.word)
         && !words.iter().any(|t| ORG_WORDS.contains(&bare(t)))
         && !gazetteer::is_place(&names.join(" "))
 }
@@ -127,10 +126,28 @@ fn judge(text: &str, toks: &[Tok], run: Run, found: &[Found]) -> Option<Found> {
         return None;
     }
     // "Gwen or Tobias", "Katrin Vogt or Felix Brandt": a name after a name shares its cue.
-    let listed = run.start >= 2
-        && matches!(toks[run.start - 1].w.as_str(), "and" | "or" | "&")
-        && found.last().is_some_and(|f| f.end + 1 == run.start);
+    // "Gwen or Tobias", "Marisol Vega & Tom Becker", "Noah + Priya": a name right after a
+    // name, joined by "and", "or", "&", "+" or a comma, is a name on the same footing.
+    let listed = found.last().is_some_and(|f| {
+        let between = toks.get(f.end..run.start).unwrap_or_default();
+        let gap = toks
+            .get(f.end.saturating_sub(1))
+            .zip(toks.get(run.start))
+            .and_then(|(a, b)| text.get(a.end..b.start))
+            .unwrap_or("");
+        let joiner = |g: &str| {
+            matches!(
+                g.trim().to_lowercase().as_str(),
+                "and" | "or" | "&" | "+" | "," | "/"
+            )
+        };
+        between.len() <= 1 && joiner(gap)
+    });
     let single = words.len() == 1;
+    // "her German cell": a nationality is not a lone name.
+    let demonym = single
+        && gazetteer::region_of(bare(&words[0])).is_some()
+        && !gazetteer::is_place(bare(&words[0]));
     // "Pat's cell", "Leo Grant's new number": a possessive before a contact noun.
     let owner = possessive && {
         let mut k = run.end;
@@ -170,13 +187,13 @@ fn judge(text: &str, toks: &[Tok], run: Run, found: &[Found]) -> Option<Found> {
         }
     } else if owner {
         0.7
-    } else if (cue.is_some() || listed) && head.given {
+    } else if (cue.is_some() || listed) && head.given && !demonym {
         if single {
             0.6
         } else {
             0.75
         }
-    } else if !head.given || (head.word && !possessive) || place && !possessive {
+    } else if !head.given || (head.word && !possessive) || (place || demonym) && !possessive {
         return None;
     } else if single {
         // A lone given name with no cue: "Giulia usually answers", "— Lena", "Sofia's #".

@@ -61,6 +61,7 @@ pub(super) const CUES: &[Cue] = &[
     cue(&["tell"], 0.7, true),
     cue(&["told"], 0.7, true),
     cue(&["ping"], 0.7, true),
+    cue(&["ring"], 0.7, true),
     cue(&["reach"], 0.7, false),
     cue(&["contact"], 0.7, true),
     cue(&["cc"], 0.7, true),
