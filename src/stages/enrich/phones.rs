@@ -226,10 +226,10 @@ fn inner_match(
 
 /// Latin letters (and the combining marks that follow them), which a number never touches.
 fn is_latin_letter(c: char) -> bool {
-    (c.is_alphabetic() || ('\u{0300}'..='\u{036F}').contains(&c))
-        && (c < '\u{0250}'
-            || ('\u{1E00}'..='\u{1EFF}').contains(&c)
-            || c >= '\u{0300}' && c <= '\u{036F}')
+    let combining = ('\u{0300}'..='\u{036F}').contains(&c);
+    // Basic Latin to Latin Extended-B, and Latin Extended Additional.
+    let latin = c < '\u{0250}' || ('\u{1E00}'..='\u{1EFF}').contains(&c);
+    combining || (c.is_alphabetic() && latin)
 }
 
 /// '%' and currency symbols: "$5,000,000" or "15%" is not a phone number.

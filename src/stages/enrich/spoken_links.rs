@@ -103,6 +103,13 @@ const STOP_WORDS: &[&str] = &[
     "form",
 ];
 
+/// The most labels in a domain and dash-joined parts in a label: bounds the work on any
+/// input ("a dot a dot a …").
+const MAX_LABELS: usize = 8;
+
+/// The most tokens a spoken mailbox spans ("j o h n dot s m i t h" is 10).
+const MAX_MAILBOX_TOKENS: usize = 16;
+
 /// The lower-case words of a transcript with their byte ranges.
 struct Words<'a> {
     toks: Vec<Token<'a>>,
@@ -229,8 +236,10 @@ fn mailbox_before(w: &Words, a: usize) -> Option<(String, usize)> {
         }
         word.to_owned()
     };
-    // "jon dot smith", "mary underscore lee", "ann dash marie".
-    while first >= 2 {
+    // "jon dot smith", "mary underscore lee", "ann dash marie" (a few parts: the scan back
+    // stays short on any input).
+    let stop = last.saturating_sub(MAX_MAILBOX_TOKENS);
+    while first >= 2 && first - 2 >= stop {
         let sep = match w.get(first - 1) {
             Some("dot") => '.',
             Some("underscore") => '_',
@@ -244,7 +253,7 @@ fn mailbox_before(w: &Words, a: usize) -> Option<(String, usize)> {
         first -= 2;
     }
     // Letters spelled before it: "t k o", "m rossi".
-    while first >= 1 {
+    while first >= 1 && first - 1 >= stop {
         let Some(c) = w.letter(first - 1) else {
             break;
         };
@@ -263,12 +272,14 @@ fn label_at(w: &Words, i: usize, max_words: usize) -> Option<(String, usize)> {
     let mut label = w.plain(i)?.to_owned();
     let mut j = i + 1;
     let mut words = 1;
+    let mut parts = 1;
     loop {
-        if matches!(w.get(j), Some("dash" | "hyphen")) {
+        if parts < MAX_LABELS && matches!(w.get(j), Some("dash" | "hyphen")) {
             if let Some(next) = w.plain(j + 1) {
                 label.push('-');
                 label.push_str(next);
                 j += 2;
+                parts += 1;
                 continue;
             }
         }
@@ -294,7 +305,7 @@ fn domain_at(w: &Words, i: usize, first_label_words: usize) -> Option<(String, u
     let (first, mut j) = label_at(w, i, first_label_words)?;
     let mut labels = vec![first];
     let mut best = None;
-    while w.is(j, "dot") {
+    while w.is(j, "dot") && labels.len() < MAX_LABELS {
         let Some((label, next)) = label_at(w, j + 1, 1) else {
             break;
         };

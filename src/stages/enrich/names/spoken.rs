@@ -77,7 +77,7 @@ fn name_at(toks: &[Tok], i: usize, found: &[Found]) -> Option<Found> {
         // No cue: only a given name followed by a surname ("maya chen").
         let next = toks.get(i + 1).filter(|n| candidate(n))?;
         let f = flags(next);
-        if !(f.surname && !f.word) {
+        if !f.surname || f.word {
             return None;
         }
         0.4

@@ -89,7 +89,7 @@ fn run_at(text: &str, toks: &[Tok], i: usize) -> Option<Run> {
 fn retry_inside(toks: &[Tok], run: Run) -> bool {
     let words = &toks[run.first..run.end];
     let head = flags(&words[0]);
-    let names: Vec<&str> = words.iter().map(|t| bare(t)).collect();
+    let names: Vec<&str> = words.iter().map(bare).collect();
     words.len() > 1
         && (!head.given && !head.surname || head.word)
         && !words.iter().any(|t| ORG_WORDS.contains(&bare(t)))
@@ -125,58 +125,14 @@ fn judge(text: &str, toks: &[Tok], run: Run, found: &[Found]) -> Option<Found> {
     if cue.is_none() && before.is_some_and(|b| matches!(b.w.as_str(), "at" | "in" | "@" | "near")) {
         return None;
     }
-    // "Gwen or Tobias", "Katrin Vogt or Felix Brandt": a name after a name shares its cue.
-    // "Gwen or Tobias", "Marisol Vega & Tom Becker", "Noah + Priya": a name right after a
-    // name, joined by "and", "or", "&", "+" or a comma, is a name on the same footing.
-    let listed = found.last().is_some_and(|f| {
-        let between = toks.get(f.end..run.start).unwrap_or_default();
-        let gap = toks
-            .get(f.end.saturating_sub(1))
-            .zip(toks.get(run.start))
-            .and_then(|(a, b)| text.get(a.end..b.start))
-            .unwrap_or("");
-        let joiner = |g: &str| {
-            matches!(
-                g.trim().to_lowercase().as_str(),
-                "and" | "or" | "&" | "+" | "," | "/"
-            )
-        };
-        between.len() <= 1 && joiner(gap)
-    });
+    let listed = follows_a_name(text, toks, run, found);
     let single = words.len() == 1;
     // "her German cell": a nationality is not a lone name.
     let demonym = single
         && gazetteer::region_of(bare(&words[0])).is_some()
         && !gazetteer::is_place(bare(&words[0]));
-    // "Pat's cell", "Leo Grant's new number": a possessive before a contact noun.
-    let owner = possessive && {
-        let mut k = run.end;
-        if toks.get(k).is_some_and(|t| {
-            matches!(
-                t.w.as_str(),
-                "new" | "old" | "work" | "home" | "personal" | "direct" | "private"
-            )
-        }) {
-            k += 1;
-        }
-        toks.get(k).is_some_and(|t| {
-            matches!(
-                t.w.as_str(),
-                "cell"
-                    | "number"
-                    | "phone"
-                    | "mobile"
-                    | "email"
-                    | "address"
-                    | "#"
-                    | "line"
-                    | "office"
-                    | "extension"
-                    | "ext"
-            )
-        })
-    };
-    let place = gazetteer::is_place(&words.iter().map(|t| bare(t)).collect::<Vec<_>>().join(" "));
+    let owner = possessive && before_contact_detail(toks, run.end);
+    let place = gazetteer::is_place(&words.iter().map(bare).collect::<Vec<_>>().join(" "));
     let confidence = if titled {
         0.85
     } else if let Some(c) = cue.filter(|c| c.explicit) {
@@ -206,4 +162,50 @@ fn judge(text: &str, toks: &[Tok], run: Run, found: &[Found]) -> Option<Found> {
         end: run.end,
         confidence,
     })
+}
+
+/// "Gwen or Tobias", "Marisol Vega & Tom Becker", "Noah + Priya": a run right after a name,
+/// joined to it by "and", "or", "&", "+", "/" or a comma, is a name on the same footing.
+fn follows_a_name(text: &str, toks: &[Tok], run: Run, found: &[Found]) -> bool {
+    let Some(prev) = found.last() else {
+        return false;
+    };
+    let between = run.start.saturating_sub(prev.end);
+    let gap = toks
+        .get(prev.end.saturating_sub(1))
+        .zip(toks.get(run.start))
+        .and_then(|(a, b)| text.get(a.end..b.start))
+        .unwrap_or("");
+    between <= 1
+        && matches!(
+            gap.trim().to_lowercase().as_str(),
+            "and" | "or" | "&" | "+" | "," | "/"
+        )
+}
+
+/// "Pat's cell", "Leo Grant's new number": a possessive name before a contact detail.
+fn before_contact_detail(toks: &[Tok], mut k: usize) -> bool {
+    const QUALIFIERS: &[&str] = &[
+        "new", "old", "work", "home", "personal", "direct", "private",
+    ];
+    const DETAILS: &[&str] = &[
+        "cell",
+        "number",
+        "phone",
+        "mobile",
+        "email",
+        "address",
+        "#",
+        "line",
+        "office",
+        "extension",
+        "ext",
+    ];
+    if toks
+        .get(k)
+        .is_some_and(|t| QUALIFIERS.contains(&t.w.as_str()))
+    {
+        k += 1;
+    }
+    toks.get(k).is_some_and(|t| DETAILS.contains(&t.w.as_str()))
 }
