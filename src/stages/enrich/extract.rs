@@ -36,32 +36,25 @@ pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
     // Words already read as a phone number or an address are not a time ("nine oh one two
     // ...", "three twenty five hudson street"), and words inside an email or URL are not a name
     // or a place ("Jenny.Wu@...").
-    let claimed: Vec<(ItemKind, (usize, usize))> = items
-        .iter()
-        .filter(|i| {
-            matches!(
-                i.kind,
-                ItemKind::Phone | ItemKind::Email | ItemKind::Url | ItemKind::Place
-            )
-        })
-        .map(|i| (i.kind, i.span))
-        .collect();
-    let overlaps = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
-    items.retain(|i| {
-        !claimed.iter().any(|(k, span)| {
-            overlaps(i.span, *span)
-                && match i.kind {
-                    // "three twenty five hudson street" is an address, not 3:25.
-                    ItemKind::DateTime => matches!(
-                        k,
-                        ItemKind::Phone | ItemKind::Place | ItemKind::Url | ItemKind::Email
-                    ),
-                    ItemKind::Contact | ItemKind::Place => {
-                        matches!(k, ItemKind::Email | ItemKind::Url)
-                    }
-                    _ => false,
-                }
-        })
+    let claims = |kinds: &[ItemKind]| {
+        Spans::new(
+            items
+                .iter()
+                .filter(|i| kinds.contains(&i.kind))
+                .map(|i| i.span),
+        )
+    };
+    let not_a_time = claims(&[
+        ItemKind::Phone,
+        ItemKind::Place,
+        ItemKind::Url,
+        ItemKind::Email,
+    ]);
+    let not_a_name = claims(&[ItemKind::Email, ItemKind::Url]);
+    items.retain(|i| match i.kind {
+        ItemKind::DateTime => !not_a_time.overlaps(i.span),
+        ItemKind::Contact | ItemKind::Place => !not_a_name.overlaps(i.span),
+        _ => true,
     });
     for i in &mut items {
         i.source = source;
@@ -71,15 +64,78 @@ pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
     let mut seen = std::collections::HashSet::new();
     items.retain(|i| seen.insert((i.kind, i.normalized.clone())));
     // Extractors work in bytes; items carry character spans.
-    for i in &mut items {
-        i.span = char_span(text, i.span);
-    }
+    to_char_spans(text, &mut items);
     tracing::debug!(
         count = items.len(),
         source = source.as_str(),
         "extracted items"
     );
     items
+}
+
+/// Byte ranges, for "does this range overlap any of them" in O(log n): sorted by start, with
+/// the largest end so far, so text of any length stays linear-logarithmic.
+pub(crate) struct Spans {
+    starts: Vec<usize>,
+    max_end: Vec<usize>,
+}
+
+impl Spans {
+    pub(crate) fn new(spans: impl Iterator<Item = (usize, usize)>) -> Spans {
+        let mut v: Vec<(usize, usize)> = spans.collect();
+        v.sort_unstable();
+        let mut max = 0;
+        let max_end = v
+            .iter()
+            .map(|(_, e)| {
+                max = max.max(*e);
+                max
+            })
+            .collect();
+        Spans {
+            starts: v.into_iter().map(|(s, _)| s).collect(),
+            max_end,
+        }
+    }
+
+    /// Whether `(start, end)` overlaps one of the ranges.
+    pub(crate) fn overlaps(&self, (start, end): (usize, usize)) -> bool {
+        // The ranges that start before `end`; one of them overlaps iff the furthest end > start.
+        let n = self.starts.partition_point(|s| *s < end);
+        n > 0 && self.max_end[n - 1] > start
+    }
+}
+
+/// Every item's byte span as a character span, in one pass over the text.
+fn to_char_spans(text: &str, items: &mut [Item]) {
+    let mut offsets: Vec<usize> = items.iter().flat_map(|i| [i.span.0, i.span.1]).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let mut chars = Vec::with_capacity(offsets.len());
+    let mut walk = text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()));
+    let mut count = 0;
+    let mut at = walk.next();
+    for &o in &offsets {
+        while let Some(b) = at {
+            if b >= o {
+                break;
+            }
+            count += 1;
+            at = walk.next();
+        }
+        chars.push(count);
+    }
+    let char_of = |b: usize| {
+        offsets
+            .binary_search(&b)
+            .map_or_else(|_| char_span(text, (b, b)).0, |k| chars[k])
+    };
+    for i in items {
+        i.span = (char_of(i.span.0), char_of(i.span.1));
+    }
 }
 
 fn links(text: &str) -> Vec<Item> {

@@ -47,8 +47,10 @@ const CLOSING: &str = r")\]\u{FF09}\u{FF3D}";
 const PLUS: &str = r"+\u{FF0B}";
 /// Digits a national number plus a country code can have (17 + 3).
 const DIGIT_BLOCK: usize = 20;
-/// Candidates tried per text, as `maxTries` in libphonenumber: a bound on degenerate input.
-const MAX_TRIES: usize = 64;
+/// Inner candidates tried per candidate, as `maxTries` in libphonenumber: a bound on
+/// degenerate input. (The text as a whole has no bound: every candidate is tried once, so a
+/// long text full of other numbers still yields its phone numbers.)
+const MAX_TRIES: usize = 16;
 
 struct Patterns {
     candidate: Regex,
@@ -112,8 +114,8 @@ pub(crate) fn typed(text: &str, region: Option<Id>) -> Vec<Item> {
     let p = patterns();
     let mut out = Vec::new();
     let mut index = 0;
-    let mut tries = 0;
-    while tries < MAX_TRIES && index < text.len() {
+    while index < text.len() {
+        let mut tries = 0;
         let Some(m) = p.candidate.find_at(text, index) else {
             break;
         };
@@ -135,7 +137,6 @@ pub(crate) fn typed(text: &str, region: Option<Id>) -> Vec<Item> {
             }
             None => {
                 index = (m.start() + candidate.len()).max(m.start() + 1);
-                tries += 1;
             }
         }
         // Stay on a character boundary.

@@ -52,17 +52,21 @@ pub(crate) fn places(text: &str, source: Source) -> Vec<Item> {
     if source != Source::Transcript {
         items.extend(in_cities(text, &toks, source));
     }
-    // An "at" place inside an address ("at 1200 Broadway") is the address.
-    let mut kept: Vec<Item> = Vec::new();
+    // An "at" place inside an address ("at 1200 Broadway") is the address: earlier finders
+    // win. Kept spans never overlap, so the one starting last before an item's end is the only
+    // one that can overlap it.
+    let mut kept: std::collections::BTreeMap<usize, Item> = std::collections::BTreeMap::new();
     for it in items {
-        if !kept
-            .iter()
-            .any(|k| it.span.0 < k.span.1 && k.span.0 < it.span.1)
-        {
-            kept.push(it);
+        let (start, end) = it.span;
+        let clash = kept
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, k)| k.span.1 > start);
+        if !clash {
+            kept.insert(start, it);
         }
     }
-    kept
+    kept.into_values().collect()
 }
 
 /// `value` cut before the first comma-separated part that starts with a time word.

@@ -28,7 +28,7 @@ fn typed_addresses() {
             "lunch with Sam at Tartine, 600 Guerrero St, Friday noon #personal",
             Source::Body
         ),
-        vec!["600 Guerrero St", "Tartine"]
+        vec!["Tartine", "600 Guerrero St"]
     );
     assert_eq!(
         norms(
