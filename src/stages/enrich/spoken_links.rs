@@ -239,7 +239,7 @@ fn mailbox_before(w: &Words, a: usize) -> Option<(String, usize)> {
     // "jon dot smith", "mary underscore lee", "ann dash marie" (a few parts: the scan back
     // stays short on any input).
     let stop = last.saturating_sub(MAX_MAILBOX_TOKENS);
-    while first >= 2 && first - 2 >= stop {
+    while first >= stop + 2 {
         let sep = match w.get(first - 1) {
             Some("dot") => '.',
             Some("underscore") => '_',
@@ -253,7 +253,7 @@ fn mailbox_before(w: &Words, a: usize) -> Option<(String, usize)> {
         first -= 2;
     }
     // Letters spelled before it: "t k o", "m rossi".
-    while first >= 1 && first - 1 >= stop {
+    while first > stop {
         let Some(c) = w.letter(first - 1) else {
             break;
         };
