@@ -58,6 +58,22 @@ enum Command {
         #[arg(long)]
         projection: String,
     },
+    /// Extract items from text on stdin, one JSON line out per line in (plain text, or JSON
+    /// lines {"id","text","source","region","received_at","time_zone"}); no Kafka.
+    Extract {
+        /// Source of lines that do not say: body or transcript.
+        #[arg(long, default_value = "body")]
+        source: String,
+        /// ISO 3166 region national numbers are read in (e.g. US), for lines that do not say.
+        #[arg(long)]
+        region: Option<String>,
+        /// IANA time zone relative dates resolve in (default: enrich.default_time_zone).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// RFC 3339 time the text was received (default: now).
+        #[arg(long)]
+        received_at: Option<String>,
+    },
     /// Create the topics of topology/topics.toml and report drift.
     Topics {
         /// Topology file.
@@ -240,6 +256,27 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Replay { projection } => {
             let n = smsflow::projector::replay(&settings, &projection).await?;
             println!("projection {projection}: re-applied {n} event(s) from offset 0");
+        }
+        Command::Extract {
+            source,
+            region,
+            time_zone,
+            received_at,
+        } => {
+            use smsflow::stages::enrich::{batch, Extractor};
+            let tz = time_zone.unwrap_or_else(|| settings.enrich.default_time_zone.clone());
+            let defaults =
+                batch::Defaults::parse(&source, region.as_deref(), &tz, received_at.as_deref())?;
+            let extractor = Extractor::new(&settings.enrich.llm)?;
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            let summary = batch::run(input, tokio::io::stdout(), &defaults, &extractor).await?;
+            if summary.errors > 0 {
+                anyhow::bail!(
+                    "{} of {} lines could not be read (see their \"error\" fields)",
+                    summary.errors,
+                    summary.lines
+                );
+            }
         }
         Command::Topics {
             file,
