@@ -1,18 +1,15 @@
-//! The `smsflow` command line.
+//! The `smsflow` command line: arguments and dispatch only; each subcommand's work is in
+//! `smsflow::cli`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
-use smsflow::app::{Application, Role};
+use smsflow::app::Role;
 use smsflow::cli;
 use smsflow::config::Settings;
-use smsflow::events::PhoneState;
-use smsflow::kafka::dlq;
-use smsflow::kafka::topology::{self, Topology};
-use smsflow::store::migrate;
+use smsflow::kafka::topology::Lowering;
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +55,22 @@ enum Command {
         #[arg(long)]
         projection: String,
     },
+    /// Extract items from text on stdin, one JSON line out per line in (plain text, or JSON
+    /// lines {"id","text","source","region","received_at","time_zone"}); no Kafka.
+    Extract {
+        /// Source of lines that do not say: body or transcript.
+        #[arg(long, default_value = "body")]
+        source: String,
+        /// ISO 3166 region national numbers are read in (e.g. US), for lines that do not say.
+        #[arg(long)]
+        region: Option<String>,
+        /// IANA time zone relative dates resolve in (default: enrich.default_time_zone).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// RFC 3339 time the text was received (default: now).
+        #[arg(long)]
+        received_at: Option<String>,
+    },
     /// Create the topics of topology/topics.toml and report drift.
     Topics {
         /// Topology file.
@@ -66,7 +79,24 @@ enum Command {
         /// Exit with status 3 when the cluster differs from the file.
         #[arg(long)]
         check: bool,
+        /// Create topics with fewer replicas than the file declares when the cluster has fewer
+        /// brokers (or kafka.replication_factor is lower): development clusters only.
+        #[arg(long)]
+        allow_lower_replication: bool,
+        /// Print the topology as resources instead of applying it (no Kafka needed).
+        #[arg(long, value_enum)]
+        emit: Option<TopicsFormat>,
+        /// The Strimzi `Kafka` resource the emitted KafkaTopics belong to.
+        #[arg(long, default_value = "smsflow", requires = "emit")]
+        strimzi_cluster: String,
     },
+}
+
+/// What `topics --emit` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TopicsFormat {
+    /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1).
+    Strimzi,
 }
 
 #[derive(Subcommand)]
@@ -119,12 +149,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
     let role = match &cli.command {
-        Command::Serve { roles } if !roles.is_empty() => roles
-            .iter()
-            .map(|r| format!("{r:?}").to_lowercase())
-            .collect::<Vec<_>>()
-            .join("+"),
-        Command::Serve { .. } => "all".to_string(),
+        Command::Serve { roles } => cli::serve::service_role(roles),
         // One-shot admin commands are not worth a trace pipeline.
         _ => {
             settings.telemetry.traces = false;
@@ -141,55 +166,12 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve { roles } => {
-            let roles = if roles.is_empty() {
-                Role::ALL.to_vec()
-            } else {
-                roles
-            };
-            let shutdown = CancellationToken::new();
-            smsflow::shutdown::install(shutdown.clone());
-            let app = Application::start(settings, &roles, shutdown).await?;
-            app.wait().await?;
-            tracing::info!("stopped cleanly");
-        }
-        Command::Migrate { dir } => {
-            let report = migrate::run(&settings.cql, &dir).await?;
-            for m in &report.applied {
-                println!("applied  {m}");
-            }
-            for m in &report.already_applied {
-                println!("present  {m}");
-            }
-            println!(
-                "keyspace {}: {} applied, {} already present",
-                settings.cql.keyspace,
-                report.applied.len(),
-                report.already_applied.len()
-            );
-        }
+        Command::Serve { roles } => cli::serve::run(settings, roles).await?,
+        Command::Migrate { dir } => cli::migrate::run(&settings, &dir).await?,
         Command::Dlq { action } => match action {
-            DlqAction::List { stage, limit } => {
-                let letters = dlq::list(&settings.kafka, &dlq::Filter { stage }, limit).await?;
-                for l in &letters {
-                    println!(
-                        "{}  stage={} kind={} attempts={} source={}/{}@{}  {}",
-                        l.event_id,
-                        l.stage,
-                        l.error_kind,
-                        l.attempts,
-                        l.source_topic,
-                        l.source_partition,
-                        l.source_offset,
-                        l.error
-                    );
-                }
-                println!("{} dead letter(s)", letters.len());
-            }
+            DlqAction::List { stage, limit } => cli::dlq::list(&settings, stage, limit).await?,
             DlqAction::Replay { stage, dry_run } => {
-                let n = dlq::replay(&settings.kafka, &dlq::Filter { stage }, dry_run).await?;
-                let verb = if dry_run { "would replay" } else { "replayed" };
-                println!("{verb} {n} dead letter(s)");
+                cli::dlq::replay(&settings, stage, dry_run).await?
             }
         },
         Command::Phones { action } => match action {
@@ -200,7 +182,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 send_code,
                 time_zone,
             } => {
-                let (phone, state) = cli::phones::link_in_zone(
+                cli::phones::run_link(
                     &settings,
                     &phone,
                     &user,
@@ -208,54 +190,47 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     send_code,
                     time_zone.as_deref(),
                 )
-                .await?;
-                println!("{phone}  {}", describe(Some(&state)));
+                .await?
             }
-            PhonesAction::Unlink { phone } => {
-                let phone = cli::phones::unlink(&settings, &phone).await?;
-                println!("{phone}  unlinked");
-            }
-            PhonesAction::Show { phone } => {
-                let (phone, state) = cli::phones::show(&settings, &phone).await?;
-                println!("{phone}  {}", describe(state.as_ref()));
-            }
+            PhonesAction::Unlink { phone } => cli::phones::run_unlink(&settings, &phone).await?,
+            PhonesAction::Show { phone } => cli::phones::run_show(&settings, &phone).await?,
         },
-        Command::Replay { projection } => {
-            let n = cli::replay(&settings, &projection).await?;
-            println!("projection {projection}: re-applied {n} event(s) from offset 0");
+        Command::Replay { projection } => cli::replay::run(&settings, &projection).await?,
+        Command::Extract {
+            source,
+            region,
+            time_zone,
+            received_at,
+        } => {
+            let options = cli::extract::Options {
+                source,
+                region,
+                time_zone,
+                received_at,
+            };
+            cli::extract::run(&settings, options).await?
         }
-        Command::Topics { file, check } => {
-            let topo = Topology::load(&file)?;
-            let report = topology::apply(&settings.kafka, &topo).await?;
-            for t in &report.created {
-                println!("created  {t}");
+        Command::Topics {
+            file,
+            check,
+            allow_lower_replication,
+            emit,
+            strimzi_cluster,
+        } => {
+            if let Some(TopicsFormat::Strimzi) = emit {
+                cli::topics::emit_strimzi(&settings, &file, &strimzi_cluster)?;
+                return Ok(());
             }
-            for t in &report.unchanged {
-                println!("ok       {t}");
-            }
-            for n in &report.notes {
-                println!("note     {n}");
-            }
-            for d in &report.drift {
-                println!("DRIFT    {d}");
-            }
-            if check && !report.drift.is_empty() {
+            let lowering = if allow_lower_replication {
+                Lowering::Allow
+            } else {
+                Lowering::Refuse
+            };
+            let drift = cli::topics::apply(&settings, &file, lowering).await?;
+            if check && drift {
                 std::process::exit(3);
             }
         }
     }
     Ok(())
-}
-
-fn describe(state: Option<&PhoneState>) -> String {
-    match state {
-        None => "not registered".into(),
-        Some(s) => format!(
-            "user={} verified={} opted_out={} time_zone={}",
-            s.user_id.as_deref().unwrap_or("-"),
-            s.verified,
-            s.opted_out,
-            s.time_zone.as_deref().unwrap_or("-")
-        ),
-    }
 }

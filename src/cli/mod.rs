@@ -1,24 +1,12 @@
-//! What the command line does besides serving: operations that wire a few clients for one
-//! command and exit. `main.rs` parses arguments and calls into here and the components.
+//! What each subcommand does: it wires the few clients it needs from the settings, does its
+//! work, and prints its result. `main.rs` only parses arguments and dispatches here.
 
+pub mod dlq;
+pub mod extract;
+pub mod migrate;
 pub mod phones;
+pub mod replay;
+pub mod serve;
+pub mod topics;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::config::Settings;
-use crate::projector::{self, ProjectorContext, ProjectorError};
-
-/// `smsflow replay --projection NAME`: rebuild one read model from offset 0, alongside a
-/// running projector. Returns the number of events applied.
-pub async fn replay(settings: &Settings, projection: &str) -> Result<u64, ProjectorError> {
-    let session = crate::store::connect(&settings.cql).await?;
-    let shutdown = CancellationToken::new();
-    crate::shutdown::install(shutdown.clone());
-    let cx = ProjectorContext {
-        kafka: settings.kafka.clone(),
-        settings: settings.projector.clone(),
-        session,
-        keyspace: settings.cql.keyspace.clone(),
-    };
-    projector::replay(cx, projection, shutdown).await
-}
+pub use replay::replay;

@@ -120,3 +120,46 @@ pub async fn show(
     let state = registry.current(&phone).await?;
     Ok((phone, state))
 }
+
+/// `smsflow phones link`: link (and perhaps verify) a number, then print its state.
+pub async fn run_link(
+    settings: &Settings,
+    phone: &str,
+    user_id: &str,
+    verified: bool,
+    send_code: bool,
+    time_zone: Option<&str>,
+) -> Result<(), OpsError> {
+    let (phone, state) =
+        link_in_zone(settings, phone, user_id, verified, send_code, time_zone).await?;
+    println!("{phone}  {}", describe(Some(&state)));
+    Ok(())
+}
+
+/// `smsflow phones unlink`.
+pub async fn run_unlink(settings: &Settings, phone: &str) -> Result<(), OpsError> {
+    let phone = unlink(settings, phone).await?;
+    println!("{phone}  unlinked");
+    Ok(())
+}
+
+/// `smsflow phones show`.
+pub async fn run_show(settings: &Settings, phone: &str) -> Result<(), OpsError> {
+    let (phone, state) = show(settings, phone).await?;
+    println!("{phone}  {}", describe(state.as_ref()));
+    Ok(())
+}
+
+/// One line for a number's registry state.
+pub fn describe(state: Option<&PhoneState>) -> String {
+    match state {
+        None => "not registered".into(),
+        Some(s) => format!(
+            "user={} verified={} opted_out={} time_zone={}",
+            s.user_id.as_deref().unwrap_or("-"),
+            s.verified,
+            s.opted_out,
+            s.time_zone.as_deref().unwrap_or("-")
+        ),
+    }
+}

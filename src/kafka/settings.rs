@@ -29,7 +29,7 @@ pub struct KafkaSettings {
 impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
-            brokers: "127.0.0.1:9092".into(),
+            brokers: "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096".into(),
             topic_prefix: String::new(),
             produce_deadline: Duration::from_secs(3),
             linger: Duration::from_millis(2),

@@ -8,4 +8,6 @@ mod session;
 
 pub use checkpoints::Checkpoints;
 pub use rows::{select_all, select_one};
-pub use session::{connect, connect_to_keyspace, CqlSettings, SharedSession, StoreError};
+pub use session::{
+    connect, connect_to_keyspace, CqlConsistency, CqlSettings, SharedSession, StoreError,
+};

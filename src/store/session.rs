@@ -6,13 +6,12 @@ use std::sync::Arc;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::Consistency;
-
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::statement::{Consistency, SerialConsistency};
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
-
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use crate::validation::{ensure, InvalidSetting};
 
@@ -29,6 +28,11 @@ pub struct CqlSettings {
     /// Per-statement timeout.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Consistency of every statement (`local_quorum`; `quorum`, `local_one`, `one`, `all`).
+    pub consistency: CqlConsistency,
+    /// The data center this process runs in: requests go to its replicas only (token- and
+    /// shard-aware), never to another data center. Unset: every node is a candidate.
+    pub local_datacenter: Option<String>,
 }
 
 impl Default for CqlSettings {
@@ -38,6 +42,8 @@ impl Default for CqlSettings {
             keyspace: "smsflow".into(),
             replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
             request_timeout: Duration::from_secs(5),
+            consistency: CqlConsistency::LocalQuorum,
+            local_datacenter: None,
         }
     }
 }
@@ -59,7 +65,40 @@ impl CqlSettings {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
             "cql.keyspace",
             "must be 1-48 characters of a-z, 0-9 and _",
+        )?;
+        ensure(
+            self.local_datacenter
+                .as_deref()
+                .is_none_or(|dc| !dc.trim().is_empty()),
+            "cql.local_datacenter",
+            "must name a data center, or be left out",
         )
+    }
+}
+
+/// The consistency levels smsflow may be configured with (`cql.consistency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CqlConsistency {
+    /// A majority of the local data center's replicas: survives one of three replicas down,
+    /// never waits on another data center. Equal to ONE on a single local node.
+    LocalQuorum,
+    /// A majority of all replicas, across data centers.
+    Quorum,
+    LocalOne,
+    One,
+    All,
+}
+
+impl From<CqlConsistency> for Consistency {
+    fn from(c: CqlConsistency) -> Consistency {
+        match c {
+            CqlConsistency::LocalQuorum => Consistency::LocalQuorum,
+            CqlConsistency::Quorum => Consistency::Quorum,
+            CqlConsistency::LocalOne => Consistency::LocalOne,
+            CqlConsistency::One => Consistency::One,
+            CqlConsistency::All => Consistency::All,
+        }
     }
 }
 
@@ -125,9 +164,20 @@ impl StoreError {
 
 /// Connect without selecting a keyspace (used by `migrate`).
 pub async fn connect(settings: &CqlSettings) -> Result<Arc<Session>, StoreError> {
-    // LOCAL_QUORUM is right for a multi-node cluster and equal to ONE on the local node.
+    // Token-aware routing is the driver's default, and with ScyllaDB it also opens one
+    // connection per shard (through the shard-aware port 19042 when reachable), so each
+    // statement goes to the shard that owns its partition.
+    let mut policy = DefaultPolicy::builder().token_aware(true);
+    if let Some(dc) = &settings.local_datacenter {
+        // LOCAL_QUORUM means this data center's replicas: never fail over to another one.
+        policy = policy
+            .prefer_datacenter(dc.clone())
+            .permit_dc_failover(false);
+    }
     let profile = ExecutionProfile::builder()
-        .consistency(Consistency::LocalQuorum)
+        .consistency(settings.consistency.into())
+        .serial_consistency(Some(SerialConsistency::LocalSerial))
+        .load_balancing_policy(policy.build())
         .request_timeout(Some(settings.request_timeout))
         .build();
     let session = SessionBuilder::new()

@@ -118,6 +118,9 @@ type ListTuple = (
     Option<f32>,
 );
 
+/// A `message_parts` row: part, outcome, item count, text.
+type PartTuple = (String, Option<String>, Option<i32>, Option<String>);
+
 type StatusTuple = (
     Option<String>,
     Option<CqlTimestamp>,
@@ -307,7 +310,7 @@ impl ItemReads {
         if found_owner != owner {
             return Ok(None);
         }
-        let parts: Vec<(String, Option<String>, Option<i32>, Option<String>)> =
+        let parts: Vec<PartTuple> =
             select_all(&self.session, &self.parts, (sid,), "select message_parts").await?;
         let ids: Vec<(String,)> = select_all(
             &self.session,

@@ -13,8 +13,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
-use super::{extract, extract_vcard, is_vcard_content_type, merge, Context, Item, LlmClient};
-use super::{LlmConfig, Source};
+use super::extractor::{ExtractError, Extractor};
+use super::{is_vcard_content_type, Context, Item, LlmConfig, Source};
 use crate::events::{
     ItemsProposed, MediaRejected, MediaStored, MessageReceived, PartEnriched, ProposedItem,
     TranscriptFailed, TranscriptReady,
@@ -91,7 +91,7 @@ pub struct EnrichStage {
     zones: Arc<PhoneDirectory>,
     store: Arc<dyn ObjectStore>,
     max_vcard_bytes: u64,
-    llm: Option<LlmClient>,
+    extractor: Extractor,
 }
 
 impl EnrichStage {
@@ -107,7 +107,7 @@ impl EnrichStage {
             zones,
             store,
             max_vcard_bytes: settings.max_vcard_bytes,
-            llm: LlmClient::new(&settings.llm)?,
+            extractor: Extractor::new(&settings.llm)?,
         })
     }
 
@@ -131,20 +131,17 @@ impl EnrichStage {
         Context::new(region, received_at, tz)
     }
 
-    /// Rule items, plus the LLM's when configured. An LLM failure never fails the part: the
-    /// rule items stand alone (counted in the log).
-    async fn items(&self, text: &str, source: Source, ctx: &Context) -> Vec<Item> {
-        let rules = extract(text, source, ctx);
-        let Some(llm) = &self.llm else {
-            return rules;
-        };
-        match llm.extract(text, source, ctx).await {
-            Ok(more) => merge(rules, more),
-            Err(e) => {
-                tracing::warn!(error = %e, "LLM extractor failed; using rule items only");
-                rules
-            }
-        }
+    /// Rule items, plus the LLM's when configured (see [`Extractor`]).
+    async fn items(
+        &self,
+        text: &str,
+        source: Source,
+        ctx: &Context,
+    ) -> Result<Vec<Item>, StageError> {
+        self.extractor
+            .text(text, source, ctx)
+            .await
+            .map_err(extract_failed)
     }
 
     async fn vcard(&self, media: &MediaStored) -> Result<Vec<Item>, StageError> {
@@ -168,7 +165,12 @@ impl EnrichStage {
             .await
             .map_err(|e| StageError::Transient(format!("cannot read the vCard: {e}")))?;
         let ctx = self.context(&media.sender, media.received_at).await;
-        match extract_vcard(&bytes, &ctx) {
+        match self
+            .extractor
+            .vcard(bytes.to_vec(), &ctx)
+            .await
+            .map_err(extract_failed)?
+        {
             Ok(items) => Ok(items),
             Err(e) => {
                 // A broken card is the sender's problem; the part is done with no items.
@@ -176,6 +178,14 @@ impl EnrichStage {
                 Ok(Vec::new())
             }
         }
+    }
+}
+
+/// A panic is the input's doing (it will panic again): dead-letter it; a shutdown retries.
+fn extract_failed(e: ExtractError) -> StageError {
+    match e {
+        ExtractError::Panicked => StageError::Poison(e.to_string()),
+        ExtractError::Cancelled => StageError::Transient(e.to_string()),
     }
 }
 
@@ -280,7 +290,7 @@ impl Stage for EnrichStage {
                     return Ok(part.outputs(Vec::new(), None, "no_text"));
                 }
                 let ctx = self.context(&m.from, m.received_at).await;
-                let items = self.items(&m.body, Source::Body, &ctx).await;
+                let items = self.items(&m.body, Source::Body, &ctx).await?;
                 part.outputs(items, None, "extracted")
             }
             EnrichInput::Media(media) => {
@@ -319,7 +329,7 @@ impl Stage for EnrichStage {
             EnrichInput::Transcript(t) => {
                 let user = t.user_id.clone().unwrap_or_else(|| t.sender.clone());
                 let ctx = self.context(&t.sender, t.received_at).await;
-                let items = self.items(&t.text, Source::Transcript, &ctx).await;
+                let items = self.items(&t.text, Source::Transcript, &ctx).await?;
                 PartRef {
                     message_sid: &t.message_sid,
                     user_id: &user,
