@@ -65,7 +65,8 @@ proptest! {
                 prop_assert!(!is_valid(TOKEN, &u, &changed, &sig));
             }
         }
-        prop_assert!(!is_valid(TOKEN, &format!("{u}x"), &p, &sig));
+        let other_url = format!("{u}x");
+        prop_assert!(!is_valid(TOKEN, &other_url, &p, &sig));
     }
 
     #[test]
