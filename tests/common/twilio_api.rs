@@ -289,13 +289,14 @@ async fn list_numbers(
 }
 
 /// Apply Twilio's update rules for the form fields we know; unknown fields are ignored, as
-/// Twilio does. `fields` maps a form name to the resource's JSON name.
+/// Twilio does. `fields` maps a form name to the resource's JSON name. Returns Twilio's error
+/// answer for a value it refuses.
 fn apply(
     resource: &mut Value,
     form: &BTreeMap<String, String>,
     fields: &[(&str, &str)],
     ignored: &[String],
-) -> Result<(), Response> {
+) -> Option<Response> {
     for (name, value) in form {
         if ignored.contains(name) {
             continue;
@@ -306,7 +307,7 @@ fn apply(
         if name.ends_with("Method")
             && !matches!(value.to_ascii_uppercase().as_str(), "GET" | "POST")
         {
-            return Err(twilio_error(
+            return Some(twilio_error(
                 StatusCode::BAD_REQUEST,
                 21403,
                 &format!("{name} is not valid. It must be GET or POST"),
@@ -316,7 +317,7 @@ fn apply(
             let ok = value.is_empty()
                 || url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
-                return Err(twilio_error(
+                return Some(twilio_error(
                     StatusCode::BAD_REQUEST,
                     21502,
                     &format!("{name} is not a valid URL: {value}"),
@@ -331,7 +332,7 @@ fn apply(
             Value::String(value.clone())
         };
     }
-    Ok(())
+    None
 }
 
 async fn number(
@@ -374,7 +375,7 @@ async fn number(
             ("StatusCallback", "status_callback"),
             ("StatusCallbackMethod", "status_callback_method"),
         ];
-        if let Err(resp) = apply(&mut updated, &form, &fields, &ignored) {
+        if let Some(resp) = apply(&mut updated, &form, &fields, &ignored) {
             return resp;
         }
         let fallback_set = updated["sms_fallback_url"]
@@ -430,7 +431,7 @@ async fn service(
             ("UseInboundWebhookOnNumber", "use_inbound_webhook_on_number"),
         ];
         let mut updated = resource.clone();
-        if let Err(resp) = apply(&mut updated, &form, &fields, &ignored) {
+        if let Some(resp) = apply(&mut updated, &form, &fields, &ignored) {
             return resp;
         }
         *resource = updated;
