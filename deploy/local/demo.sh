@@ -27,7 +27,7 @@ if [[ ${1:-} == stop ]]; then stop; exit 0; fi
 cargo build -q --bin smsflow --example demo
 BIN="${CARGO_TARGET_DIR:-target}/debug/smsflow"
 "$BIN" migrate
-"$BIN" topics
+"$BIN" topics --allow-lower-replication
 # The sample senders belong to user "demo"; unregistered numbers are recorded, not enriched.
 for n in +15105550142 +14155550123; do
   "$BIN" phones link "$n" --user demo --verified
