@@ -95,6 +95,9 @@ impl std::fmt::Debug for AdminSettings {
 pub struct TwilioSettings {
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
+    /// The webhook URLs `smsflow twilio configure` sets, with their connection overrides.
+    #[serde(default)]
+    pub webhooks: crate::twilio::WebhookSettings,
 }
 
 impl std::fmt::Debug for TwilioSettings {
@@ -105,6 +108,7 @@ impl std::fmt::Debug for TwilioSettings {
                 "auth_token",
                 &self.auth_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -157,6 +161,10 @@ impl Settings {
 
     /// Every section's own checks, then the few that span sections.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.twilio
+            .webhooks
+            .validate()
+            .map_err(|(key, reason)| InvalidSetting::new(key, reason))?;
         if self.admin.token.is_some() {
             return Err(InvalidSetting::new(
                 "admin.token",

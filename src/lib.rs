@@ -24,4 +24,5 @@ pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod topics;
+pub mod twilio;
 pub mod validation;

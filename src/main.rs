@@ -55,6 +55,11 @@ enum Command {
         #[arg(long)]
         projection: String,
     },
+    /// Configure or check Twilio's webhook URLs for this deployment.
+    Twilio {
+        #[command(subcommand)]
+        action: TwilioAction,
+    },
     /// Extract items from text on stdin, one JSON line out per line in (plain text, or JSON
     /// lines {"id","text","source","region","received_at","time_zone"}); no Kafka.
     Extract {
@@ -97,6 +102,23 @@ enum Command {
 enum TopicsFormat {
     /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1).
     Strimzi,
+}
+
+#[derive(Subcommand)]
+enum TwilioAction {
+    /// Set the inbound, fallback and status URLs (with the connection overrides that make
+    /// Twilio retry a 503) on a number or Messaging Service, and read them back.
+    Configure {
+        /// The number, E.164 or `PN…` SID (default: twilio.webhooks.phone_number).
+        #[arg(long, conflicts_with = "service")]
+        number: Option<String>,
+        /// The Messaging Service `MG…` SID (default: twilio.webhooks.messaging_service_sid).
+        #[arg(long)]
+        service: Option<String>,
+        /// Report drift without changing anything; exit with status 3 on drift.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +218,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             PhonesAction::Show { phone } => cli::phones::run_show(&settings, &phone).await?,
         },
         Command::Replay { projection } => cli::replay::run(&settings, &projection).await?,
+        Command::Twilio {
+            action:
+                TwilioAction::Configure {
+                    number,
+                    service,
+                    check,
+                },
+        } => {
+            let drift = cli::twilio::configure(&settings, number, service, check).await?;
+            if drift > 0 {
+                std::process::exit(3);
+            }
+        }
         Command::Extract {
             source,
             region,

@@ -16,10 +16,28 @@ pub(super) fn start(
     registry: &Arc<PhoneRegistry>,
 ) -> Result<Router, AppError> {
     let s = &shared.settings;
+    // A public URL that cannot make a plan is warned about just below (`twilio::startup`);
+    // signatures are then checked against the URL as received.
+    let signed_urls = crate::twilio::WebhookPlan::new(
+        &s.http.public_url,
+        &s.twilio.webhooks,
+        s.notify.status_callback_url.as_deref(),
+    )
+    .map(|plan| plan.signed_urls())
+    .unwrap_or_default();
+    crate::twilio::startup::check(crate::twilio::startup::Inputs {
+        public_url: &s.http.public_url,
+        webhooks: &s.twilio.webhooks,
+        status_callback_url: s.notify.status_callback_url.as_deref(),
+        produce_deadline: s.kafka.produce_deadline,
+        account_sid: s.twilio.account_sid.as_deref(),
+        auth_token: s.twilio.auth_token.clone().map(Into::into),
+    });
     let state = IngressState::new(
         &s.ingress,
         &s.kafka,
         &s.http.public_url,
+        signed_urls,
         s.twilio.auth_token.as_deref(),
         IngressClients {
             producer: producer.clone(),

@@ -61,6 +61,7 @@ pub(super) fn start_notify(shared: &Shared, tasks: &mut Tasks) -> Result<(), App
             account_sid: s.twilio.account_sid.as_deref(),
             auth_token: s.twilio.auth_token.as_deref(),
             public_url: &s.http.public_url,
+            webhook_overrides: &s.twilio.webhooks.overrides,
             topic_prefix: &s.kafka.topic_prefix,
             redis: shared.clients.redis.clone(),
             phones: shared.directory.clone(),

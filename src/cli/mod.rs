@@ -8,5 +8,6 @@ pub mod phones;
 pub mod replay;
 pub mod serve;
 pub mod topics;
+pub mod twilio;
 
 pub use replay::replay;

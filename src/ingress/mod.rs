@@ -30,6 +30,9 @@ pub struct IngressState {
     /// Where status callbacks are appended.
     pub outbound_topic: String,
     pub public_url: String,
+    /// The webhook URLs configured on Twilio, connection-overrides fragment included: Twilio
+    /// signs with them, and the fragment never reaches us.
+    pub signed_urls: Vec<String>,
     /// `None` only when signature checks were deliberately disabled.
     pub auth_token: Option<String>,
     /// `None` when duplicate detection is switched off.
@@ -55,12 +58,14 @@ pub struct IngressClients {
 }
 
 impl IngressState {
-    /// Build from `[ingress]`; `auth_token` is `TWILIO_AUTH_TOKEN`, required unless
-    /// signature checks were deliberately disabled.
+    /// Build from `[ingress]`; `signed_urls` are the webhook URLs configured on Twilio
+    /// (connection-overrides fragment included, see `twilio::WebhookPlan`); `auth_token` is
+    /// `TWILIO_AUTH_TOKEN`, required unless signature checks were deliberately disabled.
     pub fn new(
         settings: &IngressSettings,
         kafka: &KafkaSettings,
         public_url: &str,
+        signed_urls: Vec<String>,
         auth_token: Option<&str>,
         clients: IngressClients,
     ) -> Result<Self, InvalidSetting> {
@@ -87,6 +92,7 @@ impl IngressState {
             messages_topic: kafka.topic(crate::topics::MESSAGES),
             outbound_topic: kafka.topic(crate::topics::OUTBOUND),
             public_url: public_url.trim_end_matches('/').to_owned(),
+            signed_urls,
             auth_token,
             directory,
             registered_only: settings.sender_policy == SenderPolicy::Registered,

@@ -50,6 +50,8 @@ pub struct NotifyContext<'a> {
     pub auth_token: Option<&'a str>,
     /// `http.public_url`, under which the status callback route is served.
     pub public_url: &'a str,
+    /// `twilio.webhooks.overrides`: the connection overrides the status callback carries too.
+    pub webhook_overrides: &'a str,
     /// `kafka.topic_prefix`, which isolates the send ledger's keys.
     pub topic_prefix: &'a str,
     /// The send ledger's store.
@@ -90,7 +92,12 @@ impl NotifyStage {
         if config.from.is_none() && config.messaging_service_sid.is_none() {
             tracing::warn!("neither notify.from nor notify.messaging_service_sid is set: requests without their own sender will fail with reason no_sender");
         }
-        let status_callback = status_callback_base(&config, cx.public_url)?;
+        let mut status_callback = status_callback_base(&config, cx.public_url)?;
+        // The same connection overrides as the inbound URL, so that Twilio retries a callback
+        // that ingress answers 503 (the fragment stays after the per-request query).
+        if status_callback.fragment().is_none() && !cx.webhook_overrides.is_empty() {
+            status_callback.set_fragment(Some(cx.webhook_overrides));
+        }
         Ok(NotifyStage {
             twilio: TwilioClient::new(&config, account_sid, auth_token)?,
             ledger: Ledger::new(
