@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench
+.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench interop
 
 ## System packages the Rust build needs (librdkafka is built from source with TLS and OIDC).
 deps:
@@ -39,8 +39,13 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## Other people's Avro code that the tests run against ours: the Java reference implementation
+## (Maven Central, cached). Tests also fetch it on demand.
+interop:
+	@bash tests/interop/java/run.sh -version >/dev/null 2>&1 || bash tests/interop/java/run.sh -version
+
 ## Every test, against the real local stack (started if needed).
-test: deps stack-up lint
+test: deps stack-up lint interop
 	$(CARGO) test --workspace --all-targets -- --test-threads=4
 
 ## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use apache_avro::Schema;
 use smsflow::events::{
-    decode, decode_with_reader, encode, fingerprint, registry, CodecError, Geo, MediaRef,
-    MessageReceived, SchemaRegistry,
+    decode, decode_with_reader, encode, fingerprint, legacy_fingerprint, registry, CodecError, Geo,
+    MediaRef, MessageReceived, SchemaRegistry,
 };
 
 fn sample() -> MessageReceived {
@@ -58,6 +58,21 @@ fn header_fingerprint_is_that_of_the_checked_in_schema_file() {
     let schema = Schema::parse_str(&text).unwrap();
     let bytes = encode(&sample()).unwrap();
     assert_eq!(&bytes[2..10], &fingerprint(&schema));
+}
+
+#[test]
+fn records_written_with_the_old_wrong_fingerprint_stay_readable() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/MessageReceived.avsc"
+    ))
+    .unwrap();
+    let schema = Schema::parse_str(&text).unwrap();
+    let mut bytes = encode(&sample()).unwrap();
+    // What smsflow wrote before the fix (quoted in issue 12): c3 01 95 37 59 4d 30 b3 92 8f.
+    bytes[2..10].copy_from_slice(&legacy_fingerprint(&schema));
+    assert_eq!(hex::encode(&bytes[..10]), "c3019537594d30b3928f");
+    assert_eq!(decode::<MessageReceived>(&bytes).unwrap(), sample());
 }
 
 #[test]

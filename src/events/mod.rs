@@ -1,8 +1,10 @@
-//! Event types, their Avro schemas in `schemas/`, and the single-object codec.
+//! Event types, their Avro schemas in `schemas/` with their spec fingerprints, and the
+//! single-object codec.
 
 mod codec;
 mod dead_letter;
 mod enrichment;
+mod fingerprint;
 mod media;
 mod message_received;
 mod outbound;
@@ -13,13 +15,17 @@ mod sender_rejected;
 pub use codec::{decode, decode_with_reader, encode, CodecError};
 pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use enrichment::{ItemReviewed, ItemsProposed, PartEnriched, ProposedItem};
+pub use fingerprint::{
+    canonical_form_of_json, fingerprint, fingerprint_of_json, legacy_fingerprint,
+    CanonicalFormError,
+};
 pub use media::{MediaRejected, MediaStored, TranscriptFailed, TranscriptReady};
 pub use message_received::{Geo, MediaRef, MessageReceived};
 pub use outbound::{OutboundRequested, OutboundStatusChanged};
 pub use phones::{
     OptOutChanged, PhoneEvent, PhoneLinked, PhoneState, PhoneUnlinked, PhoneVerified,
 };
-pub use registry::{fingerprint, registry, SchemaRegistry};
+pub use registry::{registry, SchemaRegistry};
 pub use sender_rejected::SenderRejected;
 
 /// An event that lives on a topic as Avro single-object encoding.
