@@ -113,7 +113,7 @@ fn newer_reader_with_a_defaulted_field_reads_old_bytes() {
 #[test]
 fn wrong_header_is_a_typed_error() {
     let mut bytes = encode(&sample()).unwrap();
-    bytes[0] = 0x00;
+    bytes[0] = 0x7F;
     assert!(matches!(
         decode::<MessageReceived>(&bytes),
         Err(CodecError::BadHeader { .. })
@@ -124,6 +124,21 @@ fn wrong_header_is_a_typed_error() {
     ));
     assert!(matches!(
         decode::<MessageReceived>(b"{\"json\":true}"),
+        Err(CodecError::BadHeader { .. })
+    ));
+}
+
+#[test]
+fn a_confluent_frame_with_an_id_never_learned_is_a_typed_error() {
+    let body = &encode(&sample()).unwrap()[10..];
+    let mut bytes = vec![0x00, 0x7F, 0xFF, 0xFF, 0xFE];
+    bytes.extend_from_slice(body);
+    assert!(matches!(
+        decode::<MessageReceived>(&bytes),
+        Err(CodecError::UnknownSchemaId { id: 0x7FFF_FFFE })
+    ));
+    assert!(matches!(
+        decode::<MessageReceived>(&[0x00, 0x01]),
         Err(CodecError::BadHeader { .. })
     ));
 }

@@ -1,7 +1,8 @@
-//! Event types, their Avro schemas in `schemas/` with their spec fingerprints, and the
-//! single-object codec.
+//! Event types, their Avro schemas in `schemas/`, their spec fingerprints, and the two wire
+//! formats: Avro single-object encoding and the Confluent wire format with its registry.
 
 mod codec;
+pub mod confluent;
 mod dead_letter;
 mod enrichment;
 mod fingerprint;
@@ -11,8 +12,9 @@ mod outbound;
 mod phones;
 mod registry;
 mod sender_rejected;
+mod wire;
 
-pub use codec::{decode, decode_with_reader, encode, CodecError};
+pub use codec::{decode, decode_with_reader, encode, split_header, CodecError};
 pub use dead_letter::{DeadLetter, DeadLetterHeader};
 pub use enrichment::{ItemReviewed, ItemsProposed, PartEnriched, ProposedItem};
 pub use fingerprint::{
@@ -27,6 +29,7 @@ pub use phones::{
 };
 pub use registry::{registry, SchemaRegistry};
 pub use sender_rejected::SenderRejected;
+pub use wire::{Decoder, Encoder, WireFormat};
 
 /// An event that lives on a topic as Avro single-object encoding.
 pub trait Event: serde::Serialize + serde::de::DeserializeOwned {
