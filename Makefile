@@ -40,9 +40,10 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Other people's Avro code that the tests run against ours: the Java reference implementation
-## (Maven Central, cached). Tests also fetch it on demand.
+## (Maven Central) and fastavro + confluent-kafka (PyPI, a cached venv). Tests also fetch on demand.
 interop:
 	@bash tests/interop/java/run.sh -version >/dev/null 2>&1 || bash tests/interop/java/run.sh -version
+	@bash tests/interop/python/venv.sh >/dev/null
 
 ## Every test, against the real local stack (started if needed).
 test: deps stack-up lint interop
