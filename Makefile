@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench interop
+.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench check-deploy interop
 
 ## System packages the Rust build needs (librdkafka is built from source with TLS and OIDC).
 deps:
@@ -45,9 +45,11 @@ interop:
 	@bash tests/interop/java/run.sh -version >/dev/null 2>&1 || bash tests/interop/java/run.sh -version
 	@bash tests/interop/python/venv.sh >/dev/null
 
-## Every test, against the real local stack (started if needed).
-test: deps stack-up lint interop
-	$(CARGO) test --workspace --all-targets -- --test-threads=4
+## Every test, against the real local stack (started if needed). cargo-nextest runs each test
+## as its own process and the test binaries side by side (settings: .config/nextest.toml).
+test: deps stack-up lint check-deploy interop
+	$(CARGO) nextest run --workspace --all-targets --profile ci
+	$(CARGO) test --workspace --doc
 
 ## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).
 ## Knobs: RATE, DURATION, STEPS, DRAIN, SUSTAIN (e.g. SUSTAIN=600 for the 10-minute run), PEER=off.
@@ -55,6 +57,11 @@ bench: deps stack-up
 	-bash loadtest/peers/build-benthos.sh
 	bash loadtest/scripts/bench.sh
 	bash loadtest/scripts/tracing_overhead.sh 15 32
+
+## Lint and validate deploy/ offline: Dockerfile, Helm chart, operator resources, compose,
+## rules and dashboard (tools built or fetched once into ~/.cache/smsflow-deploy).
+check-deploy: deps
+	bash deploy/check/check.sh
 
 unit: deps
 	$(CARGO) test --workspace --lib

@@ -93,6 +93,11 @@ pub struct CqlSettings {
     /// Per-statement timeout.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Consistency of every statement (`local_quorum`; `quorum`, `local_one`, `one`, `all`).
+    pub consistency: crate::store::CqlConsistency,
+    /// The data center this process runs in: requests go to its replicas only (token- and
+    /// shard-aware), never to another data center. Unset: every node is a candidate.
+    pub local_datacenter: Option<String>,
 }
 
 /// Redis (rate limits and dedupe arrive with the edge issue; readiness checks it now).
@@ -235,7 +240,7 @@ impl Default for Settings {
                 shutdown_grace: Duration::from_secs(10),
             },
             kafka: KafkaSettings {
-                brokers: "127.0.0.1:9092".into(),
+                brokers: "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096".into(),
                 topic_prefix: String::new(),
                 produce_deadline: Duration::from_secs(3),
                 linger: Duration::from_millis(2),
@@ -249,6 +254,8 @@ impl Default for Settings {
                 keyspace: "smsflow".into(),
                 replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
                 request_timeout: Duration::from_secs(5),
+                consistency: crate::store::CqlConsistency::LocalQuorum,
+                local_datacenter: None,
             },
             redis: RedisSettings {
                 url: "redis://127.0.0.1:6379".into(),

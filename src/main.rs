@@ -63,6 +63,22 @@ enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
+    /// Extract items from text on stdin, one JSON line out per line in (plain text, or JSON
+    /// lines {"id","text","source","region","received_at","time_zone"}); no Kafka.
+    Extract {
+        /// Source of lines that do not say: body or transcript.
+        #[arg(long, default_value = "body")]
+        source: String,
+        /// ISO 3166 region national numbers are read in (e.g. US), for lines that do not say.
+        #[arg(long)]
+        region: Option<String>,
+        /// IANA time zone relative dates resolve in (default: enrich.default_time_zone).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// RFC 3339 time the text was received (default: now).
+        #[arg(long)]
+        received_at: Option<String>,
+    },
     /// Create the topics of topology/topics.toml and report drift.
     Topics {
         /// Topology file.
@@ -71,7 +87,24 @@ enum Command {
         /// Exit with status 3 when the cluster differs from the file.
         #[arg(long)]
         check: bool,
+        /// Create topics with fewer replicas than the file declares when the cluster has fewer
+        /// brokers (or kafka.replication_factor is lower): development clusters only.
+        #[arg(long)]
+        allow_lower_replication: bool,
+        /// Print the topology as resources instead of applying it (no Kafka needed).
+        #[arg(long, value_enum)]
+        emit: Option<TopicsFormat>,
+        /// The Strimzi `Kafka` resource the emitted KafkaTopics belong to.
+        #[arg(long, default_value = "smsflow", requires = "emit")]
+        strimzi_cluster: String,
     },
+}
+
+/// What `topics --emit` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TopicsFormat {
+    /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1).
+    Strimzi,
 }
 
 #[derive(Subcommand)]
@@ -288,9 +321,48 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Topics { file, check } => {
+        Command::Extract {
+            source,
+            region,
+            time_zone,
+            received_at,
+        } => {
+            use smsflow::stages::enrich::{batch, Extractor};
+            let tz = time_zone.unwrap_or_else(|| settings.enrich.default_time_zone.clone());
+            let defaults =
+                batch::Defaults::parse(&source, region.as_deref(), &tz, received_at.as_deref())?;
+            let extractor = Extractor::new(&settings.enrich.llm)?;
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            let summary = batch::run(input, tokio::io::stdout(), &defaults, &extractor).await?;
+            if summary.errors > 0 {
+                anyhow::bail!(
+                    "{} of {} lines could not be read (see their \"error\" fields)",
+                    summary.errors,
+                    summary.lines
+                );
+            }
+        }
+        Command::Topics {
+            file,
+            check,
+            allow_lower_replication,
+            emit,
+            strimzi_cluster,
+        } => {
             let topo = Topology::load(&file)?;
-            let report = topology::apply(&settings.kafka, &topo).await?;
+            if let Some(TopicsFormat::Strimzi) = emit {
+                print!(
+                    "{}",
+                    topo.strimzi_topics(&settings.kafka.topic_prefix, &strimzi_cluster)
+                );
+                return Ok(());
+            }
+            let lowering = if allow_lower_replication {
+                topology::Lowering::Allow
+            } else {
+                topology::Lowering::Refuse
+            };
+            let report = topology::apply(&settings.kafka, &topo, lowering).await?;
             for t in &report.created {
                 println!("created  {t}");
             }

@@ -33,7 +33,7 @@ async fn migrate_and_topics_run_twice_change_nothing() {
         let (ok, out) = smsflow(&env, &["migrate"]);
         assert!(ok, "{out}");
         assert!(out.contains("0 applied"), "{out}");
-        let (ok, out) = smsflow(&env, &["topics", "--check"]);
+        let (ok, out) = smsflow(&env, &["topics", "--check", "--allow-lower-replication"]);
         assert!(ok, "{out}");
         assert!(!out.contains("created"), "{out}");
         assert!(!out.contains("DRIFT"), "{out}");
@@ -76,7 +76,7 @@ async fn topics_reports_partition_and_config_drift() {
     let spec = changed.topics.get_mut("sms.reviews.v1").unwrap();
     spec.partitions = Some(9);
     spec.config.insert("retention.ms".into(), "86400000".into());
-    let report = topology::apply(&env.settings.kafka, &changed)
+    let report = topology::apply(&env.settings.kafka, &changed, topology::Lowering::Allow)
         .await
         .unwrap();
     let reviews = env.topic("sms.reviews.v1");
@@ -96,6 +96,83 @@ async fn topics_reports_partition_and_config_drift() {
         "{:?}",
         report.drift
     );
-    let (ok, _) = smsflow(&env, &["topics", "--check"]);
+    let (ok, _) = smsflow(&env, &["topics", "--check", "--allow-lower-replication"]);
     assert!(ok, "the checked-in file still matches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_reports_min_insync_replicas_drift() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let env = TestEnv::new().await;
+    let reviews = env.topic("sms.reviews.v1");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &env.settings.kafka.brokers)
+        .create()
+        .unwrap();
+    let alter =
+        AlterConfig::new(ResourceSpecifier::Topic(&reviews)).set("min.insync.replicas", "3");
+    for r in admin
+        .alter_configs([&alter], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/topics.toml");
+    let topo = Topology::load(&path).unwrap();
+    // The broker applies a config change asynchronously: ask until it shows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let drift = loop {
+        let report = topology::apply(&env.settings.kafka, &topo, topology::Lowering::Allow)
+            .await
+            .unwrap();
+        let found = report
+            .drift
+            .into_iter()
+            .find(|d| d.topic == reviews && d.what == "config min.insync.replicas");
+        match found {
+            Some(d) => break d,
+            None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            None => panic!("no min.insync.replicas drift reported for {reviews}"),
+        }
+    };
+    assert_eq!(drift.actual, "3");
+    // 2 of 3 replicas, or fewer where the local cluster has fewer brokers.
+    assert!(drift.expected == "2" || drift.expected == "1", "{drift}");
+    let (ok, out) = smsflow(&env, &["topics", "--check", "--allow-lower-replication"]);
+    assert!(!ok, "--check fails on drift: {out}");
+    assert!(out.contains("min.insync.replicas"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_refuses_fewer_replicas_than_the_file_without_the_flag() {
+    let env = TestEnv::new().await;
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
+            .arg("topics")
+            .args(extra)
+            .envs(env.child_env())
+            .env("SMSFLOW_KAFKA__REPLICATION_FACTOR", "1")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("smsflow runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = run(&[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("--allow-lower-replication"), "{out}");
+    assert!(out.contains("kafka.replication_factor is 1"), "{out}");
+    let (ok, out) = run(&["--allow-lower-replication"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("lowered from 3 to 1"), "{out}");
 }

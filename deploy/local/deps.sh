@@ -17,3 +17,13 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+
+# cargo-nextest runs `make test` (test binaries side by side). Built once from crates.io and kept
+# in ~/.cargo/bin; thin LTO and parallel codegen instead of its release profile's fat LTO keep
+# the one-time build to a few minutes.
+NEXTEST_VERSION=0.9.151
+if ! cargo nextest --version 2>/dev/null | grep -q "^cargo-nextest $NEXTEST_VERSION "; then
+  echo "deps: installing cargo-nextest $NEXTEST_VERSION (first run only)"
+  CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install --locked --quiet cargo-nextest --version "$NEXTEST_VERSION"
+fi

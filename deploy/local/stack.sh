@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Local service stack for smsflow: Kafka 4 (KRaft), Cassandra 5.0, Redis, Jaeger v2,
+# Local service stack for smsflow: Kafka 4 (KRaft, three nodes), Cassandra 5.0, Redis, Jaeger v2,
 # Apicurio Registry (Confluent-compatible schema registry).
 #
 #   deploy/local/stack.sh up     [service...]   start (idempotent) and wait until ready
 #   deploy/local/stack.sh down   [service...]   stop what this script started
 #   deploy/local/stack.sh status [service...]   running/stopped + does it answer
 #
-# Services: kafka cassandra redis jaeger registry (default: all). Everything binds to 127.0.0.1.
+# Services: cassandra kafka1 kafka2 kafka3 redis jaeger registry; `kafka` names all three Kafka
+# nodes (default: all). Everything binds to 127.0.0.1.
 # Downloads/binaries: $SMSSTACK_CACHE (default ~/.cache/smsflow-stack)
 # Data, pid files, logs: $SMSSTACK_STATE (default ~/.local/state/smsflow-stack), logs in $STATE/logs
+# Kafka node N listens on $SMSSTACK_KAFKA_PORT + 2(N-1) (default 9092, 9094, 9096), its
+# controller one port above. Fault tests start a private cluster with their own
+# SMSSTACK_STATE and SMSSTACK_KAFKA_PORT, so killing one of its nodes disturbs nobody else.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,9 +20,13 @@ CACHE="${SMSSTACK_CACHE:-$HOME/.cache/smsflow-stack}"
 STATE="${SMSSTACK_STATE:-$HOME/.local/state/smsflow-stack}"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
-ALL_SERVICES=(cassandra kafka redis jaeger registry)   # cassandra first: slowest to start
+ALL_SERVICES=(cassandra kafka1 kafka2 kafka3 redis jaeger registry)   # cassandra first: slowest to start
+KAFKA_NODES=(kafka1 kafka2 kafka3)
 
-KAFKA_CLUSTER_ID="jzGEkUlWSr2SGYbBauDShg"   # fixed: one local cluster per state dir
+KAFKA_CLUSTER_ID="c21zZmxvdzMtbm9kZXMtMQ"   # fixed: one local cluster per state dir
+KAFKA_PORT="${SMSSTACK_KAFKA_PORT:-9092}"
+# Heap per Kafka node: three nodes share the box with Cassandra (1 GiB) and the registry.
+KAFKA_HEAP="${SMSSTACK_KAFKA_HEAP:-384m}"
 JAEGER_MODULE="github.com/jaegertracing/jaeger"
 JAEGER_VERSION="v1.76.0"                     # v1.7x tags = Jaeger v2.x releases; cmd/jaeger is v2
 JAEGER_BIN="$CACHE/bin/jaeger-$JAEGER_VERSION"
@@ -26,10 +34,17 @@ PYTHON="${PYTHON:-python3}"
 REGISTRY_URL="http://127.0.0.1:8081/apis/ccompat/v7"   # Apicurio's Confluent-compatible API
 
 # readiness deadline / stop grace period, seconds
-declare -A READY_DEADLINE=([kafka]=90 [cassandra]=180 [redis]=10 [jaeger]=30 [registry]=120)
-declare -A STOP_GRACE=([kafka]=60 [cassandra]=60 [redis]=15 [jaeger]=15 [registry]=20)
+declare -A READY_DEADLINE=([cassandra]=180 [redis]=10 [jaeger]=30 [registry]=120)
+declare -A STOP_GRACE=([cassandra]=60 [redis]=15 [jaeger]=15 [registry]=20)
 # a string that must appear in /proc/<pid>/cmdline, to never signal a recycled pid
-declare -A CMD_MARK=([kafka]=kafka.Kafka [cassandra]=CassandraDaemon [redis]=redis-server [jaeger]=jaeger- [registry]=smsflow-registry)
+declare -A CMD_MARK=([cassandra]=CassandraDaemon [redis]=redis-server [jaeger]=jaeger- [registry]=smsflow-registry)
+declare -A PORT=([cassandra]=9042 [redis]=6379 [jaeger]=16686 [registry]=8081)
+for _n in 1 2 3; do
+  READY_DEADLINE[kafka$_n]=120; STOP_GRACE[kafka$_n]=60
+  CMD_MARK[kafka$_n]="$STATE/kafka$_n/server.properties"
+  PORT[kafka$_n]=$((KAFKA_PORT + 2 * (_n - 1)))
+done
+unset _n
 
 mkdir -p "$CACHE" "$LOGS" "$RUN"
 
@@ -109,6 +124,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 service_log() {  # main log file(s) of a service
   case $1 in
     cassandra) echo "$LOGS/cassandra.log $LOGS/cassandra.stdout.log" ;;
+    kafka[123]) echo "$LOGS/$1.log" ;;
     jaeger) echo "$LOGS/jaeger.log $LOGS/jaeger-build.log" ;;
     *) echo "$LOGS/$1.log" ;;
   esac
@@ -157,7 +173,7 @@ stop_service() {
 
 probe() {
   case $1 in
-    kafka) "$PYTHON" "$HERE/probe.py" kafka 127.0.0.1:9092 ;;
+    kafka[123]) "$PYTHON" "$HERE/probe.py" kafka "127.0.0.1:${PORT[$1]}" ;;
     cassandra) "$PYTHON" "$HERE/probe.py" cql 127.0.0.1:9042 ;;
     redis)
       local out; out="$(redis-cli -h 127.0.0.1 -p 6379 PING 2>&1)" && [[ $out == PONG ]] && echo "redis ok: PING -> $out" ;;
@@ -168,23 +184,43 @@ probe() {
 
 # ---------------------------------------------------------------- kafka
 
-start_kafka() {
+kafka_voters() {  # the static controller quorum: every node, controller port = broker port + 1
+  local n out=()
+  for n in 1 2 3; do out+=("$n@127.0.0.1:$((KAFKA_PORT + 2 * (n - 1) + 1))"); done
+  local IFS=,; echo "${out[*]}"
+}
+
+# start_kafka1/2/3: one KRaft node each (broker + controller).
+start_kafka_node() {
+  local n=$1 svc=kafka$1
   fetch_jars kafka
-  local dir="$STATE/kafka" props="$STATE/kafka/server.properties" lib="$CACHE/kafka/lib"
+  local dir="$STATE/$svc" props="$STATE/$svc/server.properties" lib="$CACHE/kafka/lib"
+  local port=${PORT[$svc]} cport=$((PORT[$svc] + 1))
   mkdir -p "$dir/data"
-  { cat "$HERE/kafka/server.properties"; echo; echo "log.dirs=$dir/data"; } >"$props"
+  {
+    cat "$HERE/kafka/server.properties"; echo
+    echo "node.id=$n"
+    echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+    echo "controller.quorum.voters=$(kafka_voters)"
+    echo "log.dirs=$dir/data"
+  } >"$props"
   if [[ ! -f $dir/data/meta.properties ]]; then
-    log kafka "formatting KRaft storage in $dir/data"
+    log "$svc" "formatting KRaft storage in $dir/data"
     "$JAVA_HOME/bin/java" -Xmx256m -Dlog4j2.configurationFile="$HERE/kafka/log4j2.xml" -cp "$lib/*" \
       kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$props" --ignore-formatted \
-      >>"$LOGS/kafka.log" 2>&1 || { show_log_tail kafka; die kafka "storage format failed"; }
+      >>"$LOGS/$svc.log" 2>&1 || { show_log_tail "$svc"; die "$svc" "storage format failed"; }
   fi
-  log kafka "starting (127.0.0.1:9092, controller 127.0.0.1:9093)"
-  spawn kafka "$LOGS/kafka.log" "$JAVA_HOME/bin/java" -Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+  log "$svc" "starting (127.0.0.1:$port, controller 127.0.0.1:$cport, heap $KAFKA_HEAP)"
+  spawn "$svc" "$LOGS/$svc.log" "$JAVA_HOME/bin/java" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC \
+    -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -XX:ActiveProcessorCount=2 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$HERE/kafka/log4j2.xml" -Dkafka.logs.dir="$LOGS" \
     -cp "$lib/*" kafka.Kafka "$props"
 }
+start_kafka1() { start_kafka_node 1; }
+start_kafka2() { start_kafka_node 2; }
+start_kafka3() { start_kafka_node 3; }
 
 # ---------------------------------------------------------------- cassandra
 
@@ -299,8 +335,6 @@ start_registry() {
 
 # ---------------------------------------------------------------- up / down / status
 
-declare -A PORT=([kafka]=9092 [cassandra]=9042 [redis]=6379 [jaeger]=16686 [registry]=8081)
-
 up_service() {  # start one service unless already up, then wait until it answers
   local svc=$1 pid
   if pid="$(running_pid "$svc")"; then
@@ -317,16 +351,36 @@ up_service() {  # start one service unless already up, then wait until it answer
 
 select_services() {  # validate names; default = all
   if (($# == 0)); then echo "${ALL_SERVICES[@]}"; return; fi
-  local s
+  local s out=()
   for s in "$@"; do
-    [[ " ${ALL_SERVICES[*]} " == *" $s "* ]] || die stack "unknown service '$s' (known: ${ALL_SERVICES[*]})"
+    if [[ $s == kafka ]]; then out+=("${KAFKA_NODES[@]}"); continue; fi
+    [[ " ${ALL_SERVICES[*]} " == *" $s "* ]] || die stack "unknown service '$s' (known: kafka ${ALL_SERVICES[*]})"
+    out+=("$s")
   done
-  echo "$@"
+  echo "${out[@]}"
+}
+
+retire_single_node_kafka() {  # an older stack.sh ran one Kafka node in $STATE/kafka: stop and drop it
+  local f="$RUN/kafka.pid" pid
+  if [[ -f $f ]]; then
+    pid="$(cat "$f" 2>/dev/null || true)"
+    if [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q kafka.Kafka; then
+      log kafka "stopping the single-node Kafka of an older stack.sh (pid $pid); the stack now runs three nodes"
+      kill -TERM "$pid" 2>/dev/null || true
+      local deadline=$((SECONDS + 60))
+      while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+  fi
+  [[ -d $STATE/kafka ]] && { log kafka "removing the single-node data in $STATE/kafka"; rm -rf "$STATE/kafka"; }
+  return 0
 }
 
 cmd_up() {
   local -a svcs; read -r -a svcs <<<"$(select_services "$@")"
   JAVA_HOME="$(java_home)"; export JAVA_HOME
+  [[ " ${svcs[*]} " == *" kafka"* ]] && retire_single_node_kafka
   log stack "logs: $LOGS   state: $STATE   cache: $CACHE"
   local -A pids=()
   local svc rc=0
@@ -372,7 +426,7 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
-    *) echo "usage: $0 up|down|status [kafka|cassandra|redis|jaeger|registry ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|status [kafka|kafka1|kafka2|kafka3|cassandra|redis|jaeger|registry ...]" >&2; exit 2 ;;
   esac
 }
 

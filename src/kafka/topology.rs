@@ -1,4 +1,5 @@
-//! `smsflow topics`: create the topics of `topology/topics.toml` and report drift.
+//! `smsflow topics`: create the topics of `topology/topics.toml`, report drift, and print
+//! the same topology as Strimzi `KafkaTopic` resources.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +41,20 @@ pub struct TopicSpec {
     pub replication_factor: Option<i32>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+}
+
+/// The key that bounds how many replicas may be lost without losing an acknowledged write.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
+/// Whether `apply` may create topics with fewer replicas than the file declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lowering {
+    /// Refuse: creating a topic below the declared replication factor is an error.
+    #[default]
+    Refuse,
+    /// Cap at the live broker count (or `kafka.replication_factor`), and say so: for a
+    /// development cluster with fewer brokers than production (`--allow-lower-replication`).
+    Allow,
 }
 
 /// A topic as it should exist on the cluster.
@@ -102,6 +117,18 @@ pub enum TopologyError {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    #[error("{path}: topic {topic}: {reason}")]
+    Invalid {
+        path: String,
+        topic: String,
+        reason: String,
+    },
+    #[error("the topology declares replication factor {declared}, but {why}; nothing was created. Pass --allow-lower-replication to create the topics with replication factor {effective} (development clusters only)")]
+    ReplicationTooLow {
+        declared: i32,
+        effective: i32,
+        why: String,
+    },
 }
 
 impl Topology {
@@ -111,35 +138,205 @@ impl Topology {
             path: path.display().to_string(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| TopologyError::Parse {
+        let topology: Topology = toml::from_str(&text).map_err(|source| TopologyError::Parse {
             path: path.display().to_string(),
             source,
-        })
+        })?;
+        topology
+            .validate()
+            .map_err(|(topic, reason)| TopologyError::Invalid {
+                path: path.display().to_string(),
+                topic,
+                reason,
+            })?;
+        Ok(topology)
     }
 
-    /// Every topic with defaults applied, the prefix added and replication capped.
+    /// Every topic replicated three times or more must say how many replicas acknowledge a
+    /// write (`acks=all` waits on exactly those), and no topic may ask for more in-sync
+    /// replicas than it has.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for t in self.resolve("", None) {
+            let min_isr = match t.config.get(MIN_INSYNC_REPLICAS) {
+                None if t.replication_factor >= 3 => {
+                    return Err((
+                        t.name,
+                        format!(
+                            "replication factor {} needs {MIN_INSYNC_REPLICAS} (2 for 3 replicas)",
+                            t.replication_factor
+                        ),
+                    ))
+                }
+                None => continue,
+                Some(v) => v.parse::<i32>().map_err(|_| {
+                    (
+                        t.name.clone(),
+                        format!("{MIN_INSYNC_REPLICAS} = {v:?} is not a number"),
+                    )
+                })?,
+            };
+            if min_isr < 1 || min_isr > t.replication_factor {
+                return Err((
+                    t.name,
+                    format!(
+                        "{MIN_INSYNC_REPLICAS} = {min_isr} must be between 1 and the replication factor {}",
+                        t.replication_factor
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest replication factor the file declares.
+    pub fn declared_replication(&self) -> i32 {
+        self.topics
+            .values()
+            .filter_map(|t| t.replication_factor)
+            .chain([self.defaults.replication_factor])
+            .max()
+            .unwrap_or(self.defaults.replication_factor)
+    }
+
+    /// Every topic with defaults applied, the prefix added and replication capped; a capped
+    /// topic's `min.insync.replicas` is capped with it, so `acks=all` can still succeed.
     pub fn resolve(&self, prefix: &str, replication_cap: Option<i32>) -> Vec<ResolvedTopic> {
         self.topics
             .iter()
             .map(|(name, spec)| {
                 let mut config = self.defaults.config.clone();
                 config.extend(spec.config.clone());
-                let rf = spec
+                let declared = spec
                     .replication_factor
                     .unwrap_or(self.defaults.replication_factor);
+                let rf = replication_cap.map_or(declared, |cap| declared.min(cap.max(1)));
+                if rf < declared {
+                    if let Some(isr) = config.get_mut(MIN_INSYNC_REPLICAS) {
+                        if isr.parse::<i32>().is_ok_and(|n| n > rf) {
+                            *isr = rf.to_string();
+                        }
+                    }
+                }
                 ResolvedTopic {
                     name: format!("{prefix}{name}"),
                     partitions: spec.partitions.unwrap_or(self.defaults.partitions),
-                    replication_factor: replication_cap.map_or(rf, |cap| rf.min(cap)),
+                    replication_factor: rf,
                     config,
                 }
             })
             .collect()
     }
+
+    /// The topology as Strimzi `KafkaTopic` resources (`kafka.strimzi.io/v1`) for the Kafka
+    /// cluster named `cluster`, with the declared replication factors: the topic operator
+    /// then owns the topics that `apply` would create.
+    pub fn strimzi_topics(&self, prefix: &str, cluster: &str) -> String {
+        let mut out = String::from(
+            "# Generated by `smsflow topics --emit strimzi` from topology/topics.toml; do not edit.\n",
+        );
+        for t in self.resolve(prefix, None) {
+            let doc = self
+                .topics
+                .get(&t.name[prefix.len()..])
+                .map(|s| s.doc.as_str());
+            out.push_str("---\n");
+            if let Some(doc) = doc.filter(|d| !d.is_empty()) {
+                out.push_str(&format!("# {doc}\n"));
+            }
+            out.push_str("apiVersion: kafka.strimzi.io/v1\nkind: KafkaTopic\nmetadata:\n");
+            let name = resource_name(&t.name);
+            out.push_str(&format!("  name: {name}\n"));
+            out.push_str(&format!(
+                "  labels:\n    strimzi.io/cluster: {}\n",
+                yaml_str(cluster)
+            ));
+            out.push_str("spec:\n");
+            // Strimzi takes the topic name from the resource name unless told otherwise.
+            if name != t.name {
+                out.push_str(&format!("  topicName: {}\n", yaml_str(&t.name)));
+            }
+            out.push_str(&format!("  partitions: {}\n", t.partitions));
+            out.push_str(&format!("  replicas: {}\n", t.replication_factor));
+            if !t.config.is_empty() {
+                out.push_str("  config:\n");
+                for (k, v) in &t.config {
+                    let value = match v.parse::<i64>() {
+                        Ok(n) => n.to_string(),
+                        Err(_) => yaml_str(v),
+                    };
+                    out.push_str(&format!("    {}: {value}\n", yaml_str(k)));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A Kubernetes resource name for a topic: lowercase letters, digits, `-` and `.`.
+fn resource_name(topic: &str) -> String {
+    let name: String = topic
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '.' | '-') => c,
+            _ => '-',
+        })
+        .collect();
+    name.trim_matches(|c| c == '-' || c == '.').to_string()
+}
+
+/// A YAML double-quoted scalar (a JSON string is one).
+fn yaml_str(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// How far the replication factor goes below the file's, and why; `None` when it does not.
+fn lowered_replication(declared: i32, setting: Option<i32>, brokers: i32) -> Option<(i32, String)> {
+    let brokers = brokers.max(1);
+    match setting {
+        Some(rf) if rf < declared && rf <= brokers => {
+            Some((rf, format!("kafka.replication_factor is {rf}")))
+        }
+        _ if brokers < declared => Some((
+            setting.map_or(brokers, |rf| rf.min(brokers)),
+            format!("only {brokers} broker(s) answer"),
+        )),
+        _ => None,
+    }
+}
+
+/// The replication cap `apply` uses, refusing a lowering that was not allowed.
+fn replication_cap(
+    topology: &Topology,
+    setting: Option<i32>,
+    brokers: i32,
+    lowering: Lowering,
+    notes: &mut Vec<String>,
+) -> Result<Option<i32>, TopologyError> {
+    let declared = topology.declared_replication();
+    match (lowered_replication(declared, setting, brokers), lowering) {
+        (None, _) => Ok(None),
+        (Some((effective, why)), Lowering::Refuse) => Err(TopologyError::ReplicationTooLow {
+            declared,
+            effective,
+            why,
+        }),
+        (Some((effective, why)), Lowering::Allow) => {
+            let note = format!(
+                "replication factor lowered from {declared} to {effective} because {why} (--allow-lower-replication); {MIN_INSYNC_REPLICAS} capped at {effective}"
+            );
+            tracing::warn!(declared, effective, "{note}");
+            notes.push(note);
+            Ok(Some(effective))
+        }
+    }
 }
 
 /// Create what is missing and compare the rest. Never alters an existing topic.
-pub async fn apply(settings: &KafkaSettings, topology: &Topology) -> Result<Report, TopologyError> {
+pub async fn apply(
+    settings: &KafkaSettings,
+    topology: &Topology,
+    lowering: Lowering,
+) -> Result<Report, TopologyError> {
     let admin: AdminClient<DefaultClientContext> = client::base(settings, "smsflow-topics")
         .create()
         .map_err(|source| TopologyError::Kafka {
@@ -157,29 +354,32 @@ pub async fn apply(settings: &KafkaSettings, topology: &Topology) -> Result<Repo
     let brokers = metadata.brokers().len() as i32;
     let mut report = Report::default();
 
-    let cap = match settings.replication_factor {
-        Some(rf) => Some(rf),
-        None => Some(brokers.max(1)),
-    };
+    let cap = replication_cap(
+        topology,
+        settings.replication_factor,
+        brokers,
+        lowering,
+        &mut report.notes,
+    )?;
     let wanted = topology.resolve(&settings.topic_prefix, cap);
-    if let Some(max_rf) = topology
-        .topics
-        .values()
-        .filter_map(|t| t.replication_factor)
-        .chain([topology.defaults.replication_factor])
-        .max()
-    {
-        if let Some(c) = cap.filter(|c| *c < max_rf) {
-            report.notes.push(format!(
-                "replication factor lowered from {max_rf} to {c} ({brokers} broker(s) in the cluster)"
-            ));
-        }
-    }
 
     let mut existing: BTreeMap<String, i32> = metadata
         .topics()
         .iter()
         .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect();
+    // The fewest replicas of any partition: one under-replicated assignment is drift.
+    let replicas: BTreeMap<String, i32> = metadata
+        .topics()
+        .iter()
+        .filter_map(|t| {
+            let n = t
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len() as i32)
+                .min()?;
+            Some((t.name().to_string(), n))
+        })
         .collect();
 
     let missing: Vec<&ResolvedTopic> = wanted
@@ -252,6 +452,16 @@ pub async fn apply(settings: &KafkaSettings, topology: &Topology) -> Result<Repo
                     expected: t.partitions.to_string(),
                     actual: actual_parts.to_string(),
                 });
+            }
+            if let Some(&actual_rf) = replicas.get(&t.name) {
+                if actual_rf != t.replication_factor {
+                    report.drift.push(Drift {
+                        topic: t.name.clone(),
+                        what: "replication factor".into(),
+                        expected: t.replication_factor.to_string(),
+                        actual: actual_rf.to_string(),
+                    });
+                }
             }
             match res {
                 Ok(resource) => {
@@ -338,5 +548,100 @@ mod tests {
         assert!(resolved
             .iter()
             .all(|t| t.config["message.timestamp.type"] == "LogAppendTime"));
+    }
+
+    fn checked_in() -> Topology {
+        Topology::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/topics.toml")).unwrap()
+    }
+
+    fn parse(text: &str) -> Topology {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn every_topic_with_three_replicas_needs_two_in_sync() {
+        for t in checked_in().resolve("", None) {
+            if t.replication_factor == 3 {
+                assert_eq!(t.config[MIN_INSYNC_REPLICAS], "2", "{}", t.name);
+            }
+        }
+        let missing = parse("[defaults]\npartitions = 1\nreplication_factor = 3\n[topics.a]\n");
+        let (topic, reason) = missing.validate().unwrap_err();
+        assert_eq!(topic, "a");
+        assert!(reason.contains(MIN_INSYNC_REPLICAS), "{reason}");
+        let too_many = parse(
+            "[defaults]\npartitions = 1\nreplication_factor = 3\n[defaults.config]\n\"min.insync.replicas\" = \"2\"\n[topics.a]\nreplication_factor = 1\n",
+        );
+        assert!(too_many.validate().unwrap_err().1.contains("between 1 and"));
+    }
+
+    #[test]
+    fn capped_replication_caps_min_insync_replicas_with_it() {
+        let topo = checked_in();
+        for t in topo.resolve("", Some(1)) {
+            assert_eq!(t.replication_factor, 1);
+            assert_eq!(t.config[MIN_INSYNC_REPLICAS], "1", "{}", t.name);
+        }
+        for t in topo.resolve("", Some(3)) {
+            assert_eq!(t.config[MIN_INSYNC_REPLICAS], "2", "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn lowering_replication_below_the_file_needs_the_flag() {
+        let topo = checked_in();
+        let mut notes = Vec::new();
+        // Three brokers and no override: the file's value, nothing to allow.
+        assert_eq!(
+            replication_cap(&topo, None, 3, Lowering::Refuse, &mut notes).unwrap(),
+            None
+        );
+        assert_eq!(
+            replication_cap(&topo, Some(5), 3, Lowering::Refuse, &mut notes).unwrap(),
+            None
+        );
+        // One broker, or an override below the file: refused unless allowed.
+        for (setting, brokers) in [(None, 1), (Some(1), 3), (Some(2), 1)] {
+            let err =
+                replication_cap(&topo, setting, brokers, Lowering::Refuse, &mut notes).unwrap_err();
+            assert!(
+                err.to_string().contains("--allow-lower-replication"),
+                "{err}"
+            );
+        }
+        assert!(notes.is_empty());
+        let cap = replication_cap(&topo, None, 1, Lowering::Allow, &mut notes).unwrap();
+        assert_eq!(cap, Some(1));
+        assert!(notes[0].contains("lowered from 3 to 1"), "{notes:?}");
+        assert_eq!(
+            replication_cap(&topo, Some(2), 3, Lowering::Allow, &mut notes).unwrap(),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn strimzi_topics_carry_the_declared_replicas_and_min_insync_replicas() {
+        let yaml = checked_in().strimzi_topics("", "smsflow");
+        assert_eq!(yaml.matches("kind: KafkaTopic").count(), 8);
+        assert_eq!(yaml.matches("  replicas: 3\n").count(), 8);
+        assert_eq!(yaml.matches("\"min.insync.replicas\": 2\n").count(), 8);
+        assert!(yaml.contains("  name: sms.phones.v1\n"));
+        assert!(yaml.contains("\"cleanup.policy\": \"compact\""));
+        assert_eq!(resource_name("t1A_b.sms.x"), "t1a-b.sms.x");
+    }
+
+    #[test]
+    fn checked_in_strimzi_topics_match_the_topology() {
+        // deploy/k8s/strimzi/kafkatopics.yaml is generated; regenerate it with
+        // `smsflow topics --emit strimzi > deploy/k8s/strimzi/kafkatopics.yaml`.
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/strimzi/kafkatopics.yaml");
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            on_disk,
+            checked_in().strimzi_topics("", "smsflow"),
+            "{} is stale: regenerate it with `smsflow topics --emit strimzi`",
+            path.display()
+        );
     }
 }

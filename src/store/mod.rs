@@ -3,4 +3,4 @@
 pub mod migrate;
 mod session;
 
-pub use session::{connect, connect_to_keyspace, StoreError};
+pub use session::{connect, connect_to_keyspace, CqlConsistency, StoreError};

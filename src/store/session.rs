@@ -5,9 +5,37 @@ use std::sync::Arc;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::Consistency;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::statement::{Consistency, SerialConsistency};
+use serde::{Deserialize, Serialize};
 
 use crate::config::CqlSettings;
+
+/// The consistency levels smsflow may be configured with (`cql.consistency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CqlConsistency {
+    /// A majority of the local data center's replicas: survives one of three replicas down,
+    /// never waits on another data center. Equal to ONE on a single local node.
+    LocalQuorum,
+    /// A majority of all replicas, across data centers.
+    Quorum,
+    LocalOne,
+    One,
+    All,
+}
+
+impl From<CqlConsistency> for Consistency {
+    fn from(c: CqlConsistency) -> Consistency {
+        match c {
+            CqlConsistency::LocalQuorum => Consistency::LocalQuorum,
+            CqlConsistency::Quorum => Consistency::Quorum,
+            CqlConsistency::LocalOne => Consistency::LocalOne,
+            CqlConsistency::One => Consistency::One,
+            CqlConsistency::All => Consistency::All,
+        }
+    }
+}
 
 /// A CQL failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +99,20 @@ impl StoreError {
 
 /// Connect without selecting a keyspace (used by `migrate`).
 pub async fn connect(settings: &CqlSettings) -> Result<Arc<Session>, StoreError> {
-    // LOCAL_QUORUM is right for a multi-node cluster and equal to ONE on the local node.
+    // Token-aware routing is the driver's default, and with ScyllaDB it also opens one
+    // connection per shard (through the shard-aware port 19042 when reachable), so each
+    // statement goes to the shard that owns its partition.
+    let mut policy = DefaultPolicy::builder().token_aware(true);
+    if let Some(dc) = &settings.local_datacenter {
+        // LOCAL_QUORUM means this data center's replicas: never fail over to another one.
+        policy = policy
+            .prefer_datacenter(dc.clone())
+            .permit_dc_failover(false);
+    }
     let profile = ExecutionProfile::builder()
-        .consistency(Consistency::LocalQuorum)
+        .consistency(settings.consistency.into())
+        .serial_consistency(Some(SerialConsistency::LocalSerial))
+        .load_balancing_policy(policy.build())
         .request_timeout(Some(settings.request_timeout))
         .build();
     let session = SessionBuilder::new()

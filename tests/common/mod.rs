@@ -169,7 +169,8 @@ impl TestEnv {
         sweep_leftovers(&settings).await;
         let root = repo_root();
         let topo = Topology::load(&root.join("topology/topics.toml")).unwrap();
-        topology::apply(&settings.kafka, &topo)
+        // The local stack may have fewer brokers than production: lowering is allowed here.
+        topology::apply(&settings.kafka, &topo, topology::Lowering::Allow)
             .await
             .expect("topics (is the stack up? make stack-up)");
         migrate::run(&settings.cql, &root.join("migrations"))

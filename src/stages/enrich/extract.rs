@@ -11,22 +11,10 @@ use super::datetime;
 pub use super::item::Source;
 use super::item::{char_span, Item, ItemKind};
 use super::names;
+use super::phones;
 use super::places;
 use super::spoken;
-
-/// Top-level domains recognised in spoken URLs and emails ("acme dot io").
-const SPOKEN_TLDS: &[&str] = &[
-    "com", "io", "org", "net", "co", "ai", "dev", "app", "us", "edu", "gov", "me", "info", "biz",
-];
-
-/// Words that are never the user or host of a spoken address.
-const STOP_WORDS: &[&str] = &[
-    "the", "a", "an", "my", "me", "you", "him", "her", "us", "them", "this", "that", "it", "is",
-    "at", "dot", "and", "or", "to", "of", "in", "on", "see",
-    // Words that precede "at <domain>" in speech without being a mailbox ("our site at acme dot io").
-    "site", "website", "online", "page", "link", "look", "find", "visit", "check", "out", "store",
-    "shop", "us", "here", "there",
-];
+use super::spoken_links;
 
 /// Every item in `text`, with character spans. `ctx.region` (e.g. the sender's) resolves
 /// national numbers; the received time and zone resolve relative dates. A `Source::Vcard`
@@ -34,36 +22,39 @@ const STOP_WORDS: &[&str] = &[
 pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
     let region = ctx.region;
     let mut items = Vec::new();
-    items.extend(typed_phones(text, region));
+    items.extend(phones::typed(text, region));
     items.extend(links(text));
     items.extend(tags(text));
     if source == Source::Transcript {
-        items.extend(spoken_phones(text, region));
-        items.extend(spoken_addresses(text));
+        items.extend(phones::spoken(text, region));
+        items.extend(spoken_links::spoken_links(text));
         items.extend(spoken_tags(text));
     }
     items.extend(datetime::dates(text, source, ctx));
     items.extend(names::names(text, source));
     items.extend(places::places(text, source));
-    // Words already read as a phone number are not a time ("nine oh one two ..."), and words
-    // inside an email or URL are not a name ("Jenny.Wu@...").
-    let claimed: Vec<(ItemKind, (usize, usize))> = items
-        .iter()
-        .filter(|i| matches!(i.kind, ItemKind::Phone | ItemKind::Email | ItemKind::Url))
-        .map(|i| (i.kind, i.span))
-        .collect();
-    let overlaps = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
-    items.retain(|i| {
-        !claimed.iter().any(|(k, span)| {
-            overlaps(i.span, *span)
-                && match i.kind {
-                    ItemKind::DateTime => *k == ItemKind::Phone,
-                    ItemKind::Contact | ItemKind::Place => {
-                        matches!(k, ItemKind::Email | ItemKind::Url)
-                    }
-                    _ => false,
-                }
-        })
+    // Words already read as a phone number or an address are not a time ("nine oh one two
+    // ...", "three twenty five hudson street"), and words inside an email or URL are not a name
+    // or a place ("Jenny.Wu@...").
+    let claims = |kinds: &[ItemKind]| {
+        Spans::new(
+            items
+                .iter()
+                .filter(|i| kinds.contains(&i.kind))
+                .map(|i| i.span),
+        )
+    };
+    let not_a_time = claims(&[
+        ItemKind::Phone,
+        ItemKind::Place,
+        ItemKind::Url,
+        ItemKind::Email,
+    ]);
+    let not_a_name = claims(&[ItemKind::Email, ItemKind::Url]);
+    items.retain(|i| match i.kind {
+        ItemKind::DateTime => !not_a_time.overlaps(i.span),
+        ItemKind::Contact | ItemKind::Place => !not_a_name.overlaps(i.span),
+        _ => true,
     });
     for i in &mut items {
         i.source = source;
@@ -73,9 +64,7 @@ pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
     let mut seen = std::collections::HashSet::new();
     items.retain(|i| seen.insert((i.kind, i.normalized.clone())));
     // Extractors work in bytes; items carry character spans.
-    for i in &mut items {
-        i.span = char_span(text, i.span);
-    }
+    to_char_spans(text, &mut items);
     tracing::debug!(
         count = items.len(),
         source = source.as_str(),
@@ -84,60 +73,69 @@ pub fn extract(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
     items
 }
 
-fn phone_candidates() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"\+?\(?\d[\d\s().-]{5,}\d").expect("static regex"))
+/// Byte ranges, for "does this range overlap any of them" in O(log n): sorted by start, with
+/// the largest end so far, so text of any length stays linear-logarithmic.
+pub(crate) struct Spans {
+    starts: Vec<usize>,
+    max_end: Vec<usize>,
 }
 
-pub(crate) fn e164(digits: &str, region: Option<phonenumber::country::Id>) -> Option<String> {
-    let n = phonenumber::parse(region, digits).ok()?;
-    phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
-}
-
-fn typed_phones(text: &str, region: Option<phonenumber::country::Id>) -> Vec<Item> {
-    phone_candidates()
-        .find_iter(text)
-        .filter_map(|m| {
-            let normalized = e164(m.as_str(), region)?;
-            Some(Item {
-                kind: ItemKind::Phone,
-                value: m.as_str().to_owned(),
-                normalized,
-                confidence: 0.95,
-                source: Source::Body,
-                span: (m.start(), m.end()),
+impl Spans {
+    pub(crate) fn new(spans: impl Iterator<Item = (usize, usize)>) -> Spans {
+        let mut v: Vec<(usize, usize)> = spans.collect();
+        v.sort_unstable();
+        let mut max = 0;
+        let max_end = v
+            .iter()
+            .map(|(_, e)| {
+                max = max.max(*e);
+                max
             })
-        })
-        .collect()
+            .collect();
+        Spans {
+            starts: v.into_iter().map(|(s, _)| s).collect(),
+            max_end,
+        }
+    }
+
+    /// Whether `(start, end)` overlaps one of the ranges.
+    pub(crate) fn overlaps(&self, (start, end): (usize, usize)) -> bool {
+        // The ranges that start before `end`; one of them overlaps iff the furthest end > start.
+        let n = self.starts.partition_point(|s| *s < end);
+        n > 0 && self.max_end[n - 1] > start
+    }
 }
 
-fn spoken_phones(text: &str, region: Option<phonenumber::country::Id>) -> Vec<Item> {
-    spoken::digit_runs(text, 7)
-        .into_iter()
-        .filter_map(|(digits, start, end)| {
-            // "plus four four ...": an international number.
-            let before = text[..start].trim_end();
-            let plus = before.len().checked_sub(4).and_then(|p| {
-                before
-                    .get(p..)
-                    .filter(|w| w.eq_ignore_ascii_case("plus"))
-                    .map(|_| p)
-            });
-            let (normalized, start) = match plus {
-                Some(p) => (e164(&format!("+{digits}"), region)?, p),
-                None => (e164(&digits, region)?, start),
-            };
-            Some(Item {
-                kind: ItemKind::Phone,
-                value: text[start..end].to_owned(),
-                normalized,
-                // Recognizers mishear digits: lower than typed numbers.
-                confidence: 0.75,
-                source: Source::Body,
-                span: (start, end),
-            })
-        })
-        .collect()
+/// Every item's byte span as a character span, in one pass over the text.
+fn to_char_spans(text: &str, items: &mut [Item]) {
+    let mut offsets: Vec<usize> = items.iter().flat_map(|i| [i.span.0, i.span.1]).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let mut chars = Vec::with_capacity(offsets.len());
+    let mut walk = text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()));
+    let mut count = 0;
+    let mut at = walk.next();
+    for &o in &offsets {
+        while let Some(b) = at {
+            if b >= o {
+                break;
+            }
+            count += 1;
+            at = walk.next();
+        }
+        chars.push(count);
+    }
+    let char_of = |b: usize| {
+        offsets
+            .binary_search(&b)
+            .map_or_else(|_| char_span(text, (b, b)).0, |k| chars[k])
+    };
+    for i in items {
+        i.span = (char_of(i.span.0), char_of(i.span.1));
+    }
 }
 
 fn links(text: &str) -> Vec<Item> {
@@ -148,6 +146,10 @@ fn links(text: &str) -> Vec<Item> {
         .filter_map(|l| {
             let (kind, normalized) = match l.kind() {
                 LinkKind::Email => (ItemKind::Email, l.as_str().to_ascii_lowercase()),
+                // "1.415.555.0100" is a phone number, not a host.
+                LinkKind::Url if !has_scheme(l.as_str()) && !host_has_letter(l.as_str()) => {
+                    return None
+                }
                 LinkKind::Url => (ItemKind::Url, normalize_url(l.as_str())),
                 _ => return None,
             };
@@ -163,6 +165,20 @@ fn links(text: &str) -> Vec<Item> {
         .collect()
 }
 
+fn has_scheme(u: &str) -> bool {
+    u.split_once("://").is_some_and(|(s, _)| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
+}
+
+fn host_has_letter(u: &str) -> bool {
+    u.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|host| host.chars().any(char::is_alphabetic))
+}
+
 pub(crate) fn normalize_url(u: &str) -> String {
     let trimmed = u.trim_end_matches(['.', ',', ')']);
     let lower_scheme = trimmed
@@ -170,6 +186,8 @@ pub(crate) fn normalize_url(u: &str) -> String {
         .or_else(|| trimmed.strip_prefix("https://"))
         .unwrap_or(trimmed);
     match lower_scheme.split_once('/') {
+        // "acme.io/" is the site itself.
+        Some((host, "")) => host.to_ascii_lowercase(),
         Some((host, path)) => format!("{}/{}", host.to_ascii_lowercase(), path),
         None => lower_scheme.to_ascii_lowercase(),
     }
@@ -220,92 +238,6 @@ fn spoken_tags(text: &str) -> Vec<Item> {
             span: (w[0].start, w[1].end),
         })
         .collect()
-}
-
-/// "dana at acme dot io" and "acme dot io slash pricing", as a recognizer writes them.
-fn spoken_addresses(text: &str) -> Vec<Item> {
-    let toks = spoken::tokens(text);
-    let word = |i: usize| toks.get(i).map(|t| t.text.to_ascii_lowercase());
-    // Prose is full of "at" and "dot": function words and number words are never an address part.
-    let is_name = |w: &str| {
-        !w.is_empty()
-            && w.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            && !STOP_WORDS.contains(&w)
-            && spoken::digit(w).is_none()
-    };
-    let mut items = Vec::new();
-    let mut i = 0;
-    while i < toks.len() {
-        // <host> dot <tld> (dot <tld>)* : the domain part, ending at `j` (exclusive).
-        let domain_at = |k: usize| -> Option<(String, usize)> {
-            let host = word(k)?;
-            if !is_name(&host) || word(k + 1)? != "dot" {
-                return None;
-            }
-            let tld = word(k + 2)?;
-            if !SPOKEN_TLDS.contains(&tld.as_str()) {
-                return None;
-            }
-            let mut domain = format!("{host}.{tld}");
-            let mut j = k + 3;
-            while word(j).as_deref() == Some("dot")
-                && word(j + 1).is_some_and(|t| SPOKEN_TLDS.contains(&t.as_str()))
-            {
-                domain.push('.');
-                domain.push_str(&word(j + 1).unwrap_or_default());
-                j += 2;
-            }
-            Some((domain, j))
-        };
-        let user = word(i).unwrap_or_default();
-        if is_name(&user) && word(i + 1).as_deref() == Some("at") {
-            if let Some((domain, j)) = domain_at(i + 2) {
-                // "jon dot smith at ...": a dotted mailbox name.
-                let mut user = user;
-                let mut first = i;
-                while first >= 2
-                    && word(first - 1).as_deref() == Some("dot")
-                    && word(first - 2).is_some_and(|w| is_name(&w))
-                {
-                    user = format!("{}.{user}", word(first - 2).unwrap_or_default());
-                    first -= 2;
-                }
-                let (start, end) = (toks[first].start, toks[j - 1].end);
-                items.push(Item {
-                    kind: ItemKind::Email,
-                    value: text[start..end].to_owned(),
-                    normalized: format!("{user}@{domain}"),
-                    confidence: 0.7,
-                    source: Source::Body,
-                    span: (start, end),
-                });
-                i = j;
-                continue;
-            }
-        }
-        if let Some((domain, mut j)) = domain_at(i) {
-            let mut url = domain;
-            while word(j).as_deref() == Some("slash") && word(j + 1).is_some_and(|w| is_name(&w)) {
-                url.push('/');
-                url.push_str(&word(j + 1).unwrap_or_default());
-                j += 2;
-            }
-            let (start, end) = (toks[i].start, toks[j - 1].end);
-            items.push(Item {
-                kind: ItemKind::Url,
-                value: text[start..end].to_owned(),
-                normalized: url,
-                confidence: 0.7,
-                source: Source::Body,
-                span: (start, end),
-            });
-            i = j;
-            continue;
-        }
-        i += 1;
-    }
-    items
 }
 
 #[cfg(test)]
@@ -448,6 +380,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
+                // The note is addressed to Zoë: a given name at the start is a contact too.
+                ("contact", "Zoë"),
                 ("contact", "Dana Reyes"),
                 ("place", "Oakland Expo"),
                 ("phone", "+15105550142"),
@@ -456,7 +390,7 @@ mod tests {
             ]
         );
         // "Zoë" has a two-byte letter: character spans differ from byte spans after it.
-        let contact = &items[0];
+        let contact = &items[1];
         assert_eq!(contact.span, (9, 19));
         assert_eq!(
             super::super::item::span_text(t, contact.span),
@@ -564,6 +498,36 @@ mod tests {
             "FN",
             "TEL",
             "expo",
+            "+49",
+            "(",
+            ")",
+            "ext",
+            "x",
+            "dash",
+            "w",
+            "suite",
+            "floor",
+            "third",
+            "thrusday",
+            "2moro",
+            "5ish",
+            "ish",
+            "eastern",
+            "—",
+            "|",
+            "'s",
+            "Dr.",
+            "in",
+            "Oslo",
+            "Munich",
+            "089",
+            "1.415.555.0100",
+            "either",
+            "or",
+            "&",
+            "hundred",
+            "eighty",
+            "room",
         ];
         let mut seed: u64 = 0x5eed;
         let mut next = || {

@@ -28,7 +28,8 @@ fn token_re() -> &'static Regex {
         Regex::new(
             r"(?x)
             \b[aApP]\.\s?[mM]\.?                                    # a.m. / p.m.
-          | \d{1,4}(?:[:/.\-]\d{1,4}){0,2}(?:st|nd|rd|th|am|pm|a|p)?\b  # 3:30pm 12/5 3rd
+          | \b2(?:mor+o+w?|mor+ow|mr+w|moz|day|nite|night)\b           # 2moro, 2day, 2nite
+          | \d{1,4}(?:[:/.\-]\d{1,4}){0,2}(?:st|nd|rd|th|am|pm|a|p|ish)?\b  # 3:30pm 12/5 3rd 5ish
           | \d+                                                     # long digit runs
           | \p{L}[\p{L}\p{M}]*(?:['’\-][\p{L}\p{M}]+)*               # words, o'clock, twenty-first
           | [,.;!?:()@\#]                                            # punctuation
@@ -49,6 +50,9 @@ pub fn lex(text: &str) -> Vec<Tok> {
             if w.len() <= 5 && (w.starts_with("a.") || w.starts_with("p.")) && w.contains('m') {
                 w = format!("{}m", &w[..1]);
             }
+            if let Some(c) = canonical(&w) {
+                w = c.to_owned();
+            }
             Tok {
                 punct: raw.len() == 1 && ",.;!?:()".contains(first),
                 cap: first.is_uppercase(),
@@ -58,6 +62,29 @@ pub fn lex(text: &str) -> Vec<Tok> {
             }
         })
         .collect()
+}
+
+/// The word that SMS shorthand or a common misspelling stands for ("thrusday", "tmrw",
+/// "2moro"); extractors see the canonical word.
+pub fn canonical(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "thrusday" | "thursdy" | "thurday" | "thirsday" | "thursady" | "thrursday" => "thursday",
+        "wensday" | "wendsday" | "wednsday" | "wedensday" | "wednesay" | "wedsday"
+        | "wednessday" => "wednesday",
+        "teusday" | "tuseday" | "tuesdy" | "tueday" => "tuesday",
+        "firday" | "fryday" | "fridy" => "friday",
+        "monady" | "mondy" | "monay" => "monday",
+        "saterday" | "satruday" | "saturdy" => "saturday",
+        "sundy" | "sunady" => "sunday",
+        "tmrw" | "tmr" | "tmw" | "tmrow" | "tomorow" | "tommorow" | "tommorrow" | "tomoro"
+        | "tomorro" | "tomoz" | "2moro" | "2morro" | "2morow" | "2morrow" | "2mrw" | "2moz" => {
+            "tomorrow"
+        }
+        "2day" => "today",
+        "tonite" | "2nite" | "2night" | "tonight's" => "tonight",
+        "noonish" => "noon",
+        _ => return None,
+    })
 }
 
 /// A number word's value: "zero".."nineteen", "twenty".."ninety", hyphenated "forty-five".
@@ -288,6 +315,21 @@ mod tests {
         }
         let caps: Vec<bool> = lex(t).iter().map(|t| t.cap).collect();
         assert_eq!(caps, vec![false, true, true, false, true, true]);
+    }
+
+    #[test]
+    fn shorthand_and_misspellings_read_as_their_word() {
+        assert_eq!(
+            words("thrusday 2moro tmrw wensday noonish 2nite"),
+            vec![
+                "thursday",
+                "tomorrow",
+                "tomorrow",
+                "wednesday",
+                "noon",
+                "tonight"
+            ]
+        );
     }
 
     #[test]

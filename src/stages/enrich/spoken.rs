@@ -57,6 +57,51 @@ pub fn digit(word: &str) -> Option<char> {
     })
 }
 
+/// Digits a spoken number word stands for inside a phone number: "twenty one" 21, "forty" 40,
+/// "fifteen" 15.
+pub struct Group {
+    /// The digits ("21").
+    pub digits: String,
+    /// "twenty one": the unit word belongs to the group.
+    pub consumes_next: bool,
+}
+
+/// The digits of a teen or tens word, with the unit after it: "twenty one" 21, "forty" 40.
+pub fn number_group(word: &str, next: Option<&str>) -> Option<Group> {
+    const TEENS: &[&str] = &[
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: &[&str] = &[
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    if let Some(i) = TEENS.iter().position(|t| *t == word) {
+        return Some(Group {
+            digits: format!("{}", 10 + i),
+            consumes_next: false,
+        });
+    }
+    let tens = TENS.iter().position(|t| *t == word)? + 2;
+    match next.and_then(digit).filter(|d| *d != '0') {
+        Some(unit) => Some(Group {
+            digits: format!("{tens}{unit}"),
+            consumes_next: true,
+        }),
+        None => Some(Group {
+            digits: format!("{tens}0"),
+            consumes_next: false,
+        }),
+    }
+}
+
 /// Runs of spoken digits (at least `min` of them): the digits and the byte range they cover.
 pub fn digit_runs(text: &str, min: usize) -> Vec<(String, usize, usize)> {
     let toks = tokens(text);
@@ -79,6 +124,20 @@ pub fn digit_runs(text: &str, min: usize) -> Vec<(String, usize, usize)> {
             }
             if let Some(d) = digit(&w) {
                 digits.push(d);
+                end = toks[j].end;
+                j += 1;
+            } else if let Some(group) = number_group(&w, toks.get(j + 1).map(|t| t.text)) {
+                // "one eight hundred", "five five five twenty one forty two".
+                if group.consumes_next {
+                    end = toks[j + 1].end;
+                    j += 2;
+                } else {
+                    end = toks[j].end;
+                    j += 1;
+                }
+                digits.push_str(&group.digits);
+            } else if (w == "hundred" || w == "thousand") && !digits.is_empty() {
+                digits.push_str(if w == "hundred" { "00" } else { "000" });
                 end = toks[j].end;
                 j += 1;
             } else if w.chars().all(|c| c.is_ascii_digit()) {
@@ -119,6 +178,16 @@ mod tests {
     fn oh_and_double_are_understood() {
         let runs = digit_runs("call four one five double five oh one nine nine", 7);
         assert_eq!(runs[0].0, "415550199");
+    }
+
+    #[test]
+    fn hundreds_tens_and_teens_inside_numbers() {
+        let runs = digit_runs("call one eight hundred five five five zero one one two", 7);
+        assert_eq!(runs[0].0, "18005550112");
+        let runs = digit_runs("four one five five five five twenty one forty", 7);
+        assert_eq!(runs[0].0, "4155552140");
+        let runs = digit_runs("seven one eight five five five nineteen oh five", 7);
+        assert_eq!(runs[0].0, "7185551905");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
-use super::{extract, extract_vcard, is_vcard_content_type, merge, Context, Item, LlmClient};
-use super::{LlmConfig, Source};
+use super::extractor::{ExtractError, Extractor};
+use super::{is_vcard_content_type, Context, Item, LlmConfig, Source};
 use crate::events::{
     decode, encode, CodecError, Event, ItemsProposed, MediaRejected, MediaStored, MessageReceived,
     PartEnriched, ProposedItem, TranscriptFailed, TranscriptReady,
@@ -64,7 +64,7 @@ pub struct EnrichStage {
     zones: Arc<PhoneDirectory>,
     store: Arc<dyn ObjectStore>,
     max_vcard_bytes: u64,
-    llm: Option<LlmClient>,
+    extractor: Extractor,
 }
 
 impl EnrichStage {
@@ -83,7 +83,7 @@ impl EnrichStage {
             zones,
             store,
             max_vcard_bytes: settings.max_vcard_bytes,
-            llm: LlmClient::new(&settings.llm)?,
+            extractor: Extractor::new(&settings.llm)?,
         })
     }
 
@@ -107,20 +107,17 @@ impl EnrichStage {
         Context::new(region, received_at, tz)
     }
 
-    /// Rule items, plus the LLM's when configured. An LLM failure never fails the part: the
-    /// rule items stand alone (counted in the log).
-    async fn items(&self, text: &str, source: Source, ctx: &Context) -> Vec<Item> {
-        let rules = extract(text, source, ctx);
-        let Some(llm) = &self.llm else {
-            return rules;
-        };
-        match llm.extract(text, source, ctx).await {
-            Ok(more) => merge(rules, more),
-            Err(e) => {
-                tracing::warn!(error = %e, "LLM extractor failed; using rule items only");
-                rules
-            }
-        }
+    /// Rule items, plus the LLM's when configured (see [`Extractor`]).
+    async fn items(
+        &self,
+        text: &str,
+        source: Source,
+        ctx: &Context,
+    ) -> Result<Vec<Item>, StageError> {
+        self.extractor
+            .text(text, source, ctx)
+            .await
+            .map_err(extract_failed)
     }
 
     async fn vcard(&self, media: &MediaStored) -> Result<Vec<Item>, StageError> {
@@ -144,7 +141,12 @@ impl EnrichStage {
             .await
             .map_err(|e| StageError::Transient(format!("cannot read the vCard: {e}")))?;
         let ctx = self.context(&media.sender, media.received_at).await;
-        match extract_vcard(&bytes, &ctx) {
+        match self
+            .extractor
+            .vcard(bytes.to_vec(), &ctx)
+            .await
+            .map_err(extract_failed)?
+        {
             Ok(items) => Ok(items),
             Err(e) => {
                 // A broken card is the sender's problem; the part is done with no items.
@@ -152,6 +154,14 @@ impl EnrichStage {
                 Ok(Vec::new())
             }
         }
+    }
+}
+
+/// A panic is the input's doing (it will panic again): dead-letter it; a shutdown retries.
+fn extract_failed(e: ExtractError) -> StageError {
+    match e {
+        ExtractError::Panicked => StageError::Poison(e.to_string()),
+        ExtractError::Cancelled => StageError::Transient(e.to_string()),
     }
 }
 
@@ -270,7 +280,7 @@ impl Stage for EnrichStage {
                     return part.outputs(Vec::new(), None, "no_text");
                 }
                 let ctx = self.context(&m.from, m.received_at).await;
-                let items = self.items(&m.body, Source::Body, &ctx).await;
+                let items = self.items(&m.body, Source::Body, &ctx).await?;
                 part.outputs(items, None, "extracted")
             }
             MediaStored::NAME => {
@@ -312,7 +322,7 @@ impl Stage for EnrichStage {
                 let t: TranscriptReady = decode_as(input)?;
                 let user = t.user_id.clone().unwrap_or_else(|| t.sender.clone());
                 let ctx = self.context(&t.sender, t.received_at).await;
-                let items = self.items(&t.text, Source::Transcript, &ctx).await;
+                let items = self.items(&t.text, Source::Transcript, &ctx).await?;
                 PartRef {
                     message_sid: &t.message_sid,
                     user_id: &user,

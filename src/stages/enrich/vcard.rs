@@ -317,7 +317,7 @@ fn card_items(card: &[&Line], ctx: &Context) -> Vec<Item> {
                 let v = l.text();
                 let number = v.trim().trim_start_matches("tel:");
                 let number = number.split(';').next().unwrap_or(number);
-                if let Some(e164) = super::extract::e164(number, ctx.region) {
+                if let Some(e164) = super::phones::e164(number, ctx.region) {
                     items.push(item(ItemKind::Phone, v.trim().to_owned(), e164, 0.95, l));
                 }
             }

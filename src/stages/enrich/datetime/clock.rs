@@ -45,6 +45,29 @@ pub(super) fn skip_part_of_day(toks: &[Tok], i: usize) -> usize {
     }
 }
 
+/// A time zone named after a time ("10am eastern", "3pm PT", "noon GMT"), and the index
+/// after it (and after "time": "eastern time").
+pub(super) fn zone_at(toks: &[Tok], i: usize) -> Option<(chrono_tz::Tz, usize)> {
+    use chrono_tz::America;
+    use chrono_tz::Europe;
+    let zone = match word(toks, i) {
+        "eastern" | "et" | "est" | "edt" => America::New_York,
+        "central" | "ct" | "cst" | "cdt" => America::Chicago,
+        "mountain" | "mt" | "mst" | "mdt" => America::Denver,
+        "pacific" | "pt" | "pst" | "pdt" => America::Los_Angeles,
+        "gmt" | "utc" | "zulu" => chrono_tz::UTC,
+        "bst" => Europe::London,
+        "cet" | "cest" => Europe::Berlin,
+        _ => return None,
+    };
+    let end = if word(toks, i + 1) == "time" {
+        i + 2
+    } else {
+        i + 1
+    };
+    Some((zone, end))
+}
+
 /// The 24-hour time of `c`, applying `hint` and then the bare-hour rule (1–6 pm, 7–11 am,
 /// 12 noon). The flag says whether the bare-hour rule decided.
 pub(super) fn resolve(c: Clock, hint: Option<Mer>) -> Option<(NaiveTime, bool)> {
@@ -130,8 +153,12 @@ pub(super) fn clock_at(toks: &[Tok], i: usize) -> Option<(Clock, usize)> {
     Some(with_suffix(toks, c, j))
 }
 
-/// am/pm or "o'clock" after a clock.
-pub(super) fn with_suffix(toks: &[Tok], mut c: Clock, j: usize) -> (Clock, usize) {
+/// am/pm, "o'clock" or "ish" after a clock.
+pub(super) fn with_suffix(toks: &[Tok], mut c: Clock, mut j: usize) -> (Clock, usize) {
+    while word(toks, j) == "ish" {
+        c.strong = true;
+        j += 1;
+    }
     if c.mer.is_none() {
         if let Some((m, k)) = meridiem_at(toks, j) {
             if (1..=12).contains(&c.hour) {
@@ -149,6 +176,11 @@ pub(super) fn with_suffix(toks: &[Tok], mut c: Clock, j: usize) -> (Clock, usize
 }
 
 pub(super) fn typed_clock(w: &str) -> Option<Clock> {
+    // "5ish", "6:30ish": a time, roughly.
+    let (w, ish) = match w.strip_suffix("ish") {
+        Some(b) => (b, true),
+        None => (w, false),
+    };
     let (body, mer) = if let Some(b) = w.strip_suffix("am").or_else(|| w.strip_suffix('a')) {
         (b, Some(Mer::Am))
     } else if let Some(b) = w.strip_suffix("pm").or_else(|| w.strip_suffix('p')) {
@@ -181,7 +213,7 @@ pub(super) fn typed_clock(w: &str) -> Option<Clock> {
         hour,
         minute,
         mer,
-        strong: mer.is_some() || m.is_some(),
+        strong: mer.is_some() || m.is_some() || ish,
     })
 }
 

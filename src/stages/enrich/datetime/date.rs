@@ -60,6 +60,7 @@ pub(super) fn day_part(date: NaiveDate, confidence: f32) -> DatePart {
         default_time: None,
         exact: None,
         confidence,
+        day_of_month_only: false,
     }
 }
 
@@ -127,7 +128,7 @@ pub(super) fn date_at(toks: &[Tok], i: usize, env: &Env) -> Option<(DatePart, us
             d.default_time = NaiveTime::from_hms_opt(20, 0, 0);
             return Some((d, i + 1));
         }
-        "tomorrow" | "tmrw" | "tmr" | "tomorow" | "tommorow" | "tommorrow" => {
+        "tomorrow" => {
             let d = day_part(today.checked_add_days(Days::new(1))?, 0.9);
             return Some(with_part_of_day(toks, d, i + 1));
         }
@@ -143,8 +144,14 @@ pub(super) fn date_at(toks: &[Tok], i: usize, env: &Env) -> Option<(DatePart, us
         "next" | "this" | "on" | "coming" => (true, i + 1),
         _ => (false, i),
     };
-    if let Some((wd, needs_prefix)) = weekday(word(toks, k)) {
-        if prefixed || !needs_prefix {
+    // "Saturday's gig": the weekday itself.
+    let day = word(toks, k);
+    let day = day.strip_suffix("'s").unwrap_or(day);
+    if let Some((wd, needs_prefix)) = weekday(day) {
+        // "sat" and "sun" alone are weekdays before a time: "comes sat at 10".
+        let timed = TIME_CUES.contains(&word(toks, k + 1))
+            || clock_at(toks, k + 1).is_some_and(|(c, _)| c.strong);
+        if prefixed || !needs_prefix || timed {
             let ahead =
                 (7 + wd.num_days_from_monday() - today.weekday().num_days_from_monday()) % 7;
             let ahead = if ahead == 0 { 7 } else { ahead };
@@ -205,7 +212,9 @@ pub(super) fn date_at(toks: &[Tok], i: usize, env: &Env) -> Option<(DatePart, us
                     next.with_day(day)?
                 }
             };
-            return Some((day_part(date, 0.8), j));
+            let mut d = day_part(date, 0.8);
+            d.day_of_month_only = true;
+            return Some((d, j));
         }
     }
     numeric_date(word(toks, i), env).map(|d| (day_part(d, 0.85), i + 1))

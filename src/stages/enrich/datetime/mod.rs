@@ -24,8 +24,8 @@
 //! ("2026-12-01T15:00:00-08:00"), ISO date for a date only ("2026-06-03").
 
 use chrono::{
-    DateTime, Days, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone,
-    Timelike,
+    DateTime, Datelike, Days, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat,
+    TimeZone, Timelike,
 };
 use chrono_tz::Tz;
 
@@ -36,7 +36,7 @@ use super::lex::{self, Tok};
 mod clock;
 mod date;
 
-use clock::{clock_at, mer_after, resolve, skip_part_of_day, Mer};
+use clock::{clock_at, mer_after, resolve, skip_part_of_day, zone_at, Mer};
 use date::date_at;
 
 /// A date as written, with what it implies about the time.
@@ -51,6 +51,8 @@ struct DatePart {
     exact: Option<NaiveDateTime>,
     /// The weekday was a guess from "next" etc; lower confidence.
     confidence: f32,
+    /// "the 15th": a day of this month, or of the next once it has passed.
+    day_of_month_only: bool,
 }
 
 /// The received time, seen from the user's zone.
@@ -104,25 +106,25 @@ pub(crate) fn dates(text: &str, source: Source, ctx: &Context) -> Vec<Item> {
     items
 }
 
-/// A resolved date or date-time.
+/// A resolved date or date-time; a date-time may name its own zone ("10am eastern").
 #[derive(Debug, Clone, Copy)]
 enum Found {
     Date(NaiveDate, f32),
-    DateTime(NaiveDateTime, f32),
+    DateTime(NaiveDateTime, f32, Option<Tz>),
 }
 
 impl Found {
     fn confidence(&self) -> f32 {
         match self {
-            Found::Date(_, c) | Found::DateTime(_, c) => *c,
+            Found::Date(_, c) | Found::DateTime(_, c, _) => *c,
         }
     }
 
     fn normalize(&self, tz: Tz) -> Option<String> {
         match self {
             Found::Date(d, _) => Some(d.format("%Y-%m-%d").to_string()),
-            Found::DateTime(dt, _) => {
-                Some(localize(tz, *dt)?.to_rfc3339_opts(SecondsFormat::Secs, false))
+            Found::DateTime(dt, _, zone) => {
+                Some(localize(zone.unwrap_or(tz), *dt)?.to_rfc3339_opts(SecondsFormat::Secs, false))
             }
         }
     }
@@ -140,12 +142,55 @@ fn word(toks: &[Tok], i: usize) -> &str {
     toks.get(i).map_or("", |t| t.w.as_str())
 }
 
+/// Nouns after which a spoken or typed number is a label, not a time ("room five twelve",
+/// "gate 4").
+const NOT_A_TIME_AFTER: &[&str] = &[
+    "room",
+    "suite",
+    "ste",
+    "unit",
+    "apt",
+    "apartment",
+    "floor",
+    "gate",
+    "code",
+    "number",
+    "#",
+    "no",
+    "box",
+    "flight",
+    "bus",
+    "route",
+    "highway",
+    "exit",
+    "platform",
+    "booth",
+    "table",
+    "ext",
+    "extension",
+    "dock",
+    "door",
+    "building",
+    "bay",
+    "lot",
+    "aisle",
+    "row",
+    "seat",
+    "order",
+    "invoice",
+    "ticket",
+    "case",
+    "account",
+    "pin",
+    "zip",
+    "level",
+];
+
 /// A date or time starting at token `i`, and the index after it.
 fn parse_at(toks: &[Tok], i: usize, env: &Env) -> Option<(Found, usize)> {
-    let today = env.today;
     if let Some((d, j)) = date_at(toks, i, env) {
         if let Some(exact) = d.exact {
-            return Some((Found::DateTime(exact, d.confidence), j));
+            return Some((Found::DateTime(exact, d.confidence, None), j));
         }
         // A time after the date: "tomorrow at 5", "next tue 3pm", "june 3rd, 2:30".
         let mut k = j;
@@ -161,37 +206,60 @@ fn parse_at(toks: &[Tok], i: usize, env: &Env) -> Option<(Found, usize)> {
                 let (t, bare) = resolve(c, d.hint.or_else(|| mer_after(toks, end)))?;
                 let conf = if bare { 0.7 } else { d.confidence };
                 let end = skip_part_of_day(toks, end);
-                return Some((Found::DateTime(d.date.and_time(t), conf), end));
+                let (zone, end) = zone_at(toks, end).map_or((None, end), |(z, e)| (Some(z), e));
+                let mut dt = d.date.and_time(t);
+                // "the 15th at 2pm" on the 15th after 2pm: next month's.
+                if d.day_of_month_only && dt <= env.now.naive_local() {
+                    dt = next_month(dt)?;
+                }
+                return Some((Found::DateTime(dt, conf, zone), end));
             }
         }
         return Some(match d.default_time {
-            Some(t) => (Found::DateTime(d.date.and_time(t), d.confidence * 0.9), j),
+            Some(t) => (
+                Found::DateTime(d.date.and_time(t), d.confidence * 0.9, None),
+                j,
+            ),
             None => (Found::Date(d.date, d.confidence), j),
         });
     }
     let (c, j) = clock_at(toks, i)?;
     let cued = i > 0 && TIME_CUES.contains(&word(toks, i - 1));
-    if !(c.strong || cued) {
+    if !(c.strong || cued) || (!cued && i > 0 && NOT_A_TIME_AFTER.contains(&word(toks, i - 1))) {
         return None;
     }
-    // A date after the time: "3pm tomorrow", "at 5 on friday", "at eight tonight".
-    let mut k = j;
+    let hint = mer_after(toks, j);
+    let after = skip_part_of_day(toks, j);
+    let (zone, after) = zone_at(toks, after).map_or((None, after), |(z, e)| (Some(z), e));
+    // A date after the time: "3pm tomorrow", "at 5 on friday", "ten a m eastern on march
+    // third".
+    let mut k = after;
     while matches!(word(toks, k), "," | "on" | "this") {
         k += 1;
     }
     if let Some((d, end)) = date_at(toks, k, env).filter(|(d, _)| d.exact.is_none()) {
-        let (t, bare) = resolve(c, d.hint.or_else(|| mer_after(toks, j)))?;
+        let (t, bare) = resolve(c, d.hint.or(hint))?;
         let conf = if bare { 0.65 } else { d.confidence };
-        return Some((Found::DateTime(d.date.and_time(t), conf), end));
+        return Some((Found::DateTime(d.date.and_time(t), conf, zone), end));
     }
-    let (t, bare) = resolve(c, mer_after(toks, j))?;
-    // No date: the next such time after the message arrived.
-    let mut dt = today.and_time(t);
-    if dt <= env.now.naive_local() {
+    let (t, bare) = resolve(c, hint)?;
+    // No date: the next such time after the message arrived (in the named zone, if any).
+    let now = match zone {
+        Some(z) => env.now.with_timezone(&z).naive_local(),
+        None => env.now.naive_local(),
+    };
+    let mut dt = now.date().and_time(t);
+    if dt <= now {
         dt = dt.checked_add_days(Days::new(1))?;
     }
     let conf = if bare { 0.6 } else { 0.8 };
-    Some((Found::DateTime(dt, conf), skip_part_of_day(toks, j)))
+    Some((Found::DateTime(dt, conf, zone), after))
+}
+
+/// The same day and time a month later (the 31st stays unresolved when next month is short).
+fn next_month(dt: NaiveDateTime) -> Option<NaiveDateTime> {
+    dt.checked_add_months(chrono::Months::new(1))
+        .filter(|n| n.day() == dt.day())
 }
 
 fn minute_floor(t: NaiveDateTime) -> NaiveDateTime {
@@ -299,6 +367,54 @@ mod tests {
             "2027-01-21T09:00:00-08:00"
         );
         assert_eq!(t("at seven o'clock"), "2026-11-29T07:00:00-08:00");
+    }
+
+    #[test]
+    fn shorthand_misspellings_and_rough_times() {
+        assert_eq!(one("thrusday 6ish"), "2026-12-03T18:00:00-08:00");
+        assert_eq!(one("wensday 5pm"), "2026-12-02T17:00:00-08:00");
+        assert_eq!(one("2moro 10am"), "2026-11-29T10:00:00-08:00");
+        assert_eq!(one("tmrw at 9"), "2026-11-29T09:00:00-08:00");
+        assert_eq!(one("pickup at 4ish"), "2026-11-28T16:00:00-08:00");
+        assert_eq!(one("around noonish"), "2026-11-28T12:00:00-08:00");
+        assert_eq!(one("comes sun at 10"), "2026-11-29T10:00:00-08:00");
+        assert_eq!(one("about Tuesday's gig"), "2026-12-01");
+        let spoken = norm("around five ish", Source::Transcript);
+        assert_eq!(spoken, vec!["2026-11-28T17:00:00-08:00"]);
+    }
+
+    #[test]
+    fn the_first_is_the_next_first_of_a_month() {
+        assert_eq!(one("back on the 1st"), "2026-12-01");
+        // On the 15th after 2pm, "the 15th at 2pm" is next month's.
+        let mut c = ctx();
+        c.received_at_micros = chrono::DateTime::parse_from_rfc3339("2026-11-15T16:00:00-08:00")
+            .unwrap()
+            .timestamp_micros();
+        let v: Vec<String> = dates("on the 15th at 2pm", Source::Body, &c)
+            .into_iter()
+            .map(|i| i.normalized)
+            .collect();
+        assert_eq!(v, vec!["2026-12-15T14:00:00-08:00"]);
+    }
+
+    #[test]
+    fn a_named_zone_makes_one_item_in_that_zone() {
+        let v = norm(
+            "the call is at ten a m eastern on march third",
+            Source::Transcript,
+        );
+        assert_eq!(v, vec!["2027-03-03T10:00:00-05:00"]);
+        assert_eq!(one("tomorrow at 3pm ET"), "2026-11-29T15:00:00-05:00");
+        // Noon GMT has passed (it is 18:00 UTC): tomorrow's.
+        assert_eq!(one("noon GMT"), "2026-11-29T12:00:00+00:00");
+    }
+
+    #[test]
+    fn numbers_after_room_or_gate_are_not_times() {
+        assert!(norm("room five twelve", Source::Transcript).is_empty());
+        assert!(norm("gate 4:30", Source::Body).is_empty());
+        assert_eq!(one("at 4:30"), "2026-11-28T16:30:00-08:00");
     }
 
     #[test]

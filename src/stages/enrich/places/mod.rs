@@ -11,110 +11,12 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+mod words;
+
+use super::gazetteer;
 use super::item::{Item, ItemKind, Source};
 use super::lex::{self, Tok};
-
-/// Street suffixes, typed and spoken.
-const SUFFIXES: &[&str] = &[
-    "street",
-    "st",
-    "avenue",
-    "ave",
-    "av",
-    "boulevard",
-    "blvd",
-    "road",
-    "rd",
-    "drive",
-    "dr",
-    "lane",
-    "ln",
-    "way",
-    "court",
-    "ct",
-    "place",
-    "pl",
-    "parkway",
-    "pkwy",
-    "highway",
-    "hwy",
-    "square",
-    "sq",
-    "terrace",
-    "ter",
-    "circle",
-    "cir",
-    "plaza",
-    "alley",
-    "trail",
-    "broadway",
-];
-
-/// Nouns that make "at the <words> <noun>" a place even in lowercase.
-const VENUES: &[&str] = &[
-    "expo",
-    "conference",
-    "office",
-    "offices",
-    "cafe",
-    "café",
-    "coffee",
-    "hotel",
-    "airport",
-    "park",
-    "center",
-    "centre",
-    "hq",
-    "booth",
-    "store",
-    "shop",
-    "library",
-    "gym",
-    "festival",
-    "fair",
-    "summit",
-    "meetup",
-    "restaurant",
-    "bar",
-    "pub",
-    "station",
-    "mall",
-    "hospital",
-    "school",
-    "university",
-    "campus",
-    "stadium",
-    "arena",
-    "church",
-    "museum",
-    "market",
-    "club",
-    "building",
-    "tower",
-    "lobby",
-    "bakery",
-    "diner",
-    "theater",
-    "theatre",
-    "convention",
-    "warehouse",
-    "clinic",
-    "studio",
-    "showroom",
-    "terminal",
-    "hall",
-    "kitchen",
-    "grill",
-    "show",
-];
-
-/// Words that never start or fill a place name.
-const PLACE_STOP: &[&str] = &[
-    "the", "a", "an", "i", "me", "you", "him", "her", "them", "us", "it", "this", "that", "least",
-    "last", "first", "all", "once", "home", "work", "some", "my", "your", "our", "his", "their",
-    "and", "or", "to", "for", "of", "on", "in", "at", "around", "about", "noon", "midnight", "dot",
-    "latest", "most", "best", "moment", "end", "same", "time",
-];
+use words::{NOT_A_CITY, PLACE_STOP, SUFFIXES, VENUES};
 
 fn street_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
@@ -129,8 +31,9 @@ fn street_re() -> &'static Regex {
                 (?:(?:\d{{1,3}}(?:st|nd|rd|th)|[A-Z][\p{{L}}'’-]*)\s+){{1,3}}
                 (?:{suffix})\b\.?
             )
-            (?:,?\s+(?:Suite|Ste|Apt|Unit|\#)\.?\s*[A-Za-z0-9-]+)?
-            (?:,\s*[A-Z][\p{{L}}'’-]*(?:\s+[A-Z][\p{{L}}'’-]*){{0,2}})?
+            (?:,?\s+(?:(?:Suite|Ste|Apt|Unit|Room|Rm|\#)\.?\s*[A-Za-z0-9-]+|\d{{1,2}}(?:st|nd|rd|th)\s+(?i:floor)|(?i:floor)\s+\d{{1,2}}))?
+            (?:,\s*[A-Z][\p{{L}}'’-]*\b(?:\s+[A-Z][\p{{L}}'’-]*\b){{0,2}}
+                (?:\s+[A-Z]{{1,2}}\d[A-Z\d]?\s*\d[A-Z]{{2}}\b)?)?
             (?:,?\s+[A-Z]{{2}}\b(?:\s+\d{{5}}(?:-\d{{4}})?)?)?
             "
         ))
@@ -146,74 +49,25 @@ pub(crate) fn places(text: &str, source: Source) -> Vec<Item> {
         items.extend(spoken_streets(text, &toks, source));
     }
     items.extend(at_places(text, &toks, source));
-    // An "at" place inside an address ("at 1200 Broadway") is the address.
-    let mut kept: Vec<Item> = Vec::new();
+    if source != Source::Transcript {
+        items.extend(in_cities(text, &toks, source));
+    }
+    // An "at" place inside an address ("at 1200 Broadway") is the address: earlier finders
+    // win. Kept spans never overlap, so the one starting last before an item's end is the only
+    // one that can overlap it.
+    let mut kept: std::collections::BTreeMap<usize, Item> = std::collections::BTreeMap::new();
     for it in items {
-        if !kept
-            .iter()
-            .any(|k| it.span.0 < k.span.1 && k.span.0 < it.span.1)
-        {
-            kept.push(it);
+        let (start, end) = it.span;
+        let clash = kept
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, k)| k.span.1 > start);
+        if !clash {
+            kept.insert(start, it);
         }
     }
-    kept
+    kept.into_values().collect()
 }
-
-/// Capitalized words after an address's comma that are a time, not a city ("600 Guerrero St,
-/// Friday noon"): the address ends before them.
-const NOT_A_CITY: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "mon",
-    "tue",
-    "tues",
-    "wed",
-    "thu",
-    "thur",
-    "thurs",
-    "fri",
-    "sat",
-    "sun",
-    "today",
-    "tomorrow",
-    "tonight",
-    "yesterday",
-    "noon",
-    "midnight",
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "next",
-    "this",
-    "call",
-    "see",
-    "thanks",
-];
 
 /// `value` cut before the first comma-separated part that starts with a time word.
 fn without_time_tail(value: &str) -> &str {
@@ -311,7 +165,13 @@ fn spoken_streets(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
         match found {
             Some(k) => {
                 let words = toks[j..=k].iter().map(|t| t.w.as_str());
-                let normalized = format!("{number} {}", lex::title_case(words));
+                let mut normalized = format!("{number} {}", lex::title_case(words));
+                let mut k = k;
+                if let Some((unit, end)) = spoken_unit(toks, k + 1) {
+                    normalized.push(' ');
+                    normalized.push_str(&unit);
+                    k = end - 1;
+                }
                 let (sb, eb) = (toks[i].start, toks[k].end);
                 items.push(Item {
                     kind: ItemKind::Place,
@@ -329,6 +189,45 @@ fn spoken_streets(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
     items
 }
 
+/// "3" → "3rd".
+fn ordinal_suffix(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// A unit or floor spoken after a street: "suite b", "suite twelve hundred", "apartment six",
+/// "third floor", "floor two". Returns its normalized form and the index after it.
+fn spoken_unit(toks: &[Tok], i: usize) -> Option<(String, usize)> {
+    let w = toks.get(i)?.w.as_str();
+    if let Some((n, j)) = lex::ordinal_at(toks, i) {
+        if toks.get(j).is_some_and(|t| t.w == "floor") {
+            return Some((format!("{} Floor", ordinal_suffix(n)), j + 1));
+        }
+        return None;
+    }
+    let label = match w {
+        "suite" | "ste" => "Suite",
+        "unit" => "Unit",
+        "apartment" | "apt" => "Apartment",
+        "room" => "Room",
+        "floor" => "Floor",
+        _ => return None,
+    };
+    let next = toks.get(i + 1)?;
+    // "suite b": one spelled letter.
+    if next.w.chars().count() == 1 && next.w.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Some((format!("{label} {}", next.w.to_uppercase()), i + 2));
+    }
+    let (number, j) = house_number(toks, i + 1)?;
+    Some((format!("{label} {number}"), j))
+}
+
 fn at_places(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
     let mut items = Vec::new();
     for (i, t) in toks.iter().enumerate() {
@@ -338,10 +237,8 @@ fn at_places(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
         let the = toks.get(i + 1).is_some_and(|t| t.w == "the");
         let first = if the { i + 2 } else { i + 1 };
         let end = if source == Source::Transcript {
-            if !the {
-                continue;
-            }
-            spoken_venue(toks, first)
+            // "at union station" needs no "the"; a venue noun still has to end it.
+            spoken_venue(toks, first, the)
         } else {
             typed_venue(toks, first)
         };
@@ -372,6 +269,42 @@ fn plain_word(t: &Tok) -> bool {
             .all(|c| c.is_alphabetic() || c == '\'' || c == '-' || c == '&')
 }
 
+/// "in Oslo", "in Las Vegas", "in Rio": a country or a large city (the gazetteer) after "in".
+fn in_cities(text: &str, toks: &[Tok], source: Source) -> Vec<Item> {
+    let mut items = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.w != "in" {
+            continue;
+        }
+        let first = i + 1;
+        let longest = (1..=3).rev().find(|n| {
+            let words = toks.get(first..first + n);
+            words.is_some_and(|ws| {
+                ws.iter().all(|w| w.cap && plain_word(w))
+                    && gazetteer::is_place(
+                        &ws.iter()
+                            .map(|w| w.w.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )
+            })
+        });
+        if let Some(n) = longest {
+            let (sb, eb) = (toks[first].start, toks[first + n - 1].end);
+            let words = toks[first..first + n].iter().map(|t| &text[t.start..t.end]);
+            items.push(Item {
+                kind: ItemKind::Place,
+                value: text[sb..eb].to_owned(),
+                normalized: lex::title_case(words),
+                confidence: 0.6,
+                source,
+                span: (sb, eb),
+            });
+        }
+    }
+    items
+}
+
 /// Capitalized words (with "of"/"&" between them) and trailing venue nouns: the end index.
 fn typed_venue(toks: &[Tok], first: usize) -> Option<usize> {
     let place_word = |t: &Tok| {
@@ -386,9 +319,16 @@ fn typed_venue(toks: &[Tok], first: usize) -> Option<usize> {
         let joiner = matches!(t.w.as_str(), "of" | "&" | "on")
             && caps > 0
             && toks.get(end + 1).is_some_and(place_word);
+        // "the Sacramento trade show": one lower-case word before a venue noun.
+        let before_venue = caps > 0
+            && plain_word(t)
+            && !PLACE_STOP.contains(&t.w.as_str())
+            && toks
+                .get(end + 1)
+                .is_some_and(|n| VENUES.contains(&n.w.as_str()));
         if place_word(t) {
             caps += 1;
-        } else if !(joiner || (caps > 0 && VENUES.contains(&t.w.as_str()))) {
+        } else if !(joiner || before_venue || (caps > 0 && VENUES.contains(&t.w.as_str()))) {
             break;
         }
         end += 1;
@@ -399,14 +339,30 @@ fn typed_venue(toks: &[Tok], first: usize) -> Option<usize> {
     (caps > 0).then_some(end)
 }
 
-/// "<words> <venue noun>" in lowercase speech: the end index.
-fn spoken_venue(toks: &[Tok], first: usize) -> Option<usize> {
+/// Words after a hotel or venue name that locate it ("the marriott downtown").
+const LOCATORS: &[&str] = &["downtown", "uptown", "midtown"];
+
+/// "<words> <venue noun>" in lowercase speech ("the blue heron cafe", "union station",
+/// "the hyatt regency downtown"): the end index.
+fn spoken_venue(toks: &[Tok], first: usize, the: bool) -> Option<usize> {
     let mut k = first;
     while let Some(t) = toks.get(k) {
-        if k - first >= 4 || !plain_word(t) || PLACE_STOP.contains(&t.w.as_str()) {
+        if k - first >= 4
+            || !plain_word(t)
+            || PLACE_STOP.contains(&t.w.as_str())
+            || lex::is_calendar_word(&t.w)
+            || lex::number_word(&t.w).is_some()
+        {
             return None;
         }
+        if the && k > first && LOCATORS.contains(&t.w.as_str()) {
+            return Some(k + 1);
+        }
         if VENUES.contains(&t.w.as_str()) {
+            if k == first {
+                // A venue noun alone ("at the office") is not a named place.
+                return None;
+            }
             // Take a second venue noun too: "the convention center".
             let end = if toks
                 .get(k + 1)
@@ -424,107 +380,4 @@ fn spoken_venue(toks: &[Tok], first: usize) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn norms(text: &str, source: Source) -> Vec<String> {
-        places(text, source)
-            .into_iter()
-            .map(|i| i.normalized)
-            .collect()
-    }
-
-    #[test]
-    fn typed_addresses() {
-        assert_eq!(
-            norms(
-                "Office is 1200 Broadway, Oakland, CA 94612 - 3rd floor",
-                Source::Body
-            ),
-            vec!["1200 Broadway, Oakland, CA 94612"]
-        );
-        assert_eq!(
-            norms("drop it at 123 Main St. thx", Source::Body),
-            vec!["123 Main St."]
-        );
-        // A weekday after the comma is the date, not the city.
-        assert_eq!(
-            norms(
-                "lunch with Sam at Tartine, 600 Guerrero St, Friday noon #personal",
-                Source::Body
-            ),
-            vec!["600 Guerrero St", "Tartine"]
-        );
-        assert_eq!(
-            norms(
-                "new office: 500 W 5th Street, Suite 200, Austin, TX",
-                Source::Body
-            ),
-            vec!["500 W 5th Street, Suite 200, Austin, TX"]
-        );
-    }
-
-    #[test]
-    fn at_places_typed_and_spoken() {
-        assert_eq!(
-            norms("met Dana Reyes at the Oakland expo, her cell", Source::Body),
-            vec!["Oakland Expo"]
-        );
-        assert_eq!(
-            norms("coffee at Blue Bottle at 3", Source::Body),
-            vec!["Blue Bottle"]
-        );
-        assert_eq!(
-            norms("met dana at the oakland expo yesterday", Source::Transcript),
-            vec!["Oakland Expo"]
-        );
-        assert_eq!(
-            norms("its at twelve hundred broadway", Source::Transcript),
-            vec!["1200 Broadway"]
-        );
-        assert_eq!(
-            norms(
-                "the shop is at one twenty three main street",
-                Source::Transcript
-            ),
-            vec!["123 Main Street"]
-        );
-    }
-
-    #[test]
-    fn times_emails_and_prose_are_not_places() {
-        for (t, s) in [
-            ("see you at 5pm", Source::Body),
-            ("at noon", Source::Body),
-            ("dana at acme dot io", Source::Transcript),
-            ("meet me at five at the dot com party", Source::Transcript),
-            ("at the moment", Source::Body),
-            ("at least 3", Source::Body),
-            ("at Monday standup", Source::Body),
-            ("i have 3 kids", Source::Transcript),
-        ] {
-            assert!(norms(t, s).is_empty(), "{t}: {:?}", norms(t, s));
-        }
-    }
-
-    #[test]
-    fn odd_unicode_does_not_panic() {
-        for t in [
-            "at",
-            "at the",
-            "at Café Olé",
-            "12 ",
-            "at Ｍain",
-            "١٢٣ Main St",
-            "99999999999 Main Street",
-            "at \u{0301}",
-        ] {
-            for s in [Source::Body, Source::Transcript] {
-                for i in places(t, s) {
-                    assert_eq!(&t[i.span.0..i.span.1], i.value);
-                }
-            }
-        }
-        assert_eq!(norms("at Café Olé", Source::Body), vec!["Café Olé"]);
-    }
-}
+mod tests;
