@@ -47,8 +47,12 @@ interop:
 
 ## Every test, against the real local stack (started if needed). cargo-nextest runs each test
 ## as its own process and the test binaries side by side (settings: .config/nextest.toml).
+## Tests that stop a shared stack service (Kafka, Cassandra, Redis) are named `*outage*`: they run
+## after the rest, one at a time, so that no other test sees the outage.
+OUTAGE_TESTS := binary(/outage/)
 test: deps stack-up lint check-deploy interop
-	$(CARGO) nextest run --workspace --all-targets --profile ci
+	$(CARGO) nextest run --workspace --all-targets --profile ci -E 'not ($(OUTAGE_TESTS))'
+	$(CARGO) nextest run --workspace --all-targets --profile ci -E '$(OUTAGE_TESTS)' --test-threads 1
 	$(CARGO) test --workspace --doc
 
 ## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).

@@ -1,6 +1,6 @@
 //! With Kafka down the webhook answers 503 within the deadline (so Twilio retries), and once
 //! Kafka is back it answers 200 again. This test stops the shared broker, so it lives alone in
-//! its own test binary (cargo runs test binaries one after another).
+//! its own test binary, and `make test` runs `*outage*` binaries alone, after the rest.
 
 mod common;
 

@@ -40,7 +40,9 @@ declare -A STOP_GRACE=([cassandra]=60 [redis]=15 [jaeger]=15 [registry]=20)
 declare -A CMD_MARK=([cassandra]=CassandraDaemon [redis]=redis-server [jaeger]=jaeger- [registry]=smsflow-registry)
 declare -A PORT=([cassandra]=9042 [redis]=6379 [jaeger]=16686 [registry]=8081)
 for _n in 1 2 3; do
-  READY_DEADLINE[kafka$_n]=120; STOP_GRACE[kafka$_n]=60
+  # A restart loads every partition of the leftover test topics (hundreds) on a busy 2-core
+  # box: kafka3 took just over 120 s once, so allow 300 s.
+  READY_DEADLINE[kafka$_n]=300; STOP_GRACE[kafka$_n]=60
   CMD_MARK[kafka$_n]="$STATE/kafka$_n/server.properties"
   PORT[kafka$_n]=$((KAFKA_PORT + 2 * (_n - 1)))
 done
