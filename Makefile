@@ -41,7 +41,7 @@ lint: deps
 
 ## Other people's Avro code that the tests run against ours: the Java reference implementation
 ## (Maven Central) and fastavro + confluent-kafka (PyPI, a cached venv). Tests also fetch on demand.
-interop:
+interop: deps
 	@bash tests/interop/java/run.sh -version >/dev/null 2>&1 || bash tests/interop/java/run.sh -version
 	@bash tests/interop/python/venv.sh >/dev/null
 
