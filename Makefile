@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench check-deploy interop
+.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench check-deploy fuzz interop
 
 ## System packages the Rust build needs (librdkafka is built from source with TLS and OIDC).
 deps:
@@ -69,3 +69,9 @@ check-deploy: deps
 
 unit: deps
 	$(CARGO) test --workspace --lib
+
+## Coverage-guided fuzzing (cargo-fuzz/libFuzzer on stable via RUSTC_BOOTSTRAP=1; not part of
+## make test, whose property tests cover the same targets briefly). FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)

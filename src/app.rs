@@ -200,6 +200,14 @@ impl Application {
                     registry.clone(),
                 )?);
                 router = router.merge(ingress::router(state, settings.http.body_limit_bytes));
+                crate::twilio::startup::check(crate::twilio::startup::Inputs {
+                    public_url: &settings.http.public_url,
+                    webhooks: &settings.twilio.webhooks,
+                    status_callback_url: settings.notify.status_callback_url.as_deref(),
+                    produce_deadline: settings.kafka.produce_deadline,
+                    account_sid: settings.twilio.account_sid.as_deref(),
+                    auth_token: settings.twilio.auth_token.clone().map(Into::into),
+                });
             }
             if roles.contains(&Role::Api) {
                 if !authenticator.configured() {

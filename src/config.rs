@@ -133,6 +133,9 @@ impl std::fmt::Debug for AdminSettings {
 pub struct TwilioSettings {
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
+    /// The webhook URLs `smsflow twilio configure` sets, with their connection overrides.
+    #[serde(default)]
+    pub webhooks: crate::twilio::WebhookSettings,
 }
 
 impl std::fmt::Debug for TwilioSettings {
@@ -143,6 +146,7 @@ impl std::fmt::Debug for TwilioSettings {
                 "auth_token",
                 &self.auth_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -359,6 +363,9 @@ impl Settings {
                     "must be an absolute http(s) URL such as https://sms.example.com",
                 ))
             }
+        }
+        if let Err((key, reason)) = self.twilio.webhooks.validate() {
+            return Err(ConfigError::Invalid { key, reason });
         }
         if self.admin.token.is_some() {
             return Err(invalid(

@@ -17,3 +17,4 @@ pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod topics;
+pub mod twilio;

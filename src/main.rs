@@ -13,6 +13,7 @@ use smsflow::kafka::dlq;
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::phones;
 use smsflow::store::migrate;
+use smsflow::twilio;
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +63,11 @@ enum Command {
     Schemas {
         #[command(subcommand)]
         action: SchemasAction,
+    },
+    /// Configure or check Twilio's webhook URLs for this deployment.
+    Twilio {
+        #[command(subcommand)]
+        action: TwilioAction,
     },
     /// Extract items from text on stdin, one JSON line out per line in (plain text, or JSON
     /// lines {"id","text","source","region","received_at","time_zone"}); no Kafka.
@@ -121,6 +127,23 @@ enum SchemasAction {
         /// Folder holding the .avsc files.
         #[arg(long, default_value = "schemas")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TwilioAction {
+    /// Set the inbound, fallback and status URLs (with the connection overrides that make
+    /// Twilio retry a 503) on a number or Messaging Service, and read them back.
+    Configure {
+        /// The number, E.164 or `PN…` SID (default: twilio.webhooks.phone_number).
+        #[arg(long, conflicts_with = "service")]
+        number: Option<String>,
+        /// The Messaging Service `MG…` SID (default: twilio.webhooks.messaging_service_sid).
+        #[arg(long)]
+        service: Option<String>,
+        /// Report drift without changing anything; exit with status 3 on drift.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -321,6 +344,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Twilio {
+            action:
+                TwilioAction::Configure {
+                    number,
+                    service,
+                    check,
+                },
+        } => twilio_configure(&settings, number, service, check).await?,
         Command::Extract {
             source,
             region,
@@ -379,6 +410,55 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 std::process::exit(3);
             }
         }
+    }
+    Ok(())
+}
+
+async fn twilio_configure(
+    settings: &Settings,
+    number: Option<String>,
+    service: Option<String>,
+    check: bool,
+) -> anyhow::Result<()> {
+    let webhooks = &settings.twilio.webhooks;
+    for p in twilio::public_url::problems(
+        &settings.http.public_url,
+        &webhooks.overrides,
+        settings.kafka.produce_deadline,
+    ) {
+        eprintln!("warning  {p}");
+    }
+    let target = twilio::Target::choose(number.as_deref(), service.as_deref(), webhooks)
+        .context("name the resource: --number, --service, twilio.webhooks.phone_number or twilio.webhooks.messaging_service_sid")?;
+    let plan = twilio::WebhookPlan::new(
+        &settings.http.public_url,
+        webhooks,
+        settings.notify.status_callback_url.as_deref(),
+    )?;
+    let client = twilio::TwilioRest::new(
+        settings.twilio.account_sid.as_deref(),
+        settings.twilio.auth_token.clone().map(Into::into),
+        webhooks,
+    )?;
+    let report = twilio::configure(&client, &target, &plan, check).await?;
+    println!("{}", report.resource);
+    for f in &report.before {
+        let tag = match (&f.desired, f.matches()) {
+            (None, _) => "note ",
+            (Some(_), true) => "ok   ",
+            (Some(_), false) if report.updated => "SET  ",
+            (Some(_), false) => "DRIFT",
+        };
+        println!("{tag}    {f}");
+    }
+    let drift = report.drift().count();
+    match (check, drift) {
+        (_, 0) => println!("in sync: Twilio calls the URLs this deployment expects"),
+        (true, n) => {
+            println!("{n} field(s) differ; `smsflow twilio configure` sets them");
+            std::process::exit(3);
+        }
+        (false, n) => println!("updated {n} field(s) and read them back"),
     }
     Ok(())
 }

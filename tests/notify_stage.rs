@@ -98,6 +98,11 @@ async fn a_request_is_sent_once_with_twilios_fields_and_its_sid_is_appended() {
     assert_eq!(form["Body"], req.body);
     assert!(!form.contains_key("MessagingServiceSid"));
     let callback = url::Url::parse(&form["StatusCallback"]).expect("StatusCallback is a URL");
+    // The connection overrides ride along, so Twilio retries a callback answered 503.
+    assert_eq!(
+        callback.fragment(),
+        Some(smsflow::twilio::settings::RECOMMENDED_OVERRIDES)
+    );
     assert_eq!(
         format!(
             "{}://{}{}",

@@ -26,7 +26,9 @@ KAFKA_NODES=(kafka1 kafka2 kafka3)
 KAFKA_CLUSTER_ID="c21zZmxvdzMtbm9kZXMtMQ"   # fixed: one local cluster per state dir
 KAFKA_PORT="${SMSSTACK_KAFKA_PORT:-9092}"
 # Heap per Kafka node: three nodes share the box with Cassandra (1 GiB) and the registry.
-KAFKA_HEAP="${SMSSTACK_KAFKA_HEAP:-384m}"
+# 384 MiB ran out (OutOfMemoryError answering replica fetches) once a test run had left a few
+# hundred topics (about 2,400 partition replicas per node); 768 MiB leaves room for that.
+KAFKA_HEAP="${SMSSTACK_KAFKA_HEAP:-768m}"
 JAEGER_MODULE="github.com/jaegertracing/jaeger"
 JAEGER_VERSION="v1.76.0"                     # v1.7x tags = Jaeger v2.x releases; cmd/jaeger is v2
 JAEGER_BIN="$CACHE/bin/jaeger-$JAEGER_VERSION"

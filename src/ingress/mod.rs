@@ -78,6 +78,9 @@ pub struct IngressState {
     /// Where status callbacks are appended.
     pub outbound_topic: String,
     pub public_url: String,
+    /// The webhook URLs configured on Twilio, connection-overrides fragment included: Twilio
+    /// signs with them, and the fragment never reaches us.
+    pub signed_urls: Vec<String>,
     /// `None` only when signature checks were deliberately disabled.
     pub auth_token: Option<String>,
     /// `None` when duplicate detection is switched off.
@@ -114,6 +117,15 @@ impl IngressState {
             messages_topic: settings.topic(crate::topics::MESSAGES),
             outbound_topic: settings.topic(crate::topics::OUTBOUND),
             public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
+            // A public URL that cannot make a plan is warned about at start-up
+            // (`twilio::startup`); signatures are then checked against it as received.
+            signed_urls: crate::twilio::WebhookPlan::new(
+                &settings.http.public_url,
+                &settings.twilio.webhooks,
+                settings.notify.status_callback_url.as_deref(),
+            )
+            .map(|plan| plan.signed_urls())
+            .unwrap_or_default(),
             auth_token,
             directory,
             registered_only: settings.ingress.sender_policy == SenderPolicy::Registered,

@@ -366,7 +366,8 @@ fn check_signature(
         .ok_or(IngressError::BadSignature)?;
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{}", state.public_url, path_and_query);
-    if signature::is_valid(token, &url, pairs, sig) {
+    let candidates = signature::candidate_urls(&url, &state.signed_urls);
+    if signature::is_valid_for_any(token, &candidates, pairs, sig) {
         Ok(())
     } else {
         Err(IngressError::BadSignature)

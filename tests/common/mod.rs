@@ -142,6 +142,59 @@ async fn sweep_leftovers(settings: &Settings) {
         .await;
 }
 
+/// Delete one env's topics and keyspace. Best effort: what is left is swept by a later run.
+async fn remove_own(settings: &Settings) {
+    if let Ok(session) = store::connect(&settings.cql).await {
+        let _ = session
+            .query_unpaged(
+                format!("DROP KEYSPACE IF EXISTS {}", settings.cql.keyspace),
+                (),
+            )
+            .await;
+    }
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        match smsflow::kafka::client::base(&settings.kafka, "test-janitor").create() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+    if let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(10)) {
+        let own: Vec<String> = md
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|n| n.starts_with(&settings.kafka.topic_prefix))
+            .collect();
+        if !own.is_empty() {
+            let names: Vec<&str> = own.iter().map(String::as_str).collect();
+            let _ = admin
+                .delete_topics(&names, &rdkafka::admin::AdminOptions::new())
+                .await;
+        }
+    }
+}
+
+/// A finished test (passed or panicked) deletes its topics and keyspace, so the shared stack
+/// holds only the partitions of tests in flight: a whole run's leftovers (48 partition
+/// replicas per broker per test) once ran the brokers out of heap.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let settings = self.settings.clone();
+        // The test's own runtime may be the current thread's: clean up on a thread of our own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(20), remove_own(&settings)).await;
+            });
+        })
+        .join();
+    }
+}
+
 /// The repository root, also from a workspace member (loadtest/) that includes this module.
 pub fn repo_root() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));

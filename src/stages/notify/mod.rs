@@ -80,7 +80,12 @@ impl NotifyStage {
         if config.from.is_none() && config.messaging_service_sid.is_none() {
             tracing::warn!("neither notify.from nor notify.messaging_service_sid is set: requests without their own sender will fail with reason no_sender");
         }
-        let status_callback = status_callback_base(&config, &settings.http.public_url)?;
+        let mut status_callback = status_callback_base(&config, &settings.http.public_url)?;
+        // The same connection overrides as the inbound URL, so that Twilio retries a callback
+        // that ingress answers 503 (the fragment stays after the per-request query).
+        if status_callback.fragment().is_none() && !settings.twilio.webhooks.overrides.is_empty() {
+            status_callback.set_fragment(Some(&settings.twilio.webhooks.overrides));
+        }
         Ok(NotifyStage {
             twilio: TwilioClient::new(&config, account_sid, auth_token)?,
             ledger: Ledger::new(

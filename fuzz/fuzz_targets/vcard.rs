@@ -1,0 +1,20 @@
+//! The vCard parser on arbitrary bytes: an error or items whose spans lie inside the card.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use smsflow::stages::enrich::{extract_vcard, span_text, Context};
+
+fuzz_target!(|data: &[u8]| {
+    let ctx = Context::new(
+        Some(phonenumber::country::Id::US),
+        1_795_888_800_000_000,
+        chrono_tz::America::Los_Angeles,
+    );
+    if let Ok(items) = extract_vcard(data, &ctx) {
+        let text = std::str::from_utf8(data).expect("items only from UTF-8");
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for i in items {
+            assert!(span_text(text, i.span).is_some(), "{i:?}");
+        }
+    }
+});
