@@ -163,7 +163,28 @@ impl Application {
             let producer =
                 tokio::task::spawn_blocking(move || EventProducer::new(&kafka, "smsflow-ingress"))
                     .await
-                    .map_err(|e| AppError::Task(e.to_string()))??;
+                    .map_err(|e| AppError::Task(e.to_string()))??
+                    .with_encoder(deps.encoder.clone());
+            {
+                // Confluent wire format: fetch the registry ids now and keep trying while the
+                // registry is away; until then /readyz says why and sends fail with 503.
+                let encoder = deps.encoder.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let mut delay = std::time::Duration::from_millis(500);
+                    loop {
+                        match encoder.ready().await {
+                            Ok(()) => return Ok(()),
+                            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "not ready: schema registry ids are not cached"),
+                        }
+                        tokio::select! {
+                            _ = token.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                    }
+                });
+            }
             let registry = Arc::new(PhoneRegistry::new(
                 &settings,
                 directory.clone(),

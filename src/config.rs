@@ -73,6 +73,11 @@ pub struct KafkaSettings {
     pub producer_queue_max_messages: u32,
     /// Replication factor used by `smsflow topics` when the topology file does not fix one.
     pub replication_factor: Option<i32>,
+    /// How producers frame records: `single_object` (Avro single-object encoding, readable
+    /// with `schemas/` alone) or `confluent` (schema-registry ids). Readers accept both.
+    pub wire_format: crate::events::WireFormat,
+    /// The Confluent-compatible schema registry (`smsflow schemas`, confluent wire format).
+    pub schema_registry: crate::events::confluent::SchemaRegistrySettings,
 }
 
 /// CQL (Cassandra locally, ScyllaDB in production).
@@ -245,6 +250,8 @@ impl Default for Settings {
                 linger: Duration::from_millis(2),
                 producer_queue_max_messages: 100_000,
                 replication_factor: None,
+                wire_format: crate::events::WireFormat::SingleObject,
+                schema_registry: crate::events::confluent::SchemaRegistrySettings::default(),
             },
             cql: CqlSettings {
                 nodes: vec!["127.0.0.1:9042".into()],
@@ -382,6 +389,21 @@ impl Settings {
                 "kafka.produce_deadline",
                 "must be above 0 and below Twilio's 15 s webhook timeout",
             ));
+        }
+        match url::Url::parse(&self.kafka.schema_registry.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            // No registry: Confluent-framed records are then poison for readers.
+            _ if self.kafka.schema_registry.url.is_empty()
+                && self.kafka.wire_format == crate::events::WireFormat::SingleObject => {}
+            _ => {
+                return Err(invalid(
+                    "kafka.schema_registry.url",
+                    "must be an absolute http(s) URL such as http://127.0.0.1:8081/apis/ccompat/v7 (empty only with kafka.wire_format = single_object)",
+                ))
+            }
+        }
+        if self.kafka.schema_registry.timeout.is_zero() {
+            return Err(invalid("kafka.schema_registry.timeout", "must be above 0"));
         }
         if self.cql.nodes.is_empty() {
             return Err(invalid("cql.nodes", "must name at least one node"));

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use smsflow::app::{Application, Role};
 use smsflow::config::Settings;
-use smsflow::events::PhoneState;
+use smsflow::events::{confluent, PhoneState};
 use smsflow::kafka::dlq;
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::phones;
@@ -59,6 +59,11 @@ enum Command {
         #[arg(long)]
         projection: String,
     },
+    /// Register the event schemas in the schema registry, or check them against it.
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
     /// Configure or check Twilio's webhook URLs for this deployment.
     Twilio {
         #[command(subcommand)]
@@ -106,6 +111,23 @@ enum Command {
 enum TopicsFormat {
     /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1).
     Strimzi,
+}
+
+#[derive(Subcommand)]
+enum SchemasAction {
+    /// Register every topic's schema under `<topic>-value`, compatibility BACKWARD.
+    Register {
+        /// Folder holding the .avsc files.
+        #[arg(long, default_value = "schemas")]
+        dir: PathBuf,
+    },
+    /// Ask the registry whether the folder's schemas are compatible with what it holds;
+    /// exit with status 3 (naming the subject and the reason) when one is not.
+    Check {
+        /// Folder holding the .avsc files.
+        #[arg(long, default_value = "schemas")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -279,6 +301,48 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Replay { projection } => {
             let n = smsflow::projector::replay(&settings, &projection).await?;
             println!("projection {projection}: re-applied {n} event(s) from offset 0");
+        }
+        Command::Schemas { action } => {
+            let client = confluent::RegistryClient::new(&settings.kafka.schema_registry)?;
+            let prefix = &settings.kafka.topic_prefix;
+            match action {
+                SchemasAction::Register { dir } => {
+                    for r in confluent::register(&client, &dir, prefix).await? {
+                        println!(
+                            "registered  {}  id {}  version {}  compatibility {}  ({})",
+                            r.subject,
+                            r.id,
+                            r.version.map_or("?".into(), |v| v.to_string()),
+                            confluent::COMPATIBILITY,
+                            r.events.join(", ")
+                        );
+                    }
+                    println!("registry {}", client.url());
+                }
+                SchemasAction::Check { dir } => {
+                    let report = confluent::check(&client, &dir, prefix).await?;
+                    for s in &report.subjects {
+                        match &s.verdict {
+                            confluent::Verdict::Unchanged => {
+                                println!("unchanged     {}", s.subject)
+                            }
+                            confluent::Verdict::New => {
+                                println!("new           {} (register creates it)", s.subject)
+                            }
+                            confluent::Verdict::Compatible => {
+                                println!("compatible    {}", s.subject)
+                            }
+                            confluent::Verdict::Incompatible { reason } => {
+                                println!("INCOMPATIBLE  {}: {reason}", s.subject)
+                            }
+                        }
+                    }
+                    println!("registry {}", client.url());
+                    if report.has_incompatible() {
+                        std::process::exit(3);
+                    }
+                }
+            }
         }
         Command::Twilio {
             action:

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::config::{CqlSettings, Settings};
+use crate::events::{Encoder, WireFormat};
 use crate::kafka::client;
 use crate::store::{self, StoreError};
 
@@ -24,6 +25,8 @@ pub struct Dependencies {
     // Connected on first use, so a role that does not need CQL starts while CQL is down.
     cql: OnceCell<Arc<Session>>,
     pub redis: deadpool_redis::Pool,
+    /// The process's encoder: producers share it, so its registry ids are fetched once.
+    pub encoder: Encoder,
 }
 
 /// Why the dependency clients could not be created.
@@ -33,6 +36,8 @@ pub enum DependencyError {
     Kafka(rdkafka::error::KafkaError),
     #[error("redis.url is invalid: {0}")]
     Redis(String),
+    #[error(transparent)]
+    SchemaRegistry(#[from] crate::events::confluent::RegistryError),
 }
 
 impl Dependencies {
@@ -51,11 +56,17 @@ impl Dependencies {
             .runtime(deadpool_redis::Runtime::Tokio1)
             .build()
             .map_err(|e| DependencyError::Redis(e.to_string()))?;
+        let encoder = Encoder::new(
+            settings.kafka.wire_format,
+            &settings.kafka.schema_registry,
+            &settings.kafka.topic_prefix,
+        )?;
         Ok(Dependencies {
             kafka: Arc::new(kafka),
             cql_settings: settings.cql.clone(),
             cql: OnceCell::new(),
             redis,
+            encoder,
         })
     }
 
@@ -100,19 +111,28 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: 200 when Kafka, CQL and Redis all answer, else 503 naming the ones that failed.
+/// Readiness: 200 when Kafka, CQL and Redis all answer (and, in confluent wire format, the
+/// schema-registry ids are cached), else 503 naming the ones that failed.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    summary = "Readiness: Kafka, CQL and Redis answer",
+    summary = "Readiness: Kafka, CQL and Redis answer; registry ids cached (confluent wire format)",
     responses(
-        (status = 200, description = "`kafka`, `cql`, `redis`: `ok` each", body = Object),
+        (status = 200, description = "`kafka`, `cql`, `redis` (and `schema_registry` in confluent wire format): `ok` each", body = Object),
         (status = 503, description = "As above, with `failed: ...` for each failing dependency and `failed` naming them", body = Object),
     ))]
 pub async fn readyz(State(deps): State<Arc<Dependencies>>) -> impl IntoResponse {
-    let (kafka, cql, redis) =
-        tokio::join!(check_kafka(&deps), check_cql(&deps), check_redis(&deps));
+    let (kafka, cql, redis, registry) = tokio::join!(
+        check_kafka(&deps),
+        check_cql(&deps),
+        check_redis(&deps),
+        check_registry_ids(&deps)
+    );
     let mut body = Map::new();
     let mut failed = Vec::new();
-    for (name, result) in [("kafka", kafka), ("cql", cql), ("redis", redis)] {
+    let mut checks = vec![("kafka", kafka), ("cql", cql), ("redis", redis)];
+    if let Some(registry) = registry {
+        checks.push(("schema_registry", registry));
+    }
+    for (name, result) in checks {
         match result {
             Ok(()) => {
                 body.insert(name.into(), json!("ok"));
@@ -132,6 +152,28 @@ pub async fn readyz(State(deps): State<Arc<Dependencies>>) -> impl IntoResponse 
         body.insert("failed".into(), json!(failed));
     }
     (status, Json(Value::Object(body)))
+}
+
+/// In confluent wire format producers need every topic's registry id. Once cached this asks
+/// nothing (a registry outage then leaves the process ready); before, it fetches them.
+async fn check_registry_ids(deps: &Dependencies) -> Option<Result<(), String>> {
+    if deps.encoder.format() != WireFormat::Confluent {
+        return None;
+    }
+    if deps.encoder.is_ready() {
+        return Some(Ok(()));
+    }
+    Some(
+        match tokio::time::timeout(CHECK_TIMEOUT, deps.encoder.ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!(
+                "producers in confluent wire format cannot write until the registry ids are cached: {e}"
+            )),
+            Err(_) => Err(format!(
+                "producers in confluent wire format cannot write until the registry ids are cached: the schema registry did not answer within {CHECK_TIMEOUT:?}"
+            )),
+        },
+    )
 }
 
 async fn check_kafka(deps: &Dependencies) -> Result<(), String> {

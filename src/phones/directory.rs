@@ -144,6 +144,7 @@ impl PhoneDirectory {
         let tpl = assign_all_at_end(&consumer, &topic).await?;
         consumer.assign(&tpl)?;
         tracing::info!(%topic, partitions = tpl.count(), "phone cache following registry changes");
+        let decoder = crate::events::Decoder::new(&settings.kafka.schema_registry);
         let mut stream = consumer.stream();
         loop {
             let msg = tokio::select! {
@@ -161,6 +162,12 @@ impl PhoneDirectory {
                 .headers()
                 .and_then(|h| headers::get(h, headers::EVENT_TYPE))
                 .unwrap_or_default();
+            // A Confluent-framed record's writer schema is fetched once per id; if the schema
+            // registry is down, decoding fails below and the entry is dropped (lookups then
+            // read the projection).
+            if let Err(e) = decoder.prepare(msg.payload().unwrap_or_default()).await {
+                tracing::warn!(error = %e, "cannot resolve a registry schema id");
+            }
             match msg
                 .payload()
                 .and_then(|p| PhoneEvent::decode(event_type, p))

@@ -18,6 +18,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::position::Position;
 use super::{group_id, Checkpoints, Projection, ProjectorError};
 use crate::config::Settings;
+use crate::events::Decoder;
 use crate::kafka::{client, headers};
 use crate::metrics;
 use crate::store::StoreError;
@@ -140,6 +141,7 @@ pub async fn run<P: Projection>(
     }
     tracing::info!(projection = P::NAME, ?topics, ?from, "projection started");
 
+    let decoder = Decoder::new(&settings.kafka.schema_registry);
     let mut applied_total = 0u64;
     let mut batches = consumer.stream().ready_chunks(settings.projector.batch_max);
     // A replay also checks its progress on a timer: transactional topics end in commit
@@ -178,6 +180,7 @@ pub async fn run<P: Projection>(
             settings,
             group: &group,
             from,
+            decoder: &decoder,
         };
         let applied = apply_batch(&ctx, &mut checkpoints, &records, shutdown)
             .instrument(info_span!("projector.batch", projection = P::NAME))
@@ -242,6 +245,7 @@ struct BatchContext<'a, P> {
     settings: &'a Settings,
     group: &'a str,
     from: From,
+    decoder: &'a Decoder,
 }
 
 fn forget_revoked(consumer: &StreamConsumer<ProjectorContext>, checkpoints: &mut Checkpoints) {
@@ -263,6 +267,25 @@ async fn apply_batch<P: Projection>(
     shutdown: &CancellationToken,
 ) -> Option<u64> {
     let mut backoff = Duration::from_millis(100);
+    // Confluent-framed records name a registry id: learn unseen writer schemas first (once
+    // per id and process). Only an unreachable registry fails here; wait for it.
+    while let Err(e) = ctx
+        .decoder
+        .prepare_all(
+            records
+                .iter()
+                .filter_map(<OwnedMessage as Message>::payload),
+        )
+        .await
+    {
+        metrics::projector_retry(P::NAME);
+        tracing::warn!(projection = P::NAME, error = %e, retry_in = ?backoff, "cannot resolve schema ids; retrying");
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
     loop {
         match try_apply_batch(ctx, checkpoints, records).await {
             Ok(n) => return Some(n),

@@ -128,7 +128,7 @@ async fn attempt_all<S: Stage>(stage: &S, settings: &StageSettings, input: &Inpu
 }
 
 /// Exponential backoff with full jitter: uniform in [base/2, base], base doubling per attempt.
-fn backoff(settings: &StageSettings, attempt: u32) -> Duration {
+pub(super) fn backoff(settings: &StageSettings, attempt: u32) -> Duration {
     let base = settings
         .backoff_initial
         .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))

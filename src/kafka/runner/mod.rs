@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::Settings;
+use crate::events::confluent::RegistryError;
+use crate::events::{Decoder, Encoder};
 use crate::kafka::client::LagContext;
 use crate::kafka::{client, headers};
 use crate::stages::{Input, Output, Stage};
@@ -44,6 +46,11 @@ pub enum RunnerError {
     },
     #[error("stage task failed: {0}")]
     Task(String),
+    #[error("the {stage} stage cannot use the schema registry: {source}")]
+    Registry {
+        stage: &'static str,
+        source: RegistryError,
+    },
 }
 
 /// Names derived from the stage and settings.
@@ -113,6 +120,19 @@ pub async fn run<S: Stage>(
             source,
         })?
     };
+    let encoder = Encoder::new(
+        settings.kafka.wire_format,
+        &settings.kafka.schema_registry,
+        &settings.kafka.topic_prefix,
+    )
+    .map_err(|source| RunnerError::Registry {
+        stage: S::NAME,
+        source,
+    })?;
+    if !wait_for_registry_ids::<S>(&encoder, &shutdown).await {
+        return Ok(());
+    }
+    let decoder = Decoder::new(&settings.kafka.schema_registry);
     let inputs: Vec<String> = stage.inputs().iter().map(|t| settings.topic(t)).collect();
     let input_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     consumer
@@ -129,6 +149,8 @@ pub async fn run<S: Stage>(
         consumer: &consumer,
         producer: &producer,
         names: &names,
+        encoder: &encoder,
+        decoder: &decoder,
     };
     loop {
         let batch = tokio::select! {
@@ -153,6 +175,28 @@ struct Runner<'a, S: Stage> {
     consumer: &'a StreamConsumer<LagContext>,
     producer: &'a FutureProducer,
     names: &'a Names,
+    encoder: &'a Encoder,
+    decoder: &'a Decoder,
+}
+
+/// In confluent wire format a stage cannot write before it knows the registry ids of its
+/// outputs: wait for them (without consuming) until they are fetched or shutdown. False on
+/// shutdown.
+async fn wait_for_registry_ids<S: Stage>(encoder: &Encoder, shutdown: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match encoder.ready().await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(stage = S::NAME, error = %e, retry_in = ?delay, "stage waits for the schema registry ids before consuming");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 impl<S: Stage> Runner<'_, S> {
@@ -191,10 +235,36 @@ impl<S: Stage> Runner<'_, S> {
     /// transaction failure the consumer is rewound and the batch will be read again.
     async fn process(&self, batch: Vec<OwnedMessage>) -> Result<(), RunnerError> {
         let span = tracing::info_span!("stage.batch", stage = S::NAME, size = batch.len());
+        // Confluent-framed inputs name a registry id: learn unseen writer schemas first. Only
+        // an unreachable registry fails here: retry like a transient failure, then go on, so
+        // records whose schema stays unknown are dead-lettered and the partition keeps moving.
+        let mut attempt = 0;
+        while let Err(e) = self
+            .decoder
+            .prepare_all(batch.iter().filter_map(<OwnedMessage as Message>::payload))
+            .await
+        {
+            attempt += 1;
+            if attempt >= self.settings.stages.max_attempts {
+                tracing::warn!(stage = S::NAME, error = %e, attempt, "schema registry unreachable; inputs with unknown schema ids will be dead-lettered");
+                break;
+            }
+            let delay = handling::backoff(&self.settings.stages, attempt);
+            tracing::warn!(stage = S::NAME, error = %e, attempt, retry_in = ?delay, "cannot resolve input schema ids; retrying");
+            tokio::time::sleep(delay).await;
+        }
         let inputs: Vec<(Input, opentelemetry::Context)> = batch.iter().map(to_input).collect();
-        let outcomes = handling::handle_all(self.stage.as_ref(), &self.settings.stages, &inputs)
-            .instrument(span.clone())
-            .await;
+        let mut outcomes =
+            handling::handle_all(self.stage.as_ref(), &self.settings.stages, &inputs)
+                .instrument(span.clone())
+                .await;
+        if let Err(e) = self.frame(&mut outcomes) {
+            crate::metrics::stage_error(S::NAME);
+            tracing::error!(stage = S::NAME, error = %e, "cannot frame outputs for the wire; the batch will be processed again");
+            self.rewind(&batch);
+            tokio::time::sleep(self.settings.stages.backoff_max).await;
+            return Ok(());
+        }
         match self.commit(&batch, outcomes).instrument(span).await {
             Ok(()) => Ok(()),
             Err(e) if is_fatal(&e) => Err(RunnerError::Fatal {
@@ -257,6 +327,26 @@ impl<S: Stage> Runner<'_, S> {
         // Committed: every delivery succeeded, or the commit would have failed.
         drop(deliveries);
         crate::metrics::stage_processed(S::NAME, batch.len() as u64, produced, dead);
+        Ok(())
+    }
+
+    /// Stages emit single-object bytes; put them in the configured wire format.
+    fn frame(
+        &self,
+        outcomes: &mut [(Outcome, opentelemetry::Context)],
+    ) -> Result<(), crate::events::CodecError> {
+        for (outcome, _) in outcomes.iter_mut() {
+            let outputs = match outcome {
+                Outcome::Outputs(outputs) => outputs.as_mut_slice(),
+                Outcome::Dead(letter) => std::slice::from_mut(letter),
+            };
+            for out in outputs {
+                let topic = self.settings.topic(out.topic);
+                if let std::borrow::Cow::Owned(framed) = self.encoder.frame(&topic, &out.payload)? {
+                    out.payload = framed;
+                }
+            }
+        }
         Ok(())
     }
 
