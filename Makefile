@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 CARGO ?= cargo
 
-.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench check-deploy fuzz
+.PHONY: deps build stack-up stack-down stack-status migrate topics demo demo-stop test lint unit bench check-deploy fuzz interop
 
 ## System packages the Rust build needs (librdkafka is built from source with TLS and OIDC).
 deps:
@@ -39,12 +39,18 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## Other people's Avro code that the tests run against ours: the Java reference implementation
+## (Maven Central) and fastavro + confluent-kafka (PyPI, a cached venv). Tests also fetch on demand.
+interop: deps
+	@bash tests/interop/java/run.sh -version >/dev/null 2>&1 || bash tests/interop/java/run.sh -version
+	@bash tests/interop/python/venv.sh >/dev/null
+
 ## Every test, against the real local stack (started if needed). cargo-nextest runs each test
 ## as its own process and the test binaries side by side (settings: .config/nextest.toml).
 ## Tests that stop a shared stack service (Kafka, Cassandra, Redis) are named `*outage*`: they run
 ## after the rest, one at a time, so that no other test sees the outage.
 OUTAGE_TESTS := binary(/outage/)
-test: deps stack-up lint check-deploy
+test: deps stack-up lint check-deploy interop
 	$(CARGO) nextest run --workspace --all-targets --profile ci -E 'not ($(OUTAGE_TESTS))'
 	$(CARGO) nextest run --workspace --all-targets --profile ci -E '$(OUTAGE_TESTS)' --test-threads 1
 	$(CARGO) test --workspace --doc

@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         action: TwilioAction,
     },
+    /// Register the event schemas in the schema registry, or check them against it.
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
     /// Extract items from text on stdin, one JSON line out per line in (plain text, or JSON
     /// lines {"id","text","source","region","received_at","time_zone"}); no Kafka.
     Extract {
@@ -118,6 +123,23 @@ enum TwilioAction {
         /// Report drift without changing anything; exit with status 3 on drift.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemasAction {
+    /// Register every topic's schema under `<topic>-value`, compatibility BACKWARD.
+    Register {
+        /// Folder holding the .avsc files.
+        #[arg(long, default_value = "schemas")]
+        dir: PathBuf,
+    },
+    /// Ask the registry whether the folder's schemas are compatible with what it holds;
+    /// exit with status 3 (naming the subject and the reason) when one is not.
+    Check {
+        /// Folder holding the .avsc files.
+        #[arg(long, default_value = "schemas")]
+        dir: PathBuf,
     },
 }
 
@@ -218,6 +240,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             PhonesAction::Show { phone } => cli::phones::run_show(&settings, &phone).await?,
         },
         Command::Replay { projection } => cli::replay::run(&settings, &projection).await?,
+        Command::Schemas { action } => match action {
+            SchemasAction::Register { dir } => cli::schemas::register(&settings, &dir).await?,
+            SchemasAction::Check { dir } => {
+                if cli::schemas::check(&settings, &dir).await? {
+                    std::process::exit(3);
+                }
+            }
+        },
         Command::Twilio {
             action:
                 TwilioAction::Configure {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use apache_avro::Schema;
 use smsflow::events::{
-    decode, decode_with_reader, encode, fingerprint, registry, CodecError, Geo, MediaRef,
-    MessageReceived, SchemaRegistry,
+    decode, decode_with_reader, encode, fingerprint, legacy_fingerprint, registry, CodecError, Geo,
+    MediaRef, MessageReceived, SchemaRegistry,
 };
 
 fn sample() -> MessageReceived {
@@ -61,6 +61,21 @@ fn header_fingerprint_is_that_of_the_checked_in_schema_file() {
 }
 
 #[test]
+fn records_written_with_the_old_wrong_fingerprint_stay_readable() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/MessageReceived.avsc"
+    ))
+    .unwrap();
+    let schema = Schema::parse_str(&text).unwrap();
+    let mut bytes = encode(&sample()).unwrap();
+    // What smsflow wrote before the fix (quoted in issue 12): c3 01 95 37 59 4d 30 b3 92 8f.
+    bytes[2..10].copy_from_slice(&legacy_fingerprint(&schema));
+    assert_eq!(hex::encode(&bytes[..10]), "c3019537594d30b3928f");
+    assert_eq!(decode::<MessageReceived>(&bytes).unwrap(), sample());
+}
+
+#[test]
 fn newer_reader_with_a_defaulted_field_reads_old_bytes() {
     let old_bytes = encode(&sample()).unwrap();
     // v2 adds a field with a default, as a later issue might.
@@ -98,7 +113,7 @@ fn newer_reader_with_a_defaulted_field_reads_old_bytes() {
 #[test]
 fn wrong_header_is_a_typed_error() {
     let mut bytes = encode(&sample()).unwrap();
-    bytes[0] = 0x00;
+    bytes[0] = 0x7F;
     assert!(matches!(
         decode::<MessageReceived>(&bytes),
         Err(CodecError::BadHeader { .. })
@@ -109,6 +124,21 @@ fn wrong_header_is_a_typed_error() {
     ));
     assert!(matches!(
         decode::<MessageReceived>(b"{\"json\":true}"),
+        Err(CodecError::BadHeader { .. })
+    ));
+}
+
+#[test]
+fn a_confluent_frame_with_an_id_never_learned_is_a_typed_error() {
+    let body = &encode(&sample()).unwrap()[10..];
+    let mut bytes = vec![0x00, 0x7F, 0xFF, 0xFF, 0xFE];
+    bytes.extend_from_slice(body);
+    assert!(matches!(
+        decode::<MessageReceived>(&bytes),
+        Err(CodecError::UnknownSchemaId { id: 0x7FFF_FFFE })
+    ));
+    assert!(matches!(
+        decode::<MessageReceived>(&[0x00, 0x01]),
         Err(CodecError::BadHeader { .. })
     ));
 }

@@ -28,6 +28,9 @@ cargo build -q --bin smsflow --example demo
 BIN="${CARGO_TARGET_DIR:-target}/debug/smsflow"
 "$BIN" migrate
 "$BIN" topics --allow-lower-replication
+# Every topic's schema in the registry, under <topic>-value: what Confluent consumers read with,
+# and what `SMSFLOW_KAFKA__WIRE_FORMAT=confluent make demo` writes ids of.
+"$BIN" schemas register
 # The sample senders belong to user "demo"; unregistered numbers are recorded, not enriched.
 for n in +15105550142 +14155550123; do
   "$BIN" phones link "$n" --user demo --verified

@@ -5,8 +5,11 @@ set -euo pipefail
 need=()
 # ffmpeg and pocketsphinx: the transcribe stage's decoder and offline recognizer (and its tests).
 # wrk: make bench.
+# maven, a JDK 17 (javac) and python3-venv: the interop tests run other people's Avro code
+# (the Java reference jar from Maven Central, fastavro and confluent-kafka from PyPI in a venv).
 for pkg in build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev zlib1g-dev \
-  ffmpeg pocketsphinx pocketsphinx-en-us pocketsphinx-testdata wrk; do
+  ffmpeg pocketsphinx pocketsphinx-en-us pocketsphinx-testdata wrk \
+  maven openjdk-17-jdk-headless python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Local service stack for smsflow: Kafka 4 (KRaft, three nodes), Cassandra 5.0, Redis, Jaeger v2.
+# Local service stack for smsflow: Kafka 4 (KRaft, three nodes), Cassandra 5.0, Redis, Jaeger v2,
+# Apicurio Registry (Confluent-compatible schema registry).
 #
 #   deploy/local/stack.sh up     [service...]   start (idempotent) and wait until ready
 #   deploy/local/stack.sh down   [service...]   stop what this script started
 #   deploy/local/stack.sh status [service...]   running/stopped + does it answer
 #
-# Services: cassandra kafka1 kafka2 kafka3 redis jaeger; `kafka` names all three Kafka nodes
-# (default: all). Everything binds to 127.0.0.1.
+# Services: cassandra kafka1 kafka2 kafka3 redis jaeger registry; `kafka` names all three Kafka
+# nodes (default: all). Everything binds to 127.0.0.1.
 # Downloads/binaries: $SMSSTACK_CACHE (default ~/.cache/smsflow-stack)
 # Data, pid files, logs: $SMSSTACK_STATE (default ~/.local/state/smsflow-stack), logs in $STATE/logs
 # Kafka node N listens on $SMSSTACK_KAFKA_PORT + 2(N-1) (default 9092, 9094, 9096), its
@@ -19,7 +20,7 @@ CACHE="${SMSSTACK_CACHE:-$HOME/.cache/smsflow-stack}"
 STATE="${SMSSTACK_STATE:-$HOME/.local/state/smsflow-stack}"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
-ALL_SERVICES=(cassandra kafka1 kafka2 kafka3 redis jaeger)   # cassandra first: slowest to start
+ALL_SERVICES=(cassandra kafka1 kafka2 kafka3 redis jaeger registry)   # cassandra first: slowest to start
 KAFKA_NODES=(kafka1 kafka2 kafka3)
 
 KAFKA_CLUSTER_ID="c21zZmxvdzMtbm9kZXMtMQ"   # fixed: one local cluster per state dir
@@ -32,13 +33,14 @@ JAEGER_MODULE="github.com/jaegertracing/jaeger"
 JAEGER_VERSION="v1.76.0"                     # v1.7x tags = Jaeger v2.x releases; cmd/jaeger is v2
 JAEGER_BIN="$CACHE/bin/jaeger-$JAEGER_VERSION"
 PYTHON="${PYTHON:-python3}"
+REGISTRY_URL="http://127.0.0.1:8081/apis/ccompat/v7"   # Apicurio's Confluent-compatible API
 
 # readiness deadline / stop grace period, seconds
-declare -A READY_DEADLINE=([cassandra]=180 [redis]=10 [jaeger]=30)
-declare -A STOP_GRACE=([cassandra]=60 [redis]=15 [jaeger]=15)
+declare -A READY_DEADLINE=([cassandra]=180 [redis]=10 [jaeger]=30 [registry]=120)
+declare -A STOP_GRACE=([cassandra]=60 [redis]=15 [jaeger]=15 [registry]=20)
 # a string that must appear in /proc/<pid>/cmdline, to never signal a recycled pid
-declare -A CMD_MARK=([cassandra]=CassandraDaemon [redis]=redis-server [jaeger]=jaeger-)
-declare -A PORT=([cassandra]=9042 [redis]=6379 [jaeger]=16686)
+declare -A CMD_MARK=([cassandra]=CassandraDaemon [redis]=redis-server [jaeger]=jaeger- [registry]=smsflow-registry)
+declare -A PORT=([cassandra]=9042 [redis]=6379 [jaeger]=16686 [registry]=8081)
 for _n in 1 2 3; do
   # A restart loads every partition of the leftover test topics (hundreds) on a busy 2-core
   # box: kafka3 took just over 120 s once, so allow 300 s.
@@ -180,6 +182,7 @@ probe() {
     redis)
       local out; out="$(redis-cli -h 127.0.0.1 -p 6379 PING 2>&1)" && [[ $out == PONG ]] && echo "redis ok: PING -> $out" ;;
     jaeger) "$PYTHON" "$HERE/probe.py" http http://127.0.0.1:16686/api/services ;;
+    registry) "$PYTHON" "$HERE/probe.py" http "$REGISTRY_URL/subjects" ;;
   esac
 }
 
@@ -291,6 +294,49 @@ start_jaeger() {
   spawn jaeger "$LOGS/jaeger.log" "$JAEGER_BIN" --config "$HERE/jaeger/jaeger.yaml"
 }
 
+# ---------------------------------------------------------------- registry
+
+java21_home() {  # Apicurio Registry 3 is a Quarkus app that needs Java 21 or newer
+  local jh="${SMSSTACK_JAVA21_HOME:-}" v
+  if [[ -z $jh ]]; then
+    for jh in /usr/lib/jvm/temurin-25-jdk-* /usr/lib/jvm/temurin-2[1-9]-j* /usr/lib/jvm/java-2[1-9]-openjdk-*; do
+      [[ -x $jh/bin/java ]] && break
+    done
+  fi
+  if [[ ! -x $jh/bin/java ]]; then
+    apt_install openjdk-21-jre-headless >&2 \
+      || die registry "no Java 21+ found: set SMSSTACK_JAVA21_HOME (Apicurio Registry 3 needs it)"
+    jh="$(ls -d /usr/lib/jvm/java-21-openjdk-* | head -n1)"
+  fi
+  v="$("$jh/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)"
+  ((v >= 21)) || die registry "$jh is Java $v; Apicurio Registry 3 needs 21 or newer (SMSSTACK_JAVA21_HOME)"
+  echo "$jh"
+}
+
+start_registry() {
+  fetch_jars registry
+  local app="$CACHE/registry/app"
+  if [[ ! -f $app/.stamp || "$(cat "$app/.stamp")" != "$(cat "$CACHE/registry/.stamp")" ]]; then
+    log registry "unpacking Apicurio Registry -> $app"
+    rm -rf "$app.tmp" && mkdir -p "$app.tmp"
+    tar -xzf "$CACHE"/registry/lib/apicurio-registry-app-*-all.tar.gz -C "$app.tmp"
+    cp "$CACHE/registry/.stamp" "$app.tmp/.stamp"
+    rm -rf "$app" && mv "$app.tmp" "$app"
+  fi
+  local jh; jh="$(java21_home)"
+  log registry "starting Apicurio Registry (in-memory; Confluent API $REGISTRY_URL, management 127.0.0.1:8091)"
+  # In-memory H2 storage: the registry is as disposable as the rest of the local stack;
+  # `smsflow schemas register` (run by demo.sh and the tests) fills it again.
+  # cwd = $app so Quarkus finds its lib/ next to quarkus-run.jar.
+  (cd "$app" && spawn registry "$LOGS/registry.log" "$jh/bin/java" -Dsmsflow-registry \
+    -Xms64m -Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=8081 \
+    -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port=8091 \
+    -Dquarkus.log.console.json=false \
+    -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=h2 \
+    -jar "$app/quarkus-run.jar")
+}
+
 # ---------------------------------------------------------------- up / down / status
 
 up_service() {  # start one service unless already up, then wait until it answers
@@ -384,7 +430,7 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
-    *) echo "usage: $0 up|down|status [kafka|kafka1|kafka2|kafka3|cassandra|redis|jaeger ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|status [kafka|kafka1|kafka2|kafka3|cassandra|redis|jaeger|registry ...]" >&2; exit 2 ;;
   esac
 }
 

@@ -19,6 +19,9 @@
 #     PARTS=memory  ingress RSS against webhooks held in flight: a producer linger of MEM_LINGER
 #                   holds every webhook until its batch goes out, so MEM_RATE x MEM_LINGER are in
 #                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT
+#     PARTS=wire    webhook ack latency with kafka.wire_format=confluent (schema-registry ids) against
+#                   single_object: two ingress processes measured alternately, WIRE_ROUNDS rounds of
+#                   WIRE_SECONDS at WIRE_RATE each (defaults 3 x DURATION at RATE); needs the registry
 #   PEER=auto|off            the Benthos peer (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos)
 # Results: $OUT (default target/bench/<UTC time>): JSON per step, report.md + charts per run,
 # summary.md and summary.json with the ratios.
@@ -32,7 +35,7 @@ DRAIN=${DRAIN:-20000}
 SUSTAIN=${SUSTAIN:-0}
 SUSTAIN_RATE=${SUSTAIN_RATE:-1000}
 PEER=${PEER:-auto}
-PARTS=${PARTS:-"ceilings smsflow peer"}  # PARTS=sustain runs only the sustained run (SUSTAIN seconds)
+PARTS=${PARTS:-"ceilings smsflow wire peer"}  # PARTS=sustain runs only the sustained run (SUSTAIN seconds)
 PERF_RECORDS=${PERF_RECORDS:-300000}   # ProducerPerformance, unthrottled
 E2E_RECORDS=${E2E_RECORDS:-5000}       # EndToEndLatency
 CQL_SECONDS=${CQL_SECONDS:-20}         # raw driver loop
@@ -44,6 +47,9 @@ MEM_RATE=${MEM_RATE:-850}
 MEM_LINGER=${MEM_LINGER:-12s}
 MEM_SECONDS=${MEM_SECONDS:-20}
 MEM_IN_FLIGHT=${MEM_IN_FLIGHT:-12000}
+WIRE_RATE=${WIRE_RATE:-$RATE}
+WIRE_SECONDS=${WIRE_SECONDS:-$DURATION}
+WIRE_ROUNDS=${WIRE_ROUNDS:-3}
 BENTHOS=${BENTHOS:-$HOME/.cache/smsflow-bench/benthos}
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 STATE=${SMSSTACK_STATE:-$HOME/.local/state/smsflow-stack}
@@ -96,6 +102,7 @@ part() { [[ " $PARTS " == *" $1 "* ]]; }
 SPACES="ceil sms peer"
 part mix && SPACES="$SPACES mix"
 part memory && SPACES="$SPACES mem"
+part wire && SPACES="$SPACES wso wcf"
 for space in $SPACES; do with_space "$space" "$SF" migrate >/dev/null; with_space "$space" "$SF" topics >/dev/null; done
 echo "bench: output in $OUT; topics t${HEX}{${SPACES// /,}}.*, keyspaces t_${HEX}{${SPACES// /,}}"
 
@@ -243,6 +250,26 @@ if part mix; then
     --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID" --out "$OUT/mix" >/dev/null
   sed -n '/^end to end/,/^| process/p' "$OUT/mix/report.md"
   stop "$mix_ingress"; stop "$mix_stages"; stop "$mix_projector"
+fi
+
+# ------------------------------------------------------------------ wire format: confluent vs single_object
+if part wire; then
+  step "ack latency by wire format: single_object vs confluent, ${WIRE_RATE}/s, ${WIRE_ROUNDS} alternating rounds of ${WIRE_SECONDS}s"
+  # The same ingress twice, differing only in kafka.wire_format (each on its own topics); the
+  # confluent one has its registry ids cached before it serves, as readiness requires.
+  with_space wcf "$SF" schemas register >/dev/null
+  with_space wso env SMSFLOW_HTTP__ADDR=127.0.0.1:18380 "$SF" serve --role ingress & wire_so=$!; pids+=("$wire_so")
+  with_space wcf env SMSFLOW_HTTP__ADDR=127.0.0.1:18381 SMSFLOW_KAFKA__WIRE_FORMAT=confluent "$SF" serve --role ingress & wire_cf=$!; pids+=("$wire_cf")
+  wait_url http://127.0.0.1:18380/readyz; wait_url http://127.0.0.1:18381/readyz
+  for round in $(seq 1 "$WIRE_ROUNDS"); do
+    for fmt in single_object confluent; do
+      if [[ $fmt == confluent ]]; then port=18381 space=wcf; else port=18380 space=wso; fi
+      next_seed
+      with_space "$space" "$LT" run --label "ack-$fmt-$round" --target "http://127.0.0.1:$port" --public-url http://127.0.0.1:18080 \
+        --rate "$WIRE_RATE" --duration "${WIRE_SECONDS}s" --warmup 5s --seed "$SEED" --json "$OUT/wire-$fmt-$round.json" | sed -n 2,3p
+    done
+  done
+  stop "$wire_so"; stop "$wire_cf"
 fi
 
 # ------------------------------------------------------------------ memory per in-flight webhook

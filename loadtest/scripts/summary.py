@@ -127,6 +127,24 @@ if peer_half and peer_half.get("end_to_end") and half and half.get("end_to_end")
     rows.append((f"end-to-end p99 vs Benthos at {half['ack']['target_rate']:.0f}/s", f"{a:.1f} ms",
                  f"Benthos {b:.1f} ms ({peer_half['end_to_end']['projected']}/{peer_half['end_to_end']['expected']} projected)",
                  fmt(ratio(a, b), "x"), "(no goal)", "-"))
+# 6b. wire format: ack latency in confluent mode against single_object (PARTS=wire)
+wire = {f: [load(n) for n in sorted(os.listdir(out)) if n.startswith(f"wire-{f}-") and n.endswith(".json")]
+        for f in ("single_object", "confluent")} if os.path.isdir(out) else {}
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return None if not xs else (xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2)
+
+
+if wire.get("single_object") and wire.get("confluent"):
+    so, cf = wire["single_object"], wire["confluent"]
+    for q in ("p50_ms", "p99_ms"):
+        a, b = median(r[q] for r in cf), median(r[q] for r in so)
+        r = ratio(a, b)
+        rows.append((f"ack {q[:-3]} in confluent wire format at {so[0]['target_rate']:.0f}/s (median of {len(cf)} alternating rounds)",
+                     f"{a:.2f} ms", f"single_object {b:.2f} ms (same run)", fmt(r, "x"), "<= 1.05x",
+                     verdict(r, 1.05, False)))
 # 7. memory (PARTS=memory: requests held in flight at ingress by a long producer linger)
 mem_use = next((u for u in ((memory_run or {}).get("memory") or {}).get("per_process", []) if u["name"] == "ingress"), None)
 if mem_use:
@@ -195,6 +213,13 @@ if memory_run and memory_run.get("memory"):
     print("|---|---|---|---|---|---|---|")
     for u in memory_run["memory"]["per_process"]:
         print(f"| {u['name']} | {u['baseline_mib']:.1f} | {u['peak_mib']:.1f} | {u['peak_in_flight']} | {u['in_flight_at_peak_mib']} | {u['extra_mib_per_10k']:.1f} | {u['slope_mib_per_10k']:.1f} |")
+if wire.get("single_object") and wire.get("confluent"):
+    print("\n## ack latency by wire format (PARTS=wire)\n")
+    print("| round | format | achieved/s | success | p50 ms | p90 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|---|")
+    for so, cf in zip(wire["single_object"], wire["confluent"]):
+        for fmt_name, r in (("single_object", so), ("confluent", cf)):
+            print(f"| {r['label'].rsplit('-', 1)[-1]} | {fmt_name} | {r['achieved_rate']:.0f} | {r['success_rate']:.4f} | "
+                  f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} |")
 for name in ("peer-missing.txt",):
     t = load(name)
     if t:

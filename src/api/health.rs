@@ -10,6 +10,8 @@ use axum::Json;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{json, Map, Value};
 
+use crate::events::WireFormat;
+use crate::kafka::encoder::EventEncoder;
 use crate::store::SharedSession;
 
 /// What readiness checks: handles on the process's shared clients.
@@ -18,6 +20,8 @@ pub struct Readiness {
     pub kafka: Arc<BaseConsumer>,
     pub cql: SharedSession,
     pub redis: deadpool_redis::Pool,
+    /// The process's encoder: producers share it, so its registry ids are fetched once.
+    pub encoder: EventEncoder,
     /// How long each check waits for an answer.
     pub timeout: Duration,
 }
@@ -30,19 +34,28 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: 200 when Kafka, CQL and Redis all answer, else 503 naming the ones that failed.
+/// Readiness: 200 when Kafka, CQL and Redis all answer (and, in confluent wire format, the
+/// schema-registry ids are cached), else 503 naming the ones that failed.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    summary = "Readiness: Kafka, CQL and Redis answer",
+    summary = "Readiness: Kafka, CQL and Redis answer; registry ids cached (confluent wire format)",
     responses(
-        (status = 200, description = "`kafka`, `cql`, `redis`: `ok` each", body = Object),
+        (status = 200, description = "`kafka`, `cql`, `redis` (and `schema_registry` in confluent wire format): `ok` each", body = Object),
         (status = 503, description = "As above, with `failed: ...` for each failing dependency and `failed` naming them", body = Object),
     ))]
 pub async fn readyz(State(deps): State<Arc<Readiness>>) -> impl IntoResponse {
-    let (kafka, cql, redis) =
-        tokio::join!(check_kafka(&deps), check_cql(&deps), check_redis(&deps));
+    let (kafka, cql, redis, registry) = tokio::join!(
+        check_kafka(&deps),
+        check_cql(&deps),
+        check_redis(&deps),
+        check_registry_ids(&deps)
+    );
     let mut body = Map::new();
     let mut failed = Vec::new();
-    for (name, result) in [("kafka", kafka), ("cql", cql), ("redis", redis)] {
+    let mut checks = vec![("kafka", kafka), ("cql", cql), ("redis", redis)];
+    if let Some(registry) = registry {
+        checks.push(("schema_registry", registry));
+    }
+    for (name, result) in checks {
         match result {
             Ok(()) => {
                 body.insert(name.into(), json!("ok"));
@@ -62,6 +75,28 @@ pub async fn readyz(State(deps): State<Arc<Readiness>>) -> impl IntoResponse {
         body.insert("failed".into(), json!(failed));
     }
     (status, Json(Value::Object(body)))
+}
+
+/// In confluent wire format producers need every topic's registry id. Once cached this asks
+/// nothing (a registry outage then leaves the process ready); before, it fetches them.
+async fn check_registry_ids(deps: &Readiness) -> Option<Result<(), String>> {
+    if deps.encoder.format() != WireFormat::Confluent {
+        return None;
+    }
+    if deps.encoder.is_ready() {
+        return Some(Ok(()));
+    }
+    let why = "producers in confluent wire format cannot write until the registry ids are cached";
+    Some(
+        match tokio::time::timeout(deps.timeout, deps.encoder.ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("{why}: {e}")),
+            Err(_) => Err(format!(
+                "{why}: the schema registry did not answer within {:?}",
+                deps.timeout
+            )),
+        },
+    )
 }
 
 async fn check_kafka(deps: &Readiness) -> Result<(), String> {

@@ -1,5 +1,6 @@
 //! The clients one process shares among its roles: a Kafka metadata client (readiness), one
-//! Redis pool, and one CQL session, connected on first use.
+//! Redis pool, one CQL session, connected on first use, and the event encoder whose registry
+//! ids every producer of the process shares.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,9 @@ use super::tasks::Tasks;
 use crate::api::admin::AdminState;
 use crate::api::health::Readiness;
 use crate::config::Settings;
+use crate::events::confluent::RegistryError;
 use crate::kafka::client;
+use crate::kafka::encoder::EventEncoder;
 use crate::store::SharedSession;
 
 /// How long a pool waits for a connection, or a readiness check for an answer.
@@ -24,6 +27,8 @@ pub struct Clients {
     /// CQL starts while CQL is down).
     pub cql: SharedSession,
     pub redis: deadpool_redis::Pool,
+    /// The event encoder (`kafka.wire_format`); readiness reports its registry ids.
+    pub encoder: EventEncoder,
 }
 
 /// Why the shared clients could not be created.
@@ -35,6 +40,8 @@ pub enum ClientsError {
     RedisUrl(#[source] deadpool_redis::ConfigError),
     #[error("cannot build the Redis pool: {0}")]
     RedisPool(#[source] deadpool_redis::BuildError),
+    #[error("cannot use the schema registry: {0}")]
+    SchemaRegistry(#[source] RegistryError),
 }
 
 impl Clients {
@@ -53,10 +60,12 @@ impl Clients {
             .runtime(deadpool_redis::Runtime::Tokio1)
             .build()
             .map_err(ClientsError::RedisPool)?;
+        let encoder = EventEncoder::new(&settings.kafka).map_err(ClientsError::SchemaRegistry)?;
         Ok(Clients {
             kafka: Arc::new(kafka),
             cql: SharedSession::new(&settings.cql),
             redis,
+            encoder,
         })
     }
 
@@ -66,6 +75,7 @@ impl Clients {
             kafka: self.kafka.clone(),
             cql: self.cql.clone(),
             redis: self.redis.clone(),
+            encoder: self.encoder.clone(),
             timeout: CHECK_TIMEOUT,
         }
     }

@@ -154,6 +154,14 @@ async fn front_clients(
                 task: "create the producer",
                 source,
             })??;
+    // Confluent wire format: fetch the registry ids now, and keep trying while the registry
+    // is away; until then /readyz says why and sends fail at once with 503.
+    let encoder = producer.encoder().clone();
+    let token = tasks.token();
+    tasks.spawn("schema registry ids", async move {
+        encoder.wait_ready("ingress and API producer", &token).await;
+        Ok(())
+    });
     let registry = Arc::new(PhoneRegistry::new(
         &shared.settings.phones,
         &shared.settings.kafka,

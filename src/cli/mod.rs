@@ -6,6 +6,7 @@ pub mod extract;
 pub mod migrate;
 pub mod phones;
 pub mod replay;
+pub mod schemas;
 pub mod serve;
 pub mod topics;
 pub mod twilio;

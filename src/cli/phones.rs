@@ -35,6 +35,8 @@ async fn registry(settings: &Settings) -> Result<(PhoneRegistry, EventProducer),
     let producer = tokio::task::spawn_blocking(move || EventProducer::new(&kafka, "smsflow-cli"))
         .await
         .map_err(OpsError::ProducerTask)??;
+    // In confluent wire format the registry ids are needed before the first send.
+    producer.ready().await.map_err(ProduceError::from)?;
     let redis = deadpool_redis::Config::from_url(&settings.redis.url)
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .map_err(|e| OpsError::Redis(e.to_string()))?;

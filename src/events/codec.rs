@@ -1,7 +1,11 @@
-//! Avro single-object encoding: `C3 01`, the writer schema's fingerprint, then the body.
+//! Avro bodies and their two framings. Encoding here writes single-object encoding (`C3 01`,
+//! the writer schema's fingerprint, the body); [`super::Encoder`] frames for the configured
+//! wire format. Decoding accepts both framings, chosen by the first byte.
 
+use apache_avro::types::Value;
 use apache_avro::{from_avro_datum, from_value, to_avro_datum, to_value, Schema};
 
+use super::confluent::{self, schema_id};
 use super::registry::{registry, SchemaRegistry};
 use super::Event;
 
@@ -11,10 +15,16 @@ const HEADER_LEN: usize = 10;
 /// Why bytes could not become an event (or an event could not become bytes).
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    #[error("not Avro single-object encoding: expected header C3 01, found {found}")]
+    #[error("neither Avro single-object encoding (C3 01) nor the Confluent wire format (00 and a schema id): found {found}")]
     BadHeader { found: String },
     #[error("unknown schema fingerprint {fingerprint}: add its .avsc to schemas/ or upgrade this reader")]
     UnknownFingerprint { fingerprint: String },
+    #[error("schema registry id {id} is unknown: the registry does not have it, was not reachable when the record was read, or none is configured (kafka.schema_registry.url)")]
+    UnknownSchemaId { id: u32 },
+    #[error("the registry id of subject {subject} is not cached: producers in confluent mode need the schema registry at start-up (and `smsflow schemas register` run once)")]
+    SchemaIdNotCached { subject: String },
+    #[error("{event} does not belong on topic {topic} (see TOPIC_EVENTS in src/events/confluent/subjects.rs)")]
+    NotOnTopic { event: String, topic: String },
     #[error("schema for {0} is not registered: add its .avsc to schemas/")]
     UnknownEvent(&'static str),
     #[error("expected {expected} but the bytes hold {found}")]
@@ -29,7 +39,7 @@ impl From<apache_avro::Error> for CodecError {
     }
 }
 
-/// Encode an event with its current schema.
+/// Encode an event with its current schema as Avro single-object encoding.
 pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>, CodecError> {
     let (fp, schema) = registry()
         .by_name(E::FULL_NAME)
@@ -43,7 +53,17 @@ pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-/// Decode bytes written with any registered version of `E`'s schema.
+/// The bare Avro body of an event with its current schema.
+pub(super) fn encode_body<E: Event>(event: &E) -> Result<Vec<u8>, CodecError> {
+    let (_, schema) = registry()
+        .by_name(E::FULL_NAME)
+        .ok_or(CodecError::UnknownEvent(E::FULL_NAME))?;
+    let value = to_value(event)?.resolve(schema)?;
+    Ok(to_avro_datum(schema, value)?)
+}
+
+/// Decode bytes in either wire format, written with any known version of `E`'s schema.
+/// A Confluent-framed record needs its writer schema learned first ([`super::Decoder`]).
 pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, CodecError> {
     let reg = registry();
     let (_, reader) = reg
@@ -52,12 +72,48 @@ pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, CodecError> {
     decode_with_reader(reg, reader, bytes)
 }
 
-/// Decode with an explicit reader schema, resolving from the writer schema in `reg`.
+/// Decode with an explicit reader schema; a single-object writer schema is looked up in `reg`,
+/// a Confluent one among the ids this process has learned.
 pub fn decode_with_reader<E: Event>(
     reg: &SchemaRegistry,
     reader: &Schema,
     bytes: &[u8],
 ) -> Result<E, CodecError> {
+    let reader_name = full_name(reader);
+    if let Some(id) = schema_id(bytes) {
+        let writer = confluent::writer(id).ok_or(CodecError::UnknownSchemaId { id })?;
+        let mut body = &bytes[confluent::HEADER_LEN..];
+        if !writer.is_union {
+            if writer.events[0] != reader_name {
+                return Err(CodecError::WrongType {
+                    expected: reader_name,
+                    found: writer.events[0].clone(),
+                });
+            }
+            let value = from_avro_datum(&writer.schema, &mut body, Some(reader))?;
+            return Ok(from_value::<E>(&value)?);
+        }
+        return match from_avro_datum(&writer.schema, &mut body, None)? {
+            Value::Union(branch, inner) => {
+                let found = writer
+                    .events
+                    .get(branch as usize)
+                    .cloned()
+                    .unwrap_or_default();
+                if found != reader_name {
+                    return Err(CodecError::WrongType {
+                        expected: reader_name,
+                        found,
+                    });
+                }
+                Ok(from_value::<E>(&(*inner).resolve(reader)?)?)
+            }
+            other => Err(CodecError::WrongType {
+                expected: reader_name,
+                found: format!("{other:?}"),
+            }),
+        };
+    }
     let (fp, mut body) = split_header(bytes)?;
     let writer = reg
         .by_fingerprint(&fp)
@@ -65,7 +121,6 @@ pub fn decode_with_reader<E: Event>(
             fingerprint: hex::encode(fp),
         })?;
     let writer_name = full_name(writer);
-    let reader_name = full_name(reader);
     if writer_name != reader_name {
         return Err(CodecError::WrongType {
             expected: reader_name,
@@ -76,7 +131,7 @@ pub fn decode_with_reader<E: Event>(
     Ok(from_value::<E>(&value)?)
 }
 
-/// The writer's fingerprint and the body, or a typed error for anything else.
+/// The writer's fingerprint and the body of single-object bytes, or a typed error.
 pub fn split_header(bytes: &[u8]) -> Result<([u8; 8], &[u8]), CodecError> {
     if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
         return Err(CodecError::BadHeader {

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use apache_avro::rabin::Rabin;
 use apache_avro::Schema;
+
+use super::fingerprint::{fingerprint, legacy_fingerprint};
 
 /// Every `.avsc` in `schemas/`, embedded at build time so the binary carries its contract.
 const SCHEMA_FILES: &[(&str, &str)] = &[
@@ -77,16 +78,11 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
 /// Known writer schemas.
 #[derive(Debug)]
 pub struct SchemaRegistry {
+    /// Spec fingerprints, plus apache-avro 0.21's (wrong) ones as aliases for one release.
     by_fingerprint: HashMap<[u8; 8], Schema>,
     by_name: HashMap<String, ([u8; 8], Schema)>,
-}
-
-/// The 8-byte little-endian CRC-64-AVRO fingerprint of a schema's parsing canonical form.
-pub fn fingerprint(schema: &Schema) -> [u8; 8] {
-    let fp = schema.fingerprint::<Rabin>();
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&fp.bytes[..8]);
-    out
+    /// The JSON of each embedded file, by full name (the registry is given these).
+    json_by_name: HashMap<String, serde_json::Value>,
 }
 
 impl SchemaRegistry {
@@ -94,12 +90,16 @@ impl SchemaRegistry {
         let mut reg = SchemaRegistry {
             by_fingerprint: HashMap::new(),
             by_name: HashMap::new(),
+            json_by_name: HashMap::new(),
         };
         for (file, text) in SCHEMA_FILES {
             // The files are compiled in and covered by unit tests, so a parse failure is a
             // build defect, not an input error.
             let schema = Schema::parse_str(text)
                 .unwrap_or_else(|e| panic!("schemas/{file} is not a valid Avro schema: {e}"));
+            if let (Some(name), Ok(json)) = (record_name(&schema), serde_json::from_str(text)) {
+                reg.json_by_name.insert(name, json);
+            }
             reg.insert(schema);
         }
         reg
@@ -108,9 +108,14 @@ impl SchemaRegistry {
     /// Add a schema (tests use this to register older or newer versions).
     pub fn insert(&mut self, schema: Schema) {
         let fp = fingerprint(&schema);
-        if let Some(name) = schema_name(&schema) {
+        if let Some(name) = record_name(&schema) {
             self.by_name.insert(name, (fp, schema.clone()));
         }
+        // Headers written before smsflow computed the spec's fingerprint carry apache-avro's.
+        // Kept for one release after the fix (issue 12), then dropped.
+        self.by_fingerprint
+            .entry(legacy_fingerprint(&schema))
+            .or_insert_with(|| schema.clone());
         self.by_fingerprint.insert(fp, schema);
     }
 
@@ -128,9 +133,19 @@ impl SchemaRegistry {
     pub fn by_name(&self, full_name: &str) -> Option<(&[u8; 8], &Schema)> {
         self.by_name.get(full_name).map(|(fp, s)| (fp, s))
     }
+
+    /// The JSON of an embedded schema file, by full record name.
+    pub fn json_by_name(&self, full_name: &str) -> Option<&serde_json::Value> {
+        self.json_by_name.get(full_name)
+    }
+
+    /// Full names of every known record.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
 }
 
-fn schema_name(schema: &Schema) -> Option<String> {
+pub(crate) fn record_name(schema: &Schema) -> Option<String> {
     match schema {
         Schema::Record(r) => Some(r.name.fullname(None)),
         _ => None,
@@ -153,6 +168,21 @@ mod tests {
         // 7195948357588979594 (as a Java long), stored little-endian.
         let schema = Schema::parse_str("\"null\"").unwrap();
         assert_eq!(fingerprint(&schema), 7195948357588979594i64.to_le_bytes());
+    }
+
+    #[test]
+    fn old_fingerprints_still_find_their_schema() {
+        let reg = registry();
+        for (file, text) in SCHEMA_FILES {
+            let schema = Schema::parse_str(text).unwrap();
+            let legacy = legacy_fingerprint(&schema);
+            assert_ne!(legacy, fingerprint(&schema), "{file} has a logical type");
+            assert_eq!(
+                reg.by_fingerprint(&legacy).map(record_name),
+                Some(record_name(&schema)),
+                "{file}"
+            );
+        }
     }
 
     #[test]

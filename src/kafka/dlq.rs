@@ -12,7 +12,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{client, KafkaSettings};
-use crate::events::{decode, CodecError, DeadLetter};
+use crate::events::confluent::RegistryError;
+use crate::events::{decode, CodecError, DeadLetter, Decoder};
 
 /// Why a dead-letter command failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,29 @@ pub enum DlqError {
     },
     #[error("dead letter at offset {offset} cannot be decoded: {source}")]
     Decode { offset: i64, source: CodecError },
+    #[error(
+        "dead letter at offset {offset} names a schema id the registry cannot give now: {source}"
+    )]
+    Registry { offset: i64, source: RegistryError },
+}
+
+/// Decode a dead letter in either wire format, asking the registry about an unseen id.
+async fn read_letter(
+    decoder: &Decoder,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) -> Result<DeadLetter, DlqError> {
+    let payload = m.payload().unwrap_or_default();
+    decoder
+        .prepare(payload)
+        .await
+        .map_err(|source| DlqError::Registry {
+            offset: m.offset(),
+            source,
+        })?;
+    decode(payload).map_err(|source| DlqError::Decode {
+        offset: m.offset(),
+        source,
+    })
 }
 
 /// Which dead letters a command applies to.
@@ -67,6 +91,7 @@ pub async fn list(
             .map_err(kafka("assign"))?;
     }
     consumer.assign(&tpl).map_err(kafka("assign"))?;
+    let decoder = Decoder::new(&settings.schema_registry);
     let mut out = Vec::new();
     let mut at_end = 0usize;
     while at_end < partitions.len() && out.len() < limit {
@@ -80,11 +105,7 @@ pub async fn list(
                 })
             }
             Ok(Ok(m)) => {
-                let letter: DeadLetter =
-                    decode(m.payload().unwrap_or_default()).map_err(|source| DlqError::Decode {
-                        offset: m.offset(),
-                        source,
-                    })?;
+                let letter = read_letter(&decoder, &m).await?;
                 if filter.matches(&letter) {
                     out.push(letter);
                 }
@@ -110,6 +131,7 @@ pub async fn replay(
         .create()
         .map_err(kafka("create producer"))?;
     consumer.subscribe(&[&topic]).map_err(kafka("subscribe"))?;
+    let decoder = Decoder::new(&settings.schema_registry);
     let mut replayed = 0usize;
     let mut idle_eofs = 0usize;
     loop {
@@ -131,11 +153,7 @@ pub async fn replay(
             }
             Ok(Ok(m)) => m,
         };
-        let letter: DeadLetter =
-            decode(m.payload().unwrap_or_default()).map_err(|source| DlqError::Decode {
-                offset: m.offset(),
-                source,
-            })?;
+        let letter = read_letter(&decoder, &m).await?;
         if filter.matches(&letter) {
             if !dry_run {
                 let mut headers =

@@ -1,4 +1,5 @@
-//! The event producer: encode, send, and wait for the broker's acknowledgement.
+//! The event producer: encode (in the configured wire format), send, and wait for the
+//! broker's acknowledgement.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tracing::instrument;
 
 use super::encoder::EventEncoder;
 use super::{client, headers, KafkaSettings};
+use crate::events::confluent::RegistryError;
 use crate::events::{CodecError, Event};
 
 /// Where the broker stored an event.
@@ -23,6 +25,8 @@ pub struct Produced {
 pub enum ProduceError {
     #[error("could not encode the event: {0}")]
     Encode(#[from] CodecError),
+    #[error("cannot write in confluent wire format: {0}")]
+    Registry(#[from] RegistryError),
     #[error("the producer queue is full; Kafka is slower than the inflow, retry later")]
     QueueFull,
     #[error("Kafka did not acknowledge within {0:?}; the client should retry")]
@@ -34,9 +38,14 @@ pub enum ProduceError {
 }
 
 impl ProduceError {
-    /// True when a retry can succeed (everything but an encoding bug).
+    /// True when a retry can succeed (everything but an encoding bug or a schema that the
+    /// registry does not hold).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, ProduceError::Encode(_))
+        match self {
+            ProduceError::Encode(e) => matches!(e, CodecError::SchemaIdNotCached { .. }),
+            ProduceError::Registry(e) => e.is_transient(),
+            _ => true,
+        }
     }
 }
 
@@ -49,16 +58,29 @@ pub struct EventProducer {
 }
 
 impl EventProducer {
-    /// Create the producer (the caller should do this off the async runtime's hot path).
+    /// Create the producer (the caller should do this off the async runtime's hot path). Its
+    /// encoder writes `settings.wire_format`; call [`EventProducer::ready`] before serving.
     pub fn new(settings: &KafkaSettings, client_id: &str) -> Result<Self, ProduceError> {
+        let encoder = EventEncoder::new(settings)?;
         let inner: FutureProducer = client::producer(settings, client_id)
             .create()
             .map_err(ProduceError::Create)?;
         Ok(EventProducer {
             inner,
             deadline: settings.produce_deadline,
-            encoder: EventEncoder::new(),
+            encoder,
         })
+    }
+
+    /// The encoder (shared with every encoder of this process and settings).
+    pub fn encoder(&self) -> &EventEncoder {
+        &self.encoder
+    }
+
+    /// Fetch the registry ids this producer writes (confluent mode; a no-op otherwise and
+    /// once cached). Until it succeeds, sends fail fast instead of calling the registry.
+    pub async fn ready(&self) -> Result<(), RegistryError> {
+        self.encoder.ready().await
     }
 
     /// Append one event and wait until Kafka has it (acks=all), or the deadline passes.
@@ -85,6 +107,8 @@ impl EventProducer {
         event: &E,
     ) -> Result<Produced, ProduceError> {
         let span = tracing::Span::current();
+        // Never a registry call here: an id not cached yet fails fast (transient), and
+        // `ready`, retried in the background, fetches it.
         let payload = self.encoder.encode(topic, event)?;
         let produced = self.send_bytes(topic, key, E::NAME, &payload).await?;
         span.record(

@@ -1,10 +1,13 @@
-//! `[kafka]`: brokers, topic naming and the producer's limits.
+//! `[kafka]`: brokers, topic naming, the producer's limits, and the wire format with its
+//! schema registry.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{ensure, InvalidSetting};
+use crate::events::confluent::SchemaRegistrySettings;
+use crate::events::WireFormat;
+use crate::validation::{ensure, is_http_url, InvalidSetting};
 
 /// Kafka connection and topic naming.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +27,11 @@ pub struct KafkaSettings {
     pub producer_queue_max_messages: u32,
     /// Replication factor used by `smsflow topics` when the topology file does not fix one.
     pub replication_factor: Option<i32>,
+    /// How producers frame records: `single_object` (Avro single-object encoding, readable
+    /// with `schemas/` alone) or `confluent` (schema-registry ids). Readers accept both.
+    pub wire_format: WireFormat,
+    /// The Confluent-compatible schema registry (`smsflow schemas`, confluent wire format).
+    pub schema_registry: SchemaRegistrySettings,
 }
 
 impl Default for KafkaSettings {
@@ -35,6 +43,8 @@ impl Default for KafkaSettings {
             linger: Duration::from_millis(2),
             producer_queue_max_messages: 100_000,
             replication_factor: None,
+            wire_format: WireFormat::SingleObject,
+            schema_registry: SchemaRegistrySettings::default(),
         }
     }
 }
@@ -56,6 +66,19 @@ impl KafkaSettings {
             !self.produce_deadline.is_zero() && self.produce_deadline < Duration::from_secs(15),
             "kafka.produce_deadline",
             "must be above 0 and below Twilio's 15 s webhook timeout",
+        )?;
+        let registry = &self.schema_registry;
+        // No registry: Confluent-framed records are then poison for readers.
+        let no_registry = registry.url.is_empty() && self.wire_format == WireFormat::SingleObject;
+        ensure(
+            no_registry || is_http_url(&registry.url),
+            "kafka.schema_registry.url",
+            "must be an absolute http(s) URL such as http://127.0.0.1:8081/apis/ccompat/v7 (empty only with kafka.wire_format = single_object)",
+        )?;
+        ensure(
+            !registry.timeout.is_zero(),
+            "kafka.schema_registry.timeout",
+            "must be above 0",
         )
     }
 }

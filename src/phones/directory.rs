@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::PhoneSettings;
 use crate::events::{PhoneEvent, PhoneState};
-use crate::kafka::consume::{Consumer, Inbound};
+use crate::kafka::consume::{Consumer, Inbound, SchemaWait};
 use crate::kafka::KafkaSettings;
 use crate::projector::phones::PhoneReads;
 use crate::store::{SharedSession, StoreError};
@@ -129,7 +129,13 @@ impl PhoneDirectory {
                 // Changes must reach every instance within a second; the default waits 500 ms.
                 .set("fetch.wait.max.ms", "50");
         })
-        .await?;
+        .await?
+        // A record whose registry id cannot be resolved now is not waited for: decoding it
+        // fails below and its entry is dropped, so lookups read the projection meanwhile.
+        .with_schema_wait(SchemaWait::Attempts(
+            1,
+            crate::backoff::Backoff::new(Duration::ZERO, Duration::ZERO),
+        ));
         let partitions = consumer.assign_all(&topic, Offset::End)?;
         tracing::info!(%topic, partitions, "phone cache following registry changes");
         loop {

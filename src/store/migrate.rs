@@ -2,8 +2,10 @@
 //! when a file that was already applied has changed.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use scylla::client::session::Session;
+use scylla::statement::unprepared::Statement;
 use sha2::{Digest, Sha256};
 
 use super::session::CqlSettings;
@@ -119,19 +121,19 @@ pub async fn run(settings: &CqlSettings, dir: &Path) -> Result<MigrateReport, Mi
     let ks = &settings.keyspace;
     session
         .query_unpaged(
-            format!(
+            ddl(format!(
                 "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
                 settings.replication
-            ),
+            )),
             (),
         )
         .await
         .map_err(StoreError::execute("create keyspace"))?;
     session
         .query_unpaged(
-            format!(
+            ddl(format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, name text, checksum text, applied_at timestamp)"
-            ),
+            )),
             (),
         )
         .await
@@ -166,7 +168,7 @@ pub async fn run(settings: &CqlSettings, dir: &Path) -> Result<MigrateReport, Mi
         }
         for stmt in &m.statements {
             session
-                .query_unpaged(stmt.as_str(), ())
+                .query_unpaged(ddl(stmt.as_str()), ())
                 .await
                 .map_err(StoreError::execute("apply migration statement"))?;
             agree(&session).await;
@@ -197,6 +199,18 @@ async fn applied_checksums(session: &Session) -> Result<Vec<(i32, String)>, Stor
         .collect::<Result<Vec<_>, _>>()
         .map_err(StoreError::rows("read schema_migrations"))?;
     Ok(out)
+}
+
+/// How long one schema statement may take. A schema change waits for every node's schema
+/// lock and a flush, and on a busy cluster (or a loaded two-core box) it outlasts the request
+/// timeout meant for reads and writes.
+const DDL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A schema statement with the schema timeout.
+fn ddl(text: impl Into<String>) -> Statement {
+    let mut st = Statement::new(text.into());
+    st.set_request_timeout(Some(DDL_TIMEOUT));
+    st
 }
 
 async fn agree(session: &Session) {

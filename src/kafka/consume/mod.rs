@@ -4,7 +4,9 @@
 //! - [`Consumer`]: client creation off the async workers, subscription or assignment, one
 //!   record or a lingering batch at a time, consumer errors logged and retried by librdkafka;
 //! - [`Record`]: an owned record with its `event-type` and trace context;
-//! - [`Inbound`]: typed decoding, so consumers name the events they read;
+//! - [`Inbound`]: typed decoding, so consumers name the events they read; a record's writer
+//!   schema is learned from the registry as it is received ([`SchemaWait`]), in either wire
+//!   format;
 //! - [`Ordered`]: per-key order with bounded concurrency;
 //! - [`PartitionOffsets`]: per-partition progress when records finish out of order;
 //! - [`process_span`]: the messaging span of one record;
@@ -15,8 +17,10 @@ pub mod inbound;
 mod offsets;
 mod ordered;
 mod record;
+mod schemas;
 mod span;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
@@ -28,9 +32,12 @@ pub use inbound::Inbound;
 pub use offsets::PartitionOffsets;
 pub use ordered::Ordered;
 pub use record::Record;
+pub use schemas::SchemaWait;
 pub use span::process_span;
 
 use super::{client, KafkaSettings};
+use crate::events::Decoder;
+use schemas::Held;
 
 /// How often librdkafka reports statistics (consumer lag among them).
 const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -40,6 +47,11 @@ const STATISTICS_INTERVAL_MS: &str = "5000";
 pub struct Consumer {
     inner: StreamConsumer<ConsumeContext>,
     group: String,
+    decoder: Decoder,
+    schema_wait: SchemaWait,
+    /// A record received but not yet handed on (its schema was being learned when the
+    /// caller stopped waiting); the next receive returns it.
+    held: Mutex<Option<Record>>,
 }
 
 impl Consumer {
@@ -63,7 +75,17 @@ impl Consumer {
         Ok(Consumer {
             inner,
             group: group.to_owned(),
+            decoder: Decoder::new(&kafka.schema_registry),
+            schema_wait: SchemaWait::default(),
+            held: Mutex::new(None),
         })
+    }
+
+    /// How long to wait for the schema registry when a record names an unknown id
+    /// (default: until it answers).
+    pub fn with_schema_wait(mut self, wait: SchemaWait) -> Consumer {
+        self.schema_wait = wait;
+        self
     }
 
     /// The consumer group.
@@ -111,16 +133,32 @@ impl Consumer {
         Ok(tpl)
     }
 
-    /// The next record. A consumer error (a broker away, a rebalance in progress) is logged
-    /// and yields `None`; librdkafka retries by itself.
+    /// The next record, its writer schema known (see [`SchemaWait`]). A consumer error (a
+    /// broker away, a rebalance in progress) is logged and yields `None`; librdkafka retries
+    /// by itself. Cancel safe: a record is never lost by dropping this future.
     pub async fn recv(&self) -> Option<Record> {
-        match self.inner.recv().await {
-            Ok(m) => Some(Record::of(&m)),
-            Err(e) => {
-                tracing::warn!(group = %self.group, error = %e, "Kafka consumer error; librdkafka retries");
-                None
-            }
+        // A held record of a partition taken away meanwhile belongs to its new owner now.
+        let record = match Held::take(&self.held).filter(|r| self.still_assigned(r)) {
+            Some(r) => r,
+            None => match self.inner.recv().await {
+                Ok(m) => Record::of(&m),
+                Err(e) => {
+                    tracing::warn!(group = %self.group, error = %e, "Kafka consumer error; librdkafka retries");
+                    return None;
+                }
+            },
+        };
+        let held = Held::new(&self.held, record);
+        if let Some(r) = held.record() {
+            schemas::resolve(&self.decoder, self.schema_wait, &self.group, r).await;
         }
+        held.release()
+    }
+
+    fn still_assigned(&self, r: &Record) -> bool {
+        self.inner.assignment().map_or(true, |tpl| {
+            tpl.find_partition(&r.topic, r.partition).is_some()
+        })
     }
 
     /// Wait for one record, then take what else arrives within `linger`, up to `cap`.

@@ -317,8 +317,11 @@ mod tests {
     }
 
     async fn run(s: &TestStage, records: &[Record]) -> Vec<Outcome> {
-        let (settings, kafka, encoder) =
-            (settings(), KafkaSettings::default(), EventEncoder::new());
+        let (settings, kafka, encoder) = (
+            settings(),
+            KafkaSettings::default(),
+            EventEncoder::single_object(),
+        );
         let h = Handling {
             settings: &settings,
             kafka: &kafka,

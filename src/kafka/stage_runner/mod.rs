@@ -25,9 +25,10 @@ pub use contract::{Input, Output, Stage, StageError};
 pub use handling::{handle_record, Encoded, Outcome};
 pub use settings::StageSettings;
 
-use super::consume::Consumer;
+use super::consume::{Consumer, SchemaWait};
 use super::encoder::EventEncoder;
 use super::{client, KafkaSettings};
+use crate::events::confluent::RegistryError;
 use handling::Handling;
 use transaction::Transaction;
 
@@ -45,6 +46,11 @@ pub enum RunnerError {
     Fatal {
         stage: &'static str,
         source: KafkaError,
+    },
+    #[error("the {stage} stage cannot use the schema registry: {source}")]
+    Registry {
+        stage: &'static str,
+        source: RegistryError,
     },
 }
 
@@ -64,6 +70,15 @@ pub async fn run_stage<S: Stage>(
         stage: S::NAME,
         source,
     };
+    // Outputs are encoded in the configured wire format; in confluent mode the stage waits
+    // (without consuming) until its outputs' registry ids are cached.
+    let encoder = EventEncoder::new(&kafka).map_err(|source| RunnerError::Registry {
+        stage: S::NAME,
+        source,
+    })?;
+    if !encoder.wait_ready(S::NAME, &shutdown).await {
+        return Ok(());
+    }
     let group = group_of::<S>(&kafka);
     let instance = settings
         .instance_id
@@ -79,7 +94,13 @@ pub async fn run_stage<S: Stage>(
         cfg.set("group.instance.id", &member);
     })
     .await
-    .map_err(create)?;
+    .map_err(create)?
+    // An input naming a registry id the registry cannot give now is retried like a transient
+    // failure, then dead-lettered, so the partition keeps moving (`dlq replay` later).
+    .with_schema_wait(SchemaWait::Attempts(
+        settings.max_attempts,
+        settings.backoff(),
+    ));
     let producer = transactional_producer(&kafka, &settings, &client_id, &transactional_id)
         .await
         .map_err(create)?;
@@ -87,7 +108,6 @@ pub async fn run_stage<S: Stage>(
     consumer.subscribe(&inputs).map_err(create)?;
     tracing::info!(stage = S::NAME, %group, ?inputs, "stage started");
 
-    let encoder = EventEncoder::new();
     let handling = Handling {
         settings: &settings,
         kafka: &kafka,
