@@ -5,7 +5,7 @@
 //! whole cause chain, when the response is made, and never sent to the client (no CQL or
 //! Kafka error text leaves the server).
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -74,6 +74,53 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+
+    /// 500: a bug on our side; `message` goes to the log, the client gets no detail.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        let cause: Cause = message.into().into();
+        ApiError {
+            cause: Some(cause),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed to handle the request; this is a bug, please report it",
+            )
+        }
+    }
+}
+
+/// The answer to a path no route serves (on every listener: users, operators and Twilio get
+/// the same shape).
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no route for {method} {}; the API is described at /v1/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+/// The answer to a method a route does not take; axum adds the `Allow` header.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}; the `Allow` header lists what it takes",
+            uri.path()
+        ),
+    )
+}
+
+/// The answer to a request that outlived `http.request_timeout`.
+pub fn request_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request was not answered within http.request_timeout; retry",
+    )
 }
 
 /// The body of every API error response.
@@ -85,9 +132,10 @@ pub struct ErrorBody {
 /// What failed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`,
-    /// `invalid_request`, `unavailable`, `phone_taken`, `wrong_code`, `code_exhausted`,
-    /// `no_pending_code`.
+    /// Stable and machine-readable: `invalid_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `no_route`, `method_not_allowed`, `request_timeout`, `payload_too_large`,
+    /// `unsupported_media_type`, `unavailable`, `internal`, `phone_taken`, `wrong_code`,
+    /// `code_exhausted`, `no_pending_code`.
     #[schema(example = "not_found")]
     pub code: &'static str,
     /// For people: what failed and what to do about it.
@@ -153,13 +201,6 @@ impl std::fmt::Display for ErrorChain<'_> {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
         ApiError::dependency("the read model", e)
-    }
-}
-
-/// Turn a JSON body rejection into the API's error shape.
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    fn from(r: axum::extract::rejection::JsonRejection) -> ApiError {
-        ApiError::invalid(r.body_text())
     }
 }
 

@@ -4,16 +4,18 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 
 use super::tasks::Tasks;
 use super::{AppError, Clients};
 use crate::api::auth::Authenticator;
-use crate::api::{admin, health};
+use crate::api::{admin, error, health};
 use crate::http::HttpSettings;
 
 /// `/healthz`, `/readyz`, `/metrics` and `/v1/admin/...`.
@@ -41,10 +43,20 @@ pub(super) async fn serve(
     router: Router,
     tasks: &mut Tasks,
 ) -> Result<Option<SocketAddr>, AppError> {
-    let router = router.layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        settings.request_timeout,
-    ));
+    // Every answer of the listener is in the API's error shape: an unknown path, a method a
+    // route does not take, and a request that outlived `http.request_timeout`.
+    let timeout = settings.request_timeout;
+    let router = router
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => error::request_timeout().into_response(),
+                }
+            },
+        ));
     let listener = TcpListener::bind(settings.addr)
         .await
         .map_err(|source| AppError::Bind {
