@@ -541,9 +541,10 @@ mod tests {
         }
         assert_eq!(schemas["E164"]["pattern"], crate::api::params::E164_PATTERN);
         assert_eq!(schemas["E164"]["format"], "e164");
+        assert_eq!(schemas["PageToken"]["format"], "page-token");
         assert_eq!(
-            schemas["PageToken"]["pattern"],
-            crate::api::params::PAGE_TOKEN_PATTERN
+            schemas["PageToken"]["maxLength"],
+            crate::api::params::PAGE_TOKEN_MAX
         );
         assert_eq!(
             schemas["VerificationCode"]["pattern"],
