@@ -82,8 +82,14 @@ async fn seeded() -> Seeded {
     // Two messages: the review cases of an earlier phase leave pending items for the stateful
     // phase's links to follow.
     for (n, body) in [
-        (18, "call Dana Reyes at 510-555-0142 tomorrow 3pm, dana@example.com #lead"),
-        (19, "met Sam Ortiz at https://expo.example.org, sam@example.org, Friday 10am #follow"),
+        (
+            18,
+            "call Dana Reyes at 510-555-0142 tomorrow 3pm, dana@example.com #lead",
+        ),
+        (
+            19,
+            "met Sam Ortiz at https://expo.example.org, sam@example.org, Friday 10am #follow",
+        ),
     ] {
         let mut params = sms_params(n);
         for (k, v) in params.iter_mut() {
@@ -95,21 +101,25 @@ async fn seeded() -> Seeded {
         }
         let sid = as_map(&params)["MessageSid"].clone();
         assert_eq!(post_signed_retrying_503(&http, &base, &params).await, 200);
-        wait_for("the message to be enriched and projected", Duration::from_secs(90), || {
-            let (http, base, me, sid) = (http.clone(), base.clone(), me.clone(), sid.clone());
-            async move {
-                let m: Value = http
-                    .get(format!("{base}/v1/messages/{sid}"))
-                    .bearer_auth(&me)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                (m["done"] == true && m["items"].as_array()?.len() >= 3).then_some(())
-            }
-        })
+        wait_for(
+            "the message to be enriched and projected",
+            Duration::from_secs(90),
+            || {
+                let (http, base, me, sid) = (http.clone(), base.clone(), me.clone(), sid.clone());
+                async move {
+                    let m: Value = http
+                        .get(format!("{base}/v1/messages/{sid}"))
+                        .bearer_auth(&me)
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
+                    (m["done"] == true && m["items"].as_array()?.len() >= 3).then_some(())
+                }
+            },
+        )
         .await;
     }
 
@@ -190,7 +200,10 @@ async fn schemathesis(
     let report = s.dir.path().join(format!("st-{label}.json"));
     let args: Vec<String> = [
         "--config-file".into(),
-        openapi_dir().join("schemathesis.toml").display().to_string(),
+        openapi_dir()
+            .join("schemathesis.toml")
+            .display()
+            .to_string(),
         "run".into(),
         s.doc_path.display().to_string(),
         "--url".into(),
@@ -219,7 +232,13 @@ async fn schemathesis(
     // The command, without the token, so a failure can be reproduced.
     let shown: Vec<&str> = args
         .iter()
-        .map(|a| if a.contains(token) { "Authorization: Bearer $TOKEN" } else { a })
+        .map(|a| {
+            if a.contains(token) {
+                "Authorization: Bearer $TOKEN"
+            } else {
+                a
+            }
+        })
         .collect();
     println!(
         "schemathesis ({label} token, seed {seed}): SCHEMATHESIS_HOOKS={} SMSFLOW_PAGE_TOKENS=... {}/st {}",
@@ -243,7 +262,10 @@ async fn schemathesis(
     );
     // The closing summary: "Test cases:" then "  1040 generated, 1040 passed" or
     // "  1040 generated, 1 found 1 unique failure, 14 skipped".
-    let numbers = regex::Regex::new(r"(?m)^Test cases:\s*\n\s*(\d+) generated(?:, (\d+) found (\d+) unique failures?)?").unwrap();
+    let numbers = regex::Regex::new(
+        r"(?m)^Test cases:\s*\n\s*(\d+) generated(?:, (\d+) found (\d+) unique failures?)?",
+    )
+    .unwrap();
     let found = numbers.captures(&output);
     let number = |i: usize| {
         found
@@ -291,7 +313,11 @@ async fn third_party_tools_find_the_served_document_valid_and_true_to_the_server
     // The user's token on the user's routes; the admin's (the same user, with the admin role)
     // on every route, the admin ones included.
     let runs = [
-        ("user", jwt(USER, false), &["--exclude-path-regex", "^/v1/admin/"][..]),
+        (
+            "user",
+            jwt(USER, false),
+            &["--exclude-path-regex", "^/v1/admin/"][..],
+        ),
         ("admin", jwt(USER, true), &[][..]),
     ];
     for (label, token, extra) in runs {

@@ -4,9 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -43,20 +40,8 @@ pub(super) async fn serve(
     router: Router,
     tasks: &mut Tasks,
 ) -> Result<Option<SocketAddr>, AppError> {
-    // Every answer of the listener is in the API's error shape: an unknown path, a method a
-    // route does not take, and a request that outlived `http.request_timeout`.
-    let timeout = settings.request_timeout;
-    let router = router
-        .fallback(error::no_route)
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(middleware::from_fn(
-            move |req: Request, next: Next| async move {
-                match tokio::time::timeout(timeout, next.run(req)).await {
-                    Ok(resp) => resp,
-                    Err(_) => error::request_timeout().into_response(),
-                }
-            },
-        ));
+    // Every answer of the listener in the API's error shape, timeouts included.
+    let router = error::in_error_shape(router, settings.request_timeout);
     let listener = TcpListener::bind(settings.addr)
         .await
         .map_err(|source| AppError::Bind {
