@@ -1,8 +1,10 @@
 //! The OpenAPI 3.1 document of the HTTP API, built from the handlers' `#[utoipa::path]`
 //! attributes and the `ToSchema` types, served unauthenticated at `GET /v1/openapi.json`.
 //!
-//! The integration test `tests/openapi.rs` checks real responses against the schemas, and
-//! the unit test here checks that every route the router code mounts is in the document.
+//! The integration test `tests/openapi.rs` checks real responses against the schemas,
+//! `tests/api_contract.rs` runs openapi-spec-validator, schemathesis and a generated client
+//! against a running instance, and the unit tests here check that every route the router code
+//! mounts is in the document, with unique operation ids, links and the shared error answers.
 
 use axum::http::header;
 use axum::response::IntoResponse;
