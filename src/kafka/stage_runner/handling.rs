@@ -2,6 +2,16 @@
 //! run in order and different keys run concurrently (bounded, [`Ordered`]), transient failures
 //! retry by the backoff, outputs are encoded, and whatever cannot succeed becomes a dead
 //! letter.
+//!
+//! A panic inside a stage's handler is caught here and treated as poison: the input is
+//! dead-lettered at once (not retried: the same input would panic again) and the runner, its
+//! batch and its process carry on, so a bad input cannot make a stage crash-loop. What a panic
+//! may leave behind is whatever the handler did before it (an object stored, a Redis claim
+//! taken): the same as a crash at that point, which every stage already tolerates because its
+//! side effects are keyed by the input. A `std::sync::Mutex` the handler held while panicking
+//! stays poisoned for the life of the process; stages keep no such lock across a fallible call.
+
+use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use tracing::Instrument;
@@ -9,8 +19,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::contract::{Input, Output, Stage, StageError};
 use super::settings::StageSettings;
-use crate::events::{DeadLetter, DeadLetterHeader};
-use crate::kafka::consume::{process_span, Inbound, Ordered, Record};
+use crate::kafka::consume::{
+    dead_letter, panic_message, process_span, GiveUp, Inbound, Ordered, Record,
+};
 use crate::kafka::encoder::EventEncoder;
 use crate::kafka::KafkaSettings;
 
@@ -130,8 +141,7 @@ async fn decode_and_attempt<S: Stage>(stage: &S, h: &Handling<'_>, record: &Reco
     loop {
         attempt += 1;
         let started = std::time::Instant::now();
-        let result = stage
-            .handle(&input)
+        let result = caught(stage, &input)
             .await
             .and_then(|outputs| encode_all(h, &outputs));
         crate::metrics::stage_latency(S::NAME, started.elapsed());
@@ -144,6 +154,22 @@ async fn decode_and_attempt<S: Stage>(stage: &S, h: &Handling<'_>, record: &Reco
                 tokio::time::sleep(delay).await;
             }
             Err(e) => return give_up::<S>(h, record, &e, attempt),
+        }
+    }
+}
+
+/// The stage's result for `input`, with a panic turned into poison (see the module doc).
+async fn caught<S: Stage>(stage: &S, input: &Input<S::Event>) -> Result<Vec<Output>, StageError> {
+    // Unwind safety: the runner shares nothing with the handler but `&S` and `&input`; a stage
+    // whose own state a panic could leave half-changed is the stage's to guard (see above).
+    match AssertUnwindSafe(stage.handle(input)).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            crate::metrics::stage_panic(S::NAME);
+            Err(StageError::Poison(format!(
+                "the stage panicked: {}",
+                panic_message(payload.as_ref())
+            )))
         }
     }
 }
@@ -183,37 +209,25 @@ fn give_up<S: Stage>(
         error = %error,
         "giving up on input; dead-lettering it"
     );
-    dead_letter(h, S::NAME, record, error, attempts)
+    letter_for(h, S::NAME, record, error, attempts)
 }
 
-fn dead_letter(
+fn letter_for(
     h: &Handling<'_>,
     stage: &'static str,
     record: &Record,
     error: &StageError,
     attempts: u32,
 ) -> Outcome {
-    let letter = DeadLetter {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        failed_at: crate::clock::now_micros(),
-        stage: stage.to_owned(),
-        error_kind: error.kind().to_owned(),
-        error: error.to_string(),
-        attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
-        source_topic: record.topic.clone(),
-        source_partition: record.partition,
-        source_offset: record.offset,
-        original_key: record.key.clone(),
-        original_value: record.payload.clone(),
-        original_headers: record
-            .headers
-            .iter()
-            .map(|(k, v)| DeadLetterHeader {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
-    };
+    let letter = dead_letter(
+        record,
+        GiveUp {
+            consumer: stage,
+            kind: error.kind(),
+            error: &error.to_string(),
+            attempts,
+        },
+    );
     let out = Output::new(crate::topics::DEADLETTER, record.key_str(), letter);
     match encode_all(h, std::slice::from_ref(&out)) {
         Ok(mut encoded) if encoded.len() == 1 => Outcome::Dead(encoded.remove(0)),
@@ -228,7 +242,7 @@ fn dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{decode, encode, ItemReviewed};
+    use crate::events::{decode, encode, DeadLetter, ItemReviewed};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
@@ -304,6 +318,7 @@ mod tests {
                 "flaky" if n < 2 => Err(StageError::Transient("503".into())),
                 "down" => Err(StageError::Transient("503".into())),
                 "broken" => Err(StageError::Permanent("refused".into())),
+                "boom" => panic!("handler bug on offset {}", input.offset),
                 _ => Ok(vec![Output::new("out", "k", input.event.clone())]),
             }
         }
@@ -414,6 +429,29 @@ mod tests {
             1,
             "permanent is not retried"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_dead_letters_its_input_as_poison_and_the_batch_goes_on() {
+        let s = stage();
+        let records = vec![
+            input(0, "a", "boom"),
+            input(1, "a", "x"),
+            input(2, "b", "y"),
+        ];
+        let out = run(&s, &records).await;
+        let l = letter(&out[0]);
+        assert_eq!(l.error_kind, "poison");
+        assert_eq!(l.attempts, 1, "a panic is not retried");
+        assert!(
+            l.error
+                .contains("the stage panicked: handler bug on offset 0"),
+            "{}",
+            l.error
+        );
+        assert!(matches!(&out[1], Outcome::Outputs(o) if o.len() == 1));
+        assert!(matches!(&out[2], Outcome::Outputs(o) if o.len() == 1));
+        assert_eq!(s.calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

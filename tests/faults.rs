@@ -1,0 +1,150 @@
+//! Fault scenarios of issue 13 §2 that need no frozen shared service, each counting messages
+//! exactly against the real Kafka, Cassandra and Redis (an isolated topic prefix and keyspace
+//! per test):
+//!
+//! - a stage handler that panics: its input is dead-lettered, the stage keeps going;
+//! - an undecodable event at the projector: dead-lettered, its partition moves on;
+//! - a number verified while no ingress ran: accepted as soon as its link is in the registry,
+//!   and a cached miss does not outlive the link reaching the projection;
+//! - a batch slower than `max.poll.interval.ms` (an input that trickles a byte every 2 s):
+//!   the slow inputs are dead-lettered and later offsets move on;
+//! - one MessageSid ingested twice: its items are listed once and a review made between the
+//!   copies stays, also when the copies fall in different hour buckets.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use common::*;
+use smsflow::app::Role;
+use smsflow::config::Settings;
+use smsflow::events::{decode, DeadLetter, ItemReviewed, ItemsProposed, MessageReceived};
+use smsflow::ingress::SenderPolicy;
+use smsflow::kafka::projection_runner::{run_projection, Target};
+use smsflow::kafka::stage_runner::run_stage;
+use smsflow::stages::{Input, Output, Stage, StageError};
+
+/// The number `n` of a test message (`sms_params(n)`'s MessageSid is `SM{n:032x}`).
+fn sid_number(sid: &str) -> usize {
+    usize::from_str_radix(&sid[2..], 16).unwrap()
+}
+
+fn echo(ev: &MessageReceived) -> Vec<Output> {
+    vec![Output::new(
+        smsflow::topics::ENRICHMENTS,
+        ev.partition_key().to_owned(),
+        ev.clone(),
+    )]
+}
+
+/// The dead letters on the test's dead-letter topic.
+async fn dead_letters(env: &TestEnv) -> Vec<DeadLetter> {
+    read_committed_to_end(env, &env.topic(smsflow::topics::DEADLETTER))
+        .await
+        .iter()
+        .map(|b| decode::<DeadLetter>(b).unwrap())
+        .collect()
+}
+
+/// How many outputs (echoed messages) each MessageSid has.
+async fn outputs_per_sid(env: &TestEnv) -> HashMap<String, usize> {
+    let mut per_sid = HashMap::new();
+    for b in read_committed_to_end(env, &env.topic(smsflow::topics::ENRICHMENTS)).await {
+        let ev: MessageReceived = decode(&b).unwrap();
+        *per_sid.entry(ev.message_sid).or_default() += 1;
+    }
+    per_sid
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. A panic inside a stage handler
+
+/// Echoes messages; message numbers 7, 27, 47, ... hit a bug that panics.
+struct Panicky;
+
+impl Stage for Panicky {
+    const NAME: &'static str = "panicky";
+    type Event = MessageReceived;
+
+    fn inputs(&self) -> Vec<&'static str> {
+        vec![smsflow::topics::MESSAGES]
+    }
+
+    async fn handle(&self, input: &Input<MessageReceived>) -> Result<Vec<Output>, StageError> {
+        let n = sid_number(&input.event.message_sid);
+        if n % 20 == 7 {
+            panic!("handler bug: message {n} has a shape the code never expected");
+        }
+        Ok(echo(&input.event))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_dead_letters_its_input_and_the_stage_keeps_going() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings.clone();
+    settings.stages.instance_id = Some("panicky-0".into());
+    settings.stages.batch_max = 50;
+    let input_topic = env.topic(smsflow::topics::MESSAGES);
+    let group = format!("{}smsflow-panicky", settings.kafka.topic_prefix);
+    let producer = env.fixture_producer();
+    produce_messages(&producer, &input_topic, 0..200).await;
+
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_stage(
+        settings.kafka.clone(),
+        settings.stages.clone(),
+        Arc::new(Panicky),
+        shutdown.clone(),
+    ));
+    wait_for_zero_lag(&env, &group, &input_topic).await;
+    assert!(
+        !task.is_finished(),
+        "the runner survives its handler's panics"
+    );
+
+    // More input after the panics: the same runner handles it.
+    produce_messages(&producer, &input_topic, 200..240).await;
+    wait_for_zero_lag(&env, &group, &input_topic).await;
+
+    let panicking: BTreeSet<usize> = (0..240).filter(|n| n % 20 == 7).collect();
+    let per_sid = outputs_per_sid(&env).await;
+    assert_eq!(
+        per_sid.len(),
+        240 - panicking.len(),
+        "one output per good input"
+    );
+    assert!(per_sid.values().all(|c| *c == 1), "no output twice");
+    assert!(per_sid.keys().all(|s| !panicking.contains(&sid_number(s))));
+
+    let letters = dead_letters(&env).await;
+    assert_eq!(letters.len(), panicking.len(), "one dead letter per panic");
+    let mut lettered = BTreeSet::new();
+    for l in &letters {
+        assert_eq!(l.stage, "panicky");
+        assert_eq!(l.error_kind, "poison");
+        assert_eq!(l.attempts, 1, "a panic is not retried");
+        assert!(
+            l.error.contains("the stage panicked: handler bug: message"),
+            "{}",
+            l.error
+        );
+        let original: MessageReceived = decode(l.original_value.as_deref().unwrap()).unwrap();
+        lettered.insert(sid_number(&original.message_sid));
+    }
+    assert_eq!(lettered, panicking);
+
+    shutdown.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops in time")
+        .expect("the runner task did not panic");
+    assert!(result.is_ok(), "{result:?}");
+}
+
