@@ -14,6 +14,7 @@
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -51,13 +52,17 @@ pub(super) struct Handling<'a> {
     pub group: &'a str,
 }
 
-/// Handle every record; the result is in record order, each with the trace context that its
-/// outputs should carry.
+/// Handle every record until `deadline`; the result is in record order, each with the trace
+/// context its outputs should carry, `None` for an input not finished by then. On
+/// `shutdown`, inputs not started yet are not started; those running finish (each bounded by
+/// `stages.input_timeout`).
 pub(super) async fn handle_all<S: Stage>(
     stage: &S,
     h: &Handling<'_>,
     records: &[Record],
-) -> Vec<(Outcome, opentelemetry::Context)> {
+    deadline: tokio::time::Instant,
+    shutdown: &CancellationToken,
+) -> Vec<Option<(Outcome, opentelemetry::Context)>> {
     // Inputs sharing topic, partition and key are handled in order.
     let mut ordered = Ordered::new(h.settings.max_in_flight, |i: usize| {
         handle_one(stage, h, &records[i])
@@ -69,13 +74,28 @@ pub(super) async fn handle_all<S: Stage>(
     }
     let mut results: Vec<Option<(Outcome, opentelemetry::Context)>> =
         (0..records.len()).map(|_| None).collect();
-    while let Some((i, r)) = ordered.next().await {
-        results[i] = Some(r);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            next = ordered.next() => match next {
+                Some((i, r)) => results[i] = Some(r),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(
+                    stage = S::NAME,
+                    unfinished = ordered.len(),
+                    "batch over stages.batch_timeout: committing what finished, the rest is read again"
+                );
+                break;
+            }
+            _ = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                ordered.drop_waiting();
+            }
+        }
     }
     results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| (Outcome::Outputs(Vec::new()), opentelemetry::Context::new())))
-        .collect()
 }
 
 async fn handle_one<S: Stage>(
@@ -136,12 +156,36 @@ async fn decode_and_attempt<S: Stage>(stage: &S, h: &Handling<'_>, record: &Reco
         Ok(None) => return Outcome::Outputs(Vec::new()),
         Err(e) => return give_up::<S>(h, record, &e, 1),
     };
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let limit = h.settings.input_timeout;
+    match tokio::time::timeout(limit, attempt_all(stage, h, record, &input, &attempts)).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            // The attempt in progress is dropped: like a crash at that point, which the
+            // stage's keyed side effects tolerate.
+            crate::metrics::stage_timeout(S::NAME);
+            let error = StageError::TimedOut(limit);
+            let attempts = attempts.load(std::sync::atomic::Ordering::Relaxed);
+            give_up::<S>(h, record, &error, attempts)
+        }
+    }
+}
+
+/// Attempt `input` until it succeeds, fails for good, or its transient failures are spent.
+async fn attempt_all<S: Stage>(
+    stage: &S,
+    h: &Handling<'_>,
+    record: &Record,
+    input: &Input<S::Event>,
+    attempts: &std::sync::atomic::AtomicU32,
+) -> Outcome {
     let backoff = h.settings.backoff();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        attempts.store(attempt, std::sync::atomic::Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let result = caught(stage, &input)
+        let result = caught(stage, input)
             .await
             .and_then(|outputs| encode_all(h, &outputs));
         crate::metrics::stage_latency(S::NAME, started.elapsed());
@@ -257,6 +301,9 @@ mod tests {
             backoff_initial: Duration::from_millis(1),
             backoff_max: Duration::from_millis(4),
             transaction_timeout: Duration::from_secs(10),
+            input_timeout: Duration::from_secs(5),
+            batch_timeout: Duration::from_secs(8),
+            max_poll_interval: Duration::from_secs(30),
         }
     }
 
@@ -319,6 +366,7 @@ mod tests {
                 "down" => Err(StageError::Transient("503".into())),
                 "broken" => Err(StageError::Permanent("refused".into())),
                 "boom" => panic!("handler bug on offset {}", input.offset),
+                "hang" => std::future::pending().await,
                 _ => Ok(vec![Output::new("out", "k", input.event.clone())]),
             }
         }
@@ -332,6 +380,18 @@ mod tests {
     }
 
     async fn run(s: &TestStage, records: &[Record]) -> Vec<Outcome> {
+        run_until(s, records, Duration::from_secs(3600))
+            .await
+            .into_iter()
+            .map(|o| o.expect("every input finishes"))
+            .collect()
+    }
+
+    async fn run_until(
+        s: &TestStage,
+        records: &[Record],
+        batch_time: Duration,
+    ) -> Vec<Option<Outcome>> {
         let (settings, kafka, encoder) = (
             settings(),
             KafkaSettings::default(),
@@ -343,10 +403,11 @@ mod tests {
             encoder: &encoder,
             group: "g",
         };
-        handle_all(s, &h, records)
+        let deadline = tokio::time::Instant::now() + batch_time;
+        handle_all(s, &h, records, deadline, &CancellationToken::new())
             .await
             .into_iter()
-            .map(|(o, _)| o)
+            .map(|o| o.map(|(o, _)| o))
             .collect()
     }
 
@@ -452,6 +513,40 @@ mod tests {
         assert!(matches!(&out[1], Outcome::Outputs(o) if o.len() == 1));
         assert!(matches!(&out[2], Outcome::Outputs(o) if o.len() == 1));
         assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_input_over_its_time_is_dead_lettered_as_timed_out_and_its_key_moves_on() {
+        let s = stage();
+        let records = vec![
+            input(0, "a", "hang"),
+            input(1, "a", "x"),
+            input(2, "b", "y"),
+        ];
+        let out = run(&s, &records).await;
+        let l = letter(&out[0]);
+        assert_eq!(l.error_kind, "timed_out");
+        assert_eq!(l.attempts, 1);
+        assert!(l.error.contains("stages.input_timeout"), "{}", l.error);
+        assert!(matches!(&out[1], Outcome::Outputs(o) if o.len() == 1));
+        assert!(matches!(&out[2], Outcome::Outputs(o) if o.len() == 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_over_its_time_returns_what_finished_and_leaves_the_rest() {
+        let s = stage();
+        // Key a: two hanging inputs in a row (5 s each at most), then one more; key b is quick.
+        let records = vec![
+            input(0, "a", "hang"),
+            input(1, "a", "hang"),
+            input(2, "a", "x"),
+            input(3, "b", "y"),
+        ];
+        let out = run_until(&s, &records, Duration::from_secs(8)).await;
+        assert_eq!(letter(out[0].as_ref().unwrap()).error_kind, "timed_out");
+        assert!(out[1].is_none(), "cut off at the batch deadline");
+        assert!(out[2].is_none(), "never started");
+        assert!(matches!(&out[3], Some(Outcome::Outputs(o)) if o.len() == 1));
     }
 
     #[tokio::test]
