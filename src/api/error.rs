@@ -87,7 +87,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`,
     /// `invalid_request`, `unavailable`, `phone_taken`, `wrong_code`, `code_exhausted`,
-    /// `no_pending_code`.
+    /// `too_many_codes`, `no_pending_code`.
     #[schema(example = "not_found")]
     pub code: &'static str,
     /// For people: what failed and what to do about it.

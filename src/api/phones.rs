@@ -5,6 +5,7 @@
 //! applied it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -103,22 +104,23 @@ pub(crate) struct PhoneView {
         (status = 202, description = "Linked; a code went out to the number", body = Linked),
         (status = 400, description = "Not a phone number, or a malformed body", body = ErrorBody),
         (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 409, description = "`phone_taken`: linked to another account", body = ErrorBody),
+        (status = 409, description = "`phone_taken`: linked to another account (an unverified link expires after `phones.unverified_link_ttl`)", body = ErrorBody),
+        (status = 429, description = "`too_many_codes`: a code limit (per number, per account, resend interval) or the number's wrong guesses are used up; `Retry-After` says when to try again", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     ))]
 async fn link(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
     body: Result<Json<LinkBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PhoneError> {
     let Json(body) = body?;
-    let phone = normalize(&body.phone).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let phone = normalize(&body.phone).map_err(|e| PhoneError::from(ApiError::invalid(e.to_string())))?;
     let time_zone = body
         .time_zone
         .as_deref()
         .map(crate::phones::time_zone)
         .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+        .map_err(|e| PhoneError::from(ApiError::invalid(e.to_string())))?;
     let linked = api
         .registry
         .link(&phone, &caller.user_id, Actor::Api, true, time_zone)
@@ -152,7 +154,7 @@ async fn link(
         (status = 404, description = "Not one of the caller's numbers", body = ErrorBody),
         (status = 410, description = "`no_pending_code`: expired or used; link again", body = ErrorBody),
         (status = 422, description = "`wrong_code`", body = ErrorBody),
-        (status = 429, description = "`code_exhausted`: too many wrong codes; link again", body = ErrorBody),
+        (status = 429, description = "`code_exhausted`: the number's wrong guesses are used up (across re-sent codes); `Retry-After` says when to try again", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     ))]
 async fn verify(
@@ -160,9 +162,9 @@ async fn verify(
     Extension(caller): Extension<Caller>,
     Path(phone): Path<String>,
     body: Result<Json<VerifyBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Verified>, ApiError> {
+) -> Result<Json<Verified>, PhoneError> {
     let Json(body) = body?;
-    let phone = normalize(&phone).map_err(|_| ApiError::not_found("phone"))?;
+    let phone = normalize(&phone).map_err(|_| PhoneError::from(ApiError::not_found("phone")))?;
     let state = api
         .registry
         .verify_code(&phone, &body.code, Some(&caller.user_id), None)
@@ -188,8 +190,8 @@ async fn unlink(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
     Path(phone): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let phone = normalize(&phone).map_err(|_| ApiError::not_found("phone"))?;
+) -> Result<StatusCode, PhoneError> {
+    let phone = normalize(&phone).map_err(|_| PhoneError::from(ApiError::not_found("phone")))?;
     api.registry
         .unlink(&phone, Some(&caller.user_id), Actor::Api)
         .await
@@ -225,8 +227,48 @@ async fn list(
     Ok(Json(PhoneList { phones }))
 }
 
-fn registry_error(e: RegistryError) -> ApiError {
-    match e {
+/// An API error, with `Retry-After` when the client must wait before trying again.
+pub(crate) struct PhoneError(ApiError, Option<Duration>);
+
+impl From<ApiError> for PhoneError {
+    fn from(e: ApiError) -> Self {
+        PhoneError(e, None)
+    }
+}
+
+impl From<crate::store::StoreError> for PhoneError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for PhoneError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for PhoneError {
+    fn into_response(self) -> Response {
+        let mut resp = self.0.into_response();
+        if let Some(wait) = self.1 {
+            // Whole seconds, rounded up: a client waiting that long finds the limit lifted.
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+fn registry_error(e: RegistryError) -> PhoneError {
+    let wait = match &e {
+        RegistryError::CodeExhausted { retry_after }
+        | RegistryError::TooManyCodes { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    };
+    let error = match e {
         RegistryError::OwnedByOther => ApiError::new(
             StatusCode::CONFLICT,
             "phone_taken",
@@ -239,11 +281,12 @@ fn registry_error(e: RegistryError) -> ApiError {
             "wrong_code",
             format!("the code is wrong; {attempts_left} attempt(s) left"),
         ),
-        RegistryError::CodeExhausted => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "code_exhausted",
-            "too many wrong codes; link the number again for a new code",
-        ),
+        e @ RegistryError::CodeExhausted { .. } => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "code_exhausted", e.to_string())
+        }
+        e @ RegistryError::TooManyCodes { .. } => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_codes", e.to_string())
+        }
         RegistryError::NoPendingCode => ApiError::new(
             StatusCode::GONE,
             "no_pending_code",
@@ -252,5 +295,6 @@ fn registry_error(e: RegistryError) -> ApiError {
         e @ (RegistryError::Codes(_) | RegistryError::Store(_) | RegistryError::Produce(_)) => {
             ApiError::dependency("the phone registry", e)
         }
-    }
+    };
+    PhoneError(error, wait)
 }
