@@ -21,6 +21,7 @@ pub use crate::kafka::projection_runner::ProjectorSettings;
 pub use crate::kafka::stage_runner::StageSettings;
 pub use crate::kafka::KafkaSettings;
 pub use crate::phones::PhoneSettings;
+use crate::secrets::SecretString;
 pub use crate::stages::confirm::ConfirmSettings;
 pub use crate::stages::enrich::stage::EnrichSettings;
 pub use crate::stages::media::MediaSettings;
@@ -28,7 +29,6 @@ pub use crate::stages::notify::NotifyConfig;
 pub use crate::stages::transcribe::TranscribeSettings;
 pub use crate::store::CqlSettings;
 pub use crate::telemetry::TelemetrySettings;
-use crate::secrets::SecretString;
 use crate::validation::{ensure, InvalidSetting};
 
 /// Every setting smsflow reads. See `smsflow.example.toml` for the documented file. Each
@@ -205,7 +205,10 @@ mod tests {
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!(s.http.addr.port(), 9999);
             assert_eq!(s.topic("sms.messages.v1"), "t1.sms.messages.v1");
-            assert_eq!(crate::secrets::non_empty(&s.twilio.auth_token), Some("secret"));
+            assert_eq!(
+                crate::secrets::non_empty(&s.twilio.auth_token),
+                Some("secret")
+            );
             Ok(())
         });
     }
@@ -214,7 +217,10 @@ mod tests {
     fn no_secret_reaches_debug_output() {
         Jail::expect_with(|jail| {
             jail.set_env("TWILIO_AUTH_TOKEN", "twilio-token-SECRET1");
-            jail.set_env("SMSFLOW_REDIS__URL", "redis://:redis-pass-SECRET2@127.0.0.1:6379");
+            jail.set_env(
+                "SMSFLOW_REDIS__URL",
+                "redis://:redis-pass-SECRET2@127.0.0.1:6379",
+            );
             jail.set_env("SMSFLOW_API__AUTH__HS256_SECRET", "jwt-key-SECRET3");
             jail.set_env(
                 "SMSFLOW_KAFKA__SCHEMA_REGISTRY__URL",
@@ -225,11 +231,17 @@ mod tests {
             jail.set_env("SMSFLOW_ENRICH__LLM__API_KEY", "llm-key-SECRET7");
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             // Each was read...
-            assert_eq!(crate::secrets::non_empty(&s.api.auth.hs256_secret), Some("jwt-key-SECRET3"));
+            assert_eq!(
+                crate::secrets::non_empty(&s.api.auth.hs256_secret),
+                Some("jwt-key-SECRET3")
+            );
             assert!(s.redis.url.expose_secret().contains("SECRET2"));
             // ...and none prints.
             for shown in [format!("{s:?}"), format!("{s:#?}")] {
-                assert!(!shown.contains("SECRET"), "a secret in Debug output: {shown}");
+                assert!(
+                    !shown.contains("SECRET"),
+                    "a secret in Debug output: {shown}"
+                );
             }
             // The admin token is refused at load, but its value never prints either.
             let mut s = s;

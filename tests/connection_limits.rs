@@ -57,9 +57,11 @@ async fn idle_sockets_and_bare_http2_prefaces_do_not_hold_request_permits() {
     let app = TestApp::spawn(settings, &[Role::Ingress]).await;
     let addr = app.base_url.trim_start_matches("http://").to_owned();
     let mut held = idle_sockets(&addr).await;
-    wait_for("the server to hold the 120 sockets", Duration::from_secs(30), || async {
-        (smsflow::http::open_connections() >= 120).then_some(())
-    })
+    wait_for(
+        "the server to hold the 120 sockets",
+        Duration::from_secs(30),
+        || async { (smsflow::http::open_connections() >= 120).then_some(()) },
+    )
     .await;
 
     assert_eq!(
@@ -71,8 +73,8 @@ async fn idle_sockets_and_bare_http2_prefaces_do_not_hold_request_permits() {
     for s in &mut held {
         let mut b = [0u8; 64];
         match tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await {
-            Err(_) => {}                        // nothing to read: open and idle
-            Ok(Ok(n)) if n > 0 => {}            // the server's HTTP/2 SETTINGS: open
+            Err(_) => {}             // nothing to read: open and idle
+            Ok(Ok(n)) if n > 0 => {} // the server's HTTP/2 SETTINGS: open
             Ok(r) => panic!("an idle socket was closed: {r:?}"),
         }
     }
@@ -81,8 +83,7 @@ async fn idle_sockets_and_bare_http2_prefaces_do_not_hold_request_permits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn at_the_connection_cap_sockets_that_start_no_request_are_closed_and_the_webhook_gets_in(
-) {
+async fn at_the_connection_cap_sockets_that_start_no_request_are_closed_and_the_webhook_gets_in() {
     let env = TestEnv::new().await;
     let mut settings = env.settings.clone();
     settings.http.max_concurrent_requests = 40;

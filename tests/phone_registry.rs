@@ -566,26 +566,31 @@ async fn an_auto_responder_texting_thirty_times_gets_one_paid_reply() {
             .unwrap();
     let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
     let cql = env.cql().await;
-    wait_for("the unverified link to be projected", Duration::from_secs(60), || {
-        let (cql, phone) = (cql.clone(), unverified.clone());
-        async move {
-            let row = cql
-                .query_unpaged("SELECT user_id FROM phones WHERE phone = ?", (phone,))
-                .await
-                .ok()?
-                .into_rows_result()
-                .ok()?
-                .maybe_first_row::<(Option<String>,)>()
-                .ok()??;
-            row.0.map(|_| ())
-        }
-    })
+    wait_for(
+        "the unverified link to be projected",
+        Duration::from_secs(60),
+        || {
+            let (cql, phone) = (cql.clone(), unverified.clone());
+            async move {
+                let row = cql
+                    .query_unpaged("SELECT user_id FROM phones WHERE phone = ?", (phone,))
+                    .await
+                    .ok()?
+                    .into_rows_result()
+                    .ok()?
+                    .maybe_first_row::<(Option<String>,)>()
+                    .ok()??;
+                row.0.map(|_| ())
+            }
+        },
+    )
     .await;
     let http = reqwest::Client::new();
     for (from, base) in [("+15105550198", 5000), (unverified.as_str(), 6000)] {
         let mut replies = 0;
         for i in 0..30 {
-            let (status, body, _) = text(&http, &app, base + i, from, "I am away until Monday.").await;
+            let (status, body, _) =
+                text(&http, &app, base + i, from, "I am away until Monday.").await;
             assert_eq!(status, 200);
             if body.contains("<Message>") {
                 replies += 1;

@@ -64,7 +64,10 @@ async fn a_stored_review_is_answered_202_before_the_request_timeout_when_the_pro
     let api = TestApp::spawn(settings, &[Role::Api]).await;
     let http = reqwest::Client::new();
     let r = http
-        .post(format!("{}/v1/items/wait-item/review?wait=true", api.base_url))
+        .post(format!(
+            "{}/v1/items/wait-item/review?wait=true",
+            api.base_url
+        ))
         .bearer_auth(jwt("ivy", false))
         .json(&serde_json::json!({"decision": "approve"}))
         .send()

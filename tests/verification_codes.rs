@@ -312,16 +312,20 @@ async fn an_unverified_link_expires_and_the_number_can_be_linked_by_its_owner() 
     ));
     // After it, the owner links it (and gets the code), and the squatter's link is recorded
     // as unlinked by expiry.
-    let linked = wait_for("the unverified link to expire", Duration::from_secs(30), || {
-        let registry = &registry;
-        async move {
-            match registry.link(phone, "owner", Actor::Api, true, None).await {
-                Ok(l) => Some(l),
-                Err(RegistryError::OwnedByOther) => None,
-                Err(e) => panic!("{e}"),
+    let linked = wait_for(
+        "the unverified link to expire",
+        Duration::from_secs(30),
+        || {
+            let registry = &registry;
+            async move {
+                match registry.link(phone, "owner", Actor::Api, true, None).await {
+                    Ok(l) => Some(l),
+                    Err(RegistryError::OwnedByOther) => None,
+                    Err(e) => panic!("{e}"),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(linked.state.user_id.as_deref(), Some("owner"));
     assert!(linked.code_sent);
@@ -344,7 +348,9 @@ async fn an_unverified_link_expires_and_the_number_can_be_linked_by_its_owner() 
     assert!(state.verified);
     // A verified link never expires.
     assert!(matches!(
-        registry.link(phone, "squatter", Actor::Api, true, None).await,
+        registry
+            .link(phone, "squatter", Actor::Api, true, None)
+            .await,
         Err(RegistryError::OwnedByOther)
     ));
 }

@@ -276,7 +276,10 @@ mod tests {
             {"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"}
         ]});
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
         let app = axum::Router::new().route(
             "/.well-known/jwks.json",
             axum::routing::get(move || std::future::ready(axum::Json(doc.clone()))),
@@ -288,10 +291,9 @@ mod tests {
     fn rsa_token(claims: serde_json::Value) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("rsa1".into());
-        let key = EncodingKey::from_rsa_pem(include_bytes!(
-            "../../tests/fixtures/jwks_test_rs256.pem"
-        ))
-        .unwrap();
+        let key =
+            EncodingKey::from_rsa_pem(include_bytes!("../../tests/fixtures/jwks_test_rs256.pem"))
+                .unwrap();
         encode(&header, &claims, &key).unwrap()
     }
 
@@ -302,7 +304,8 @@ mod tests {
             audience: Some("smsflow-api".into()),
             ..AuthSettings::default()
         });
-        let good = rsa_token(serde_json::json!({"sub": "u1", "exp": exp(60), "aud": "smsflow-api"}));
+        let good =
+            rsa_token(serde_json::json!({"sub": "u1", "exp": exp(60), "aud": "smsflow-api"}));
         assert_eq!(a.authenticate(&good).await.unwrap().user_id, "u1");
         for (why, claims) in [
             ("no aud", serde_json::json!({"sub": "u1", "exp": exp(60)})),

@@ -312,7 +312,11 @@ mod tests {
                 .expect("a known key must not wait on the hanging refresh");
             assert_eq!(kid(&got.unwrap()), "k1");
         }
-        assert_eq!(s.hits.load(Ordering::SeqCst), 2, "one refresh in flight at a time");
+        assert_eq!(
+            s.hits.load(Ordering::SeqCst),
+            2,
+            "one refresh in flight at a time"
+        );
         drop(held);
     }
 
@@ -381,7 +385,11 @@ mod tests {
                 Err(JwksError::UnknownKid)
             ));
         }
-        assert_eq!(s.hits.load(Ordering::SeqCst), 2, "one fetch for the whole flood");
+        assert_eq!(
+            s.hits.load(Ordering::SeqCst),
+            2,
+            "one fetch for the whole flood"
+        );
         // The same when the fetch fails: the failure counts against the interval too.
         s.failing.store(true, Ordering::SeqCst);
         jwks.advance(Duration::from_secs(10));

@@ -114,7 +114,8 @@ async fn link(
     body: Result<Json<LinkBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, PhoneError> {
     let Json(body) = body?;
-    let phone = normalize(&body.phone).map_err(|e| PhoneError::from(ApiError::invalid(e.to_string())))?;
+    let phone =
+        normalize(&body.phone).map_err(|e| PhoneError::from(ApiError::invalid(e.to_string())))?;
     let time_zone = body
         .time_zone
         .as_deref()
@@ -255,7 +256,8 @@ impl IntoResponse for PhoneError {
             // Whole seconds, rounded up: a client waiting that long finds the limit lifted.
             let secs = wait.as_millis().div_ceil(1000).max(1);
             if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
             }
         }
         resp
@@ -281,12 +283,16 @@ fn registry_error(e: RegistryError) -> PhoneError {
             "wrong_code",
             format!("the code is wrong; {attempts_left} attempt(s) left"),
         ),
-        e @ RegistryError::CodeExhausted { .. } => {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "code_exhausted", e.to_string())
-        }
-        e @ RegistryError::TooManyCodes { .. } => {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_codes", e.to_string())
-        }
+        e @ RegistryError::CodeExhausted { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "code_exhausted",
+            e.to_string(),
+        ),
+        e @ RegistryError::TooManyCodes { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_codes",
+            e.to_string(),
+        ),
         RegistryError::NoPendingCode => ApiError::new(
             StatusCode::GONE,
             "no_pending_code",

@@ -218,7 +218,11 @@ impl Activity {
             let (due, first) = {
                 let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 let first = s.served == 0;
-                let limit = if first { limits.first_request } else { limits.idle };
+                let limit = if first {
+                    limits.first_request
+                } else {
+                    limits.idle
+                };
                 ((s.in_flight == 0).then(|| s.idle_since + limit), first)
             };
             match due {

@@ -73,12 +73,14 @@ impl IngressState {
         clients: IngressClients,
     ) -> Result<Self, InvalidSetting> {
         let auth_token = if settings.verify_signature {
-            let token = auth_token.filter(|t| !t.expose_secret().is_empty()).ok_or_else(|| {
-                InvalidSetting::new(
-                    "twilio.auth_token",
-                    "set TWILIO_AUTH_TOKEN to check webhook signatures",
-                )
-            })?;
+            let token = auth_token
+                .filter(|t| !t.expose_secret().is_empty())
+                .ok_or_else(|| {
+                    InvalidSetting::new(
+                        "twilio.auth_token",
+                        "set TWILIO_AUTH_TOKEN to check webhook signatures",
+                    )
+                })?;
             Some(token.clone())
         } else {
             tracing::warn!("webhook signature checks are DISABLED (ingress.allow_unsigned)");

@@ -164,8 +164,7 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
     if let Some(limiter) = &state.rate_limit {
         let mut decision = limiter.check_sender(&event.from).await?;
         let mut window = limiter.sender_period();
-        if let (Decision::Allowed | Decision::Unchecked, Some(user)) = (decision, &verified_user)
-        {
+        if let (Decision::Allowed | Decision::Unchecked, Some(user)) = (decision, &verified_user) {
             decision = limiter.check_user(user).await?;
             window = limiter.user_period();
         }
@@ -220,7 +219,9 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
                 }
             }
             let recorded = reject(state, &event, Some(user), "unverified", None, "").await?;
-            return Ok(stranger_reply(state, &event.from, &state.replies.unverified, recorded).await);
+            return Ok(
+                stranger_reply(state, &event.from, &state.replies.unverified, recorded).await,
+            );
         }
         _ => {
             let recorded = reject(state, &event, None, "unknown", None, "").await?;

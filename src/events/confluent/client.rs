@@ -382,7 +382,6 @@ fn enc(segment: &str) -> String {
         .replace('+', "%20")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

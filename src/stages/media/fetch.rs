@@ -448,7 +448,10 @@ mod tests {
             .expect_err("a cut body is an error");
         let shown = text(e);
         assert!(shown.contains("body read failed"), "{shown}");
-        assert!(!shown.contains("TOPSECRET") && !shown.contains('?'), "{shown}");
+        assert!(
+            !shown.contains("TOPSECRET") && !shown.contains('?'),
+            "{shown}"
+        );
     }
 
     #[tokio::test]
@@ -470,6 +473,9 @@ mod tests {
             .expect_err("a closed port is an error");
         let shown = text(e);
         assert!(shown.contains("cannot reach the media host"), "{shown}");
-        assert!(!shown.contains("TOPSECRET") && !shown.contains('?'), "{shown}");
+        assert!(
+            !shown.contains("TOPSECRET") && !shown.contains('?'),
+            "{shown}"
+        );
     }
 }

@@ -205,7 +205,9 @@ impl TwilioClient {
             .post(&self.url)
             .basic_auth(
                 &self.account_sid,
-                Some(crate::secrets::ExposeSecret::expose_secret(&self.auth_token)),
+                Some(crate::secrets::ExposeSecret::expose_secret(
+                    &self.auth_token,
+                )),
             )
             .form(&form)
             .send()
