@@ -190,9 +190,9 @@ async fn last_code_to(env: &TestEnv, phone: &str) -> String {
     read_full_records_to_end(env, &env.topic(smsflow::topics::OUTBOUND))
         .await
         .iter()
+        .rev()
         .filter_map(|r| decode::<OutboundRequested>(&r.payload).ok())
-        .filter(|o| o.to == phone)
-        .last()
+        .find(|o| o.to == phone)
         .map(|o| {
             o.body
                 .split(|c: char| !c.is_ascii_digit())
