@@ -60,7 +60,7 @@ async fn a_stored_review_is_answered_202_before_the_request_timeout_when_the_pro
 
     // A request timeout shorter than the 10 s the wait allows itself.
     let mut settings = env.settings.clone();
-    settings.http.request_timeout = Duration::from_secs(4);
+    settings.http.request_timeout = Duration::from_secs(6);
     let api = TestApp::spawn(settings, &[Role::Api]).await;
     let http = reqwest::Client::new();
     let r = http
