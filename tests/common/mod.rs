@@ -95,81 +95,68 @@ async fn sweep_leftovers(settings: &Settings) {
     SWEPT
         .get_or_init(|| async {
             let cutoff = now_secs().saturating_sub(LEFTOVER_AGE.as_secs());
-            if let Ok(session) = store::connect(&settings.cql).await {
-                if let Ok(res) = session
-                    .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces", ())
-                    .await
-                {
-                    let names: Vec<String> = res
-                        .into_rows_result()
-                        .ok()
-                        .and_then(|r| {
-                            r.rows::<(String,)>()
-                                .ok()
-                                .map(|it| it.filter_map(|r| r.ok()).map(|r| r.0).collect())
-                        })
-                        .unwrap_or_default();
-                    for ks in names
-                        .into_iter()
-                        .filter(|k| created_at(k, "t_").is_some_and(|t| t < cutoff))
-                    {
-                        let _ = session
-                            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
-                            .await;
-                    }
-                }
-            }
-            let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-                match smsflow::kafka::client::base(&settings.kafka, "test-janitor").create() {
-                    Ok(a) => a,
-                    Err(_) => return,
-                };
-            if let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(10)) {
-                let old: Vec<String> = md
-                    .topics()
-                    .iter()
-                    .map(|t| t.name().to_string())
-                    .filter(|n| created_at(n, "t").is_some_and(|t| t < cutoff))
-                    .collect();
-                if !old.is_empty() {
-                    let names: Vec<&str> = old.iter().map(String::as_str).collect();
-                    let _ = admin
-                        .delete_topics(&names, &rdkafka::admin::AdminOptions::new())
-                        .await;
-                }
-            }
+            drop_keyspaces(settings, |k| {
+                created_at(k, "t_").is_some_and(|t| t < cutoff)
+            })
+            .await;
+            delete_topics(settings, |n| created_at(n, "t").is_some_and(|t| t < cutoff)).await;
         })
         .await;
 }
 
 /// Delete one env's topics and keyspace. Best effort: what is left is swept by a later run.
 async fn remove_own(settings: &Settings) {
-    if let Ok(session) = store::connect(&settings.cql).await {
+    drop_keyspaces(settings, |k| k == settings.cql.keyspace).await;
+    delete_topics(settings, |n| n.starts_with(&settings.kafka.topic_prefix)).await;
+}
+
+/// Drop every keyspace whose name `picked` accepts. Best effort.
+async fn drop_keyspaces(settings: &Settings, picked: impl Fn(&str) -> bool) {
+    let Ok(session) = store::connect(&settings.cql).await else {
+        return;
+    };
+    let Ok(res) = session
+        .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces", ())
+        .await
+    else {
+        return;
+    };
+    let names: Vec<String> = res
+        .into_rows_result()
+        .ok()
+        .and_then(|r| {
+            r.rows::<(String,)>()
+                .ok()
+                .map(|it| it.filter_map(|r| r.ok()).map(|r| r.0).collect())
+        })
+        .unwrap_or_default();
+    for ks in names.into_iter().filter(|k| picked(k)) {
         let _ = session
-            .query_unpaged(
-                format!("DROP KEYSPACE IF EXISTS {}", settings.cql.keyspace),
-                (),
-            )
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
             .await;
     }
+}
+
+/// Delete every topic whose name `picked` accepts. Best effort.
+async fn delete_topics(settings: &Settings, picked: impl Fn(&str) -> bool) {
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         match smsflow::kafka::client::base(&settings.kafka, "test-janitor").create() {
             Ok(a) => a,
             Err(_) => return,
         };
-    if let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(10)) {
-        let own: Vec<String> = md
-            .topics()
-            .iter()
-            .map(|t| t.name().to_string())
-            .filter(|n| n.starts_with(&settings.kafka.topic_prefix))
-            .collect();
-        if !own.is_empty() {
-            let names: Vec<&str> = own.iter().map(String::as_str).collect();
-            let _ = admin
-                .delete_topics(&names, &rdkafka::admin::AdminOptions::new())
-                .await;
-        }
+    let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(10)) else {
+        return;
+    };
+    let names: Vec<&str> = md
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|n| picked(n))
+        .collect();
+    if !names.is_empty() {
+        let _ = admin
+            .delete_topics(&names, &rdkafka::admin::AdminOptions::new())
+            .await;
     }
 }
 

@@ -17,7 +17,10 @@ pub struct ProjectorSettings {
     /// an earlier event of their key, being written, or written but behind a slower record of
     /// their partition. Reading pauses at this bound.
     pub batch_max: usize,
-    /// Most events being written at once, per projection.
+    /// Most events being written at once, per projection. An event may be many statements
+    /// (an items event writes up to 16 items at once, each several rows): 256 events kept one
+    /// local Cassandra node past its 5 s request timeout in `review_tombstones`, 32 did not.
+    /// Raise it for a cluster, and watch the write latency.
     pub max_in_flight: usize,
     /// How often each partition's checkpoint follows its lowest fully written offset.
     #[serde(with = "humantime_serde")]
@@ -29,7 +32,7 @@ impl Default for ProjectorSettings {
         ProjectorSettings {
             group_id: "smsflow-projector".into(),
             batch_max: 512,
-            max_in_flight: 256,
+            max_in_flight: 32,
             checkpoint_interval: Duration::from_millis(200),
         }
     }
