@@ -186,13 +186,15 @@ fn registry(
     )
 }
 
-async fn last_code_to(env: &TestEnv, phone: &str) -> String {
+/// The last code texted to `phone` for `user` (records of one user share a partition, so
+/// their order is the order they were sent in; across users it is not).
+async fn last_code_to(env: &TestEnv, phone: &str, user: &str) -> String {
     read_full_records_to_end(env, &env.topic(smsflow::topics::OUTBOUND))
         .await
         .iter()
         .rev()
         .filter_map(|r| decode::<OutboundRequested>(&r.payload).ok())
-        .find(|o| o.to == phone)
+        .find(|o| o.to == phone && o.user_id.as_deref() == Some(user))
         .map(|o| {
             o.body
                 .split(|c: char| !c.is_ascii_digit())
@@ -214,7 +216,7 @@ async fn a_code_whose_phone_verified_event_was_not_stored_stays_usable() {
         .await
         .unwrap();
     assert!(linked.code_sent);
-    let code = last_code_to(&env, phone).await;
+    let code = last_code_to(&env, phone, "fay").await;
 
     // Kafka refuses the PhoneVerified append (no broker answers).
     let mut broken_kafka = settings.kafka.clone();
@@ -340,7 +342,7 @@ async fn an_unverified_link_expires_and_the_number_can_be_linked_by_its_owner() 
     assert_eq!(unlinked[0].previous_user_id.as_deref(), Some("squatter"));
     assert_eq!(unlinked[0].actor, "expiry");
     // The squatter's old code is void for the owner's link; the owner's code verifies.
-    let code = last_code_to(&env, phone).await;
+    let code = last_code_to(&env, phone, "owner").await;
     let state = registry
         .verify_code(phone, &code, Some("owner"), None)
         .await
