@@ -9,6 +9,7 @@
 //! | `smsflow_kafka_produce_duration_seconds` | histogram | |
 //! | `smsflow_stage_duration_seconds` | histogram | `stage` |
 //! | `smsflow_stage_errors_total` | counter | `stage` |
+//! | `smsflow_stage_panics_total`, `smsflow_stage_timeouts_total` | counter | `stage` |
 //! | `smsflow_projector_events_total` | counter | `projection` |
 //! | `smsflow_projector_poison_total` | counter | `projection` |
 //! | `smsflow_projector_retries_total` | counter | `projection` |
@@ -148,6 +149,16 @@ pub fn stage_processed(stage: &'static str, inputs: u64, outputs: u64, dead: u64
 /// One failed attempt in a stage (retried, dead-lettered, or an aborted transaction).
 pub fn stage_error(stage: &'static str) {
     counter!("smsflow_stage_errors_total", "stage" => stage).increment(1);
+}
+
+/// A stage's handler panicked (its input is dead-lettered as poison).
+pub fn stage_panic(stage: &'static str) {
+    counter!("smsflow_stage_panics_total", "stage" => stage).increment(1);
+}
+
+/// An input outlasted `stages.input_timeout` (dead-lettered as `timed_out`).
+pub fn stage_timeout(stage: &'static str) {
+    counter!("smsflow_stage_timeouts_total", "stage" => stage).increment(1);
 }
 
 /// Time a stage spent on one input attempt.

@@ -1,10 +1,17 @@
 //! Every read of phone state goes through the directory. Which copy answers depends on what
 //! the reader needs; the truth is always the compacted topic `sms.phones.v1`:
 //!
-//! - [`PhoneDirectory::lookup`] (ingress, enrich): a moka cache over the `phones` projection,
-//!   kept fresh on every instance by following `sms.phones.v1` ([`PhoneDirectory::follow`]).
-//!   Each event carries the phone's whole state, so an event replaces the cached entry
-//!   directly instead of forcing a re-read of a projection that may not have applied it yet.
+//! - [`PhoneDirectory::lookup`] (ingress, enrich): two moka caches over the `phones`
+//!   projection. `known` holds the states that `sms.phones.v1` announced, kept fresh on every
+//!   instance by following the topic ([`PhoneDirectory::follow`]) from its beginning: it is
+//!   compacted, so reading it whole costs one record per number, and a number linked while
+//!   no instance ran is known as soon as the follower reads its link, whether or not the
+//!   projector has written it yet. Each event carries the phone's whole state, so it replaces
+//!   the entry directly. `loads` holds what reads of the projection found, for [`MISS_TTL`]
+//!   only (a number found also goes into `known` where the topic announced nothing), and a
+//!   read never overrides what the topic announced: a read of a lagging projection that finishes after
+//!   the follower's entry cannot hide it, and a number unknown a moment ago is accepted as
+//!   soon as its link reaches the follower or the projection.
 //! - [`PhoneDirectory::load`] (notify's opt-out check): the `phones` projection itself, read
 //!   fresh, so a STOP that the projector applied is never missed because of a cached entry.
 //! - [`PhoneDirectory::latest`] (the registry's write side): the state the last change wrote,
@@ -29,10 +36,17 @@ use crate::store::{SharedSession, StoreError};
 /// Longer than any sane projection lag: within it, the write side reads its own writes.
 const REMEMBERED_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// Phone state for every reader. `None` is cached too ("unknown number"), so a flood from a
-/// stranger costs one CQL read per TTL, not one per message.
+/// How long a read of the projection is cached (above all: an unknown number). A flood from
+/// a stranger costs one CQL read per number per `MISS_TTL`.
+pub const MISS_TTL: Duration = Duration::from_secs(5);
+
+/// Phone state for every reader.
 pub struct PhoneDirectory {
-    cache: moka::future::Cache<String, Option<PhoneState>>,
+    /// What the registry topic (or this instance's own change) announced: authoritative.
+    known: moka::future::Cache<String, PhoneState>,
+    /// What reads of the projection found, `None` for an unknown number; briefly (a number
+    /// found is also kept in `known` unless the topic announced it meanwhile).
+    loads: moka::future::Cache<String, Option<PhoneState>>,
     cql: SharedSession,
     // Prepared on first use, so ingress starts (and answers 503) while CQL is down.
     reads: OnceCell<PhoneReads>,
@@ -50,9 +64,13 @@ impl PhoneDirectory {
         prefix: &str,
     ) -> PhoneDirectory {
         PhoneDirectory {
-            cache: moka::future::Cache::builder()
+            known: moka::future::Cache::builder()
                 .max_capacity(settings.cache_capacity)
                 .time_to_live(settings.cache_ttl)
+                .build(),
+            loads: moka::future::Cache::builder()
+                .max_capacity(settings.cache_capacity)
+                .time_to_live(MISS_TTL.min(settings.cache_ttl))
                 .build(),
             cql,
             reads: OnceCell::new(),
@@ -72,14 +90,32 @@ impl PhoneDirectory {
 
     /// The state of `phone` (E.164) from the cache, `None` for a number nobody registered.
     pub async fn lookup(&self, phone: &str) -> Result<Option<PhoneState>, Arc<StoreError>> {
-        if let Some(hit) = self.cache.get(phone).await {
+        if let Some(state) = self.known.get(phone).await {
             crate::metrics::phone_cache(true);
-            return Ok(hit);
+            return Ok(Some(state));
+        }
+        if let Some(loaded) = self.loads.get(phone).await {
+            crate::metrics::phone_cache(true);
+            return Ok(loaded);
         }
         crate::metrics::phone_cache(false);
-        self.cache
+        // Concurrent lookups of one number share one read.
+        let loaded = self
+            .loads
             .try_get_with_by_ref(phone, self.load(phone))
-            .await
+            .await?;
+        // The follower may have announced the number while the projection was read; its
+        // state wins over the read's, which is kept only where it announced nothing.
+        match loaded {
+            Some(state) => Ok(Some(
+                self.known
+                    .entry_by_ref(phone)
+                    .or_insert(state)
+                    .await
+                    .into_value(),
+            )),
+            None => Ok(self.known.get(phone).await),
+        }
     }
 
     /// The projected state, read fresh (bypassing the cache).
@@ -105,17 +141,21 @@ impl PhoneDirectory {
 
     /// Replace a cached entry with the state an event announced.
     pub async fn apply(&self, phone: &str, state: PhoneState) {
-        self.cache.insert(phone.to_owned(), Some(state)).await;
+        self.known.insert(phone.to_owned(), state).await;
+        self.loads.invalidate(phone).await;
     }
 
     /// Entries held now (approximate; moka applies writes in batches).
     pub fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
+        self.known.entry_count() + self.loads.entry_count()
     }
 
-    /// Follow `sms.phones.v1` from its end until shutdown, applying every change to the cache.
-    /// Every instance reads every partition (no consumer group membership), so a change made
-    /// anywhere reaches all of them.
+    /// Follow `sms.phones.v1` from its beginning until shutdown, applying every change to the
+    /// cache. Every instance reads every partition (no consumer group membership), so a change
+    /// made anywhere reaches all of them, and one made while this instance did not run is
+    /// read at start-up. While it catches up, an older event of a number can briefly replace
+    /// this instance's own newer [`PhoneDirectory::record_change`]; the number's later events
+    /// follow in order and restore it.
     pub async fn follow(
         self: Arc<Self>,
         kafka: KafkaSettings,
@@ -136,8 +176,10 @@ impl PhoneDirectory {
             1,
             crate::backoff::Backoff::new(Duration::ZERO, Duration::ZERO),
         ));
-        let partitions = consumer.assign_all(&topic, Offset::End)?;
-        tracing::info!(%topic, partitions, "phone cache following registry changes");
+        // From the beginning: compaction keeps one record per number, and a link appended
+        // while no instance ran exists only there until the projector writes it.
+        let partitions = consumer.assign_all(&topic, Offset::Beginning)?;
+        tracing::info!(%topic, partitions, "phone cache reading the registry from its beginning, then following it");
         loop {
             let record = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -155,7 +197,8 @@ impl PhoneDirectory {
                 Err(e) => {
                     // Drop the entry so the next lookup reads the projection.
                     if let Some(Ok(key)) = record.key.as_deref().map(std::str::from_utf8) {
-                        self.cache.invalidate(key).await;
+                        self.known.invalidate(key).await;
+                        self.loads.invalidate(key).await;
                     }
                     tracing::error!(error = %e, offset = record.offset, "undecodable registry event; cache entry dropped");
                 }

@@ -10,9 +10,11 @@
 //! - [`Ordered`]: per-key order with bounded concurrency;
 //! - [`PartitionOffsets`]: per-partition progress when records finish out of order;
 //! - [`process_span`]: the messaging span of one record;
+//! - [`dead_letter`]: the one dead letter of a record a consumer gives up on;
 //! - retries wait by the one [`crate::backoff::Backoff`].
 
 mod context;
+mod dead_letter;
 pub mod inbound;
 mod offsets;
 mod ordered;
@@ -28,6 +30,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 pub use context::ConsumeContext;
+pub use dead_letter::{dead_letter, panic_message, GiveUp};
 pub use inbound::Inbound;
 pub use offsets::PartitionOffsets;
 pub use ordered::Ordered;

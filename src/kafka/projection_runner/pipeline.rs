@@ -1,5 +1,11 @@
 //! The pipelined loop of one projection: read, decode, write concurrently in per-key order,
 //! and let each partition's checkpoint follow its lowest fully written offset.
+//!
+//! An undecodable record (poison) is dead-lettered like a stage's poison, with the consume
+//! shape's one [`dead_letter`]: its partition moves on, but its checkpoint passes the record
+//! only once Kafka acknowledged the letter. A crash between the acknowledgement and the
+//! checkpoint can append the letter again (at least once, same source position); a replay
+//! (`smsflow replay`) counts poison without dead-lettering it again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -12,7 +18,11 @@ use tracing::Instrument;
 
 use super::{Position, Projection, ProjectionError, Target};
 use crate::backoff::Backoff;
-use crate::kafka::consume::{process_span, Consumer, Inbound, Ordered, PartitionOffsets, Record};
+use crate::events::DeadLetter;
+use crate::kafka::consume::{
+    dead_letter, process_span, Consumer, GiveUp, Inbound, Ordered, PartitionOffsets, Record,
+};
+use crate::kafka::{EventProducer, KafkaSettings};
 use crate::metrics;
 use crate::store::Checkpoints;
 
@@ -29,11 +39,26 @@ pub(super) enum From {
 /// A failed write waits by this, then tries again (writes are idempotent) until shutdown.
 const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
-/// One event to write.
+/// One record to finish: an event to write, or a poison record's dead letter to append.
 struct Job<E> {
     pos: Position,
-    event: E,
+    work: Work<E>,
     span: tracing::Span,
+}
+
+enum Work<E> {
+    Apply(E),
+    // Boxed: poison is rare, and every job in flight would otherwise carry its size.
+    DeadLetter {
+        key: String,
+        letter: Box<DeadLetter>,
+    },
+}
+
+/// Appends a projection's dead letters; its producer is created on the first one.
+struct DeadLetters<'a> {
+    kafka: &'a KafkaSettings,
+    producer: tokio::sync::OnceCell<EventProducer>,
 }
 
 /// A job's end: written, or interrupted by shutdown while retrying.
@@ -100,8 +125,13 @@ pub(super) async fn run<P: Projection>(
 
     let mut offsets = PartitionOffsets::new();
     let mut unsaved: HashMap<(String, i32), i64> = HashMap::new();
+    let letters = DeadLetters {
+        kafka,
+        producer: tokio::sync::OnceCell::new(),
+    };
+    let letters = &letters;
     let mut ordered = Ordered::new(settings.max_in_flight, |job: Job<P::Event>| {
-        write(projection, job, shutdown).boxed()
+        finish(projection, letters, job, shutdown).boxed()
     });
     // Also how a replay notices its end: transactional topics end in commit markers, which
     // are never delivered as records, so no record marks the end.
@@ -137,9 +167,15 @@ pub(super) async fn run<P: Projection>(
                     continue;
                 }
                 offsets.read(&record.topic, record.partition, record.offset);
-                match decode::<P>(projection, &record, &group) {
+                match decode::<P>(projection, &record, &group, from) {
                     Some(job) => {
-                        let key = projection.order_key(&job.event, record.key.as_deref());
+                        let key = match &job.work {
+                            Work::Apply(event) => {
+                                projection.order_key(event, record.key.as_deref())
+                            }
+                            // The checkpoint waits for it; no other write depends on it.
+                            Work::DeadLetter { .. } => None,
+                        };
                         ordered.push(key, job);
                     }
                     // Nothing to write: done as soon as read.
@@ -179,27 +215,118 @@ pub(super) async fn run<P: Projection>(
     Ok(applied)
 }
 
-/// The record's event as a job, or `None` when there is nothing to write (a compaction
-/// tombstone, another event on the topic, or poison, which is counted and skipped).
-fn decode<P: Projection>(projection: &P, record: &Record, group: &str) -> Option<Job<P::Event>> {
+/// The record's job, or `None` when there is nothing to write (a compaction tombstone,
+/// another event on the topic, or poison met by a replay, which is counted and skipped: the
+/// live projection dead-lettered it).
+fn decode<P: Projection>(
+    projection: &P,
+    record: &Record,
+    group: &str,
+    from: From,
+) -> Option<Job<P::Event>> {
     let payload = record.payload.as_deref()?;
+    let span = || process_span(record, group, P::NAME);
     match <P::Event as Inbound>::decode(record.event_type.as_deref(), payload) {
         Ok(Some(event)) => {
-            let span = process_span(record, group, P::NAME);
+            let span = span();
             if let Some(sid) = projection.message_sid(&event) {
                 span.record("message_sid", sid);
             }
             Some(Job {
                 pos: Position::of_record(record),
-                event,
+                work: Work::Apply(event),
                 span,
             })
         }
         Ok(None) => None,
         Err(e) => {
             metrics::projector_poison(P::NAME);
-            tracing::error!(projection = P::NAME, topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "undecodable event skipped");
-            None
+            if from == From::Beginning {
+                tracing::warn!(projection = P::NAME, topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "undecodable event skipped by the replay (the live projection dead-lettered it)");
+                return None;
+            }
+            tracing::error!(projection = P::NAME, topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "undecodable event; dead-lettering it");
+            let consumer = format!("projector:{}", P::NAME);
+            let letter = dead_letter(
+                record,
+                GiveUp {
+                    consumer: &consumer,
+                    kind: "poison",
+                    error: &format!("cannot decode the event: {e}"),
+                    attempts: 1,
+                },
+            );
+            Some(Job {
+                pos: Position::of_record(record),
+                work: Work::DeadLetter {
+                    key: record.key_str(),
+                    letter: Box::new(letter),
+                },
+                span: span(),
+            })
+        }
+    }
+}
+
+/// Finish one job: write its event, or append its dead letter.
+async fn finish<P: Projection>(
+    projection: &P,
+    letters: &DeadLetters<'_>,
+    job: Job<P::Event>,
+    shutdown: &CancellationToken,
+) -> Done {
+    match &job.work {
+        Work::Apply(event) => write(projection, event, &job.pos, &job.span, shutdown).await,
+        Work::DeadLetter { key, letter } => {
+            let written = tokio::select! {
+                _ = shutdown.cancelled() => false,
+                stored = letters.append(key, letter).instrument(job.span.clone()) => stored,
+            };
+            job.span.record(
+                "outcome",
+                if written {
+                    "dead_letter"
+                } else {
+                    "interrupted"
+                },
+            );
+            Done {
+                pos: job.pos,
+                written,
+            }
+        }
+    }
+}
+
+impl DeadLetters<'_> {
+    /// Append `letter` and wait for Kafka's acknowledgement, retrying until it is stored
+    /// (the caller's shutdown ends the retries: the record is then read again next time).
+    async fn append(&self, key: &str, letter: &DeadLetter) -> bool {
+        let topic = self.kafka.topic(crate::topics::DEADLETTER);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = match self
+                .producer
+                .get_or_try_init(|| async {
+                    EventProducer::new(self.kafka, "smsflow-projector-deadletters")
+                })
+                .await
+            {
+                Ok(producer) => match producer.ready().await {
+                    Ok(()) => producer.send(&topic, key, letter).await.map(|_| ()),
+                    Err(e) => Err(e.into()),
+                },
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => return true,
+                Err(e) => {
+                    let delay = RETRY.delay(attempt);
+                    tracing::warn!(attempt, error = %e, retry_in = ?delay, "cannot append a projector dead letter; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
         }
     }
 }
@@ -207,25 +334,23 @@ fn decode<P: Projection>(projection: &P, record: &Record, group: &str) -> Option
 /// Write one event, retrying until it is written or shutdown interrupts the retries.
 async fn write<P: Projection>(
     projection: &P,
-    job: Job<P::Event>,
+    event: &P::Event,
+    pos: &Position,
+    span: &tracing::Span,
     shutdown: &CancellationToken,
 ) -> Done {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
         let started = std::time::Instant::now();
-        match projection
-            .apply(&job.event, &job.pos)
-            .instrument(job.span.clone())
-            .await
-        {
+        match projection.apply(event, pos).instrument(span.clone()).await {
             Ok(()) => {
                 metrics::projector_write(started.elapsed());
                 metrics::projected(P::NAME, 1);
-                projection.applied(&job.event);
-                job.span.record("outcome", "ok");
+                projection.applied(event);
+                span.record("outcome", "ok");
                 return Done {
-                    pos: job.pos,
+                    pos: pos.clone(),
                     written: true,
                 };
             }
@@ -235,8 +360,8 @@ async fn write<P: Projection>(
                 tracing::warn!(projection = P::NAME, attempt, error = %e, retry_in = ?delay, "projector write failed; retrying (writes are idempotent)");
                 tokio::select! {
                     _ = shutdown.cancelled() => {
-                        job.span.record("outcome", "interrupted");
-                        return Done { pos: job.pos, written: false };
+                        span.record("outcome", "interrupted");
+                        return Done { pos: pos.clone(), written: false };
                     }
                     _ = tokio::time::sleep(delay) => {}
                 }

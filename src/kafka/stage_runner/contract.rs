@@ -108,6 +108,9 @@ pub enum StageError {
     /// A dependency failed; a retry may succeed.
     #[error("transient failure: {0}")]
     Transient(String),
+    /// The input outlasted `stages.input_timeout` (set by the runner, not by stages).
+    #[error("the input took longer than stages.input_timeout ({0:?}), all attempts included")]
+    TimedOut(std::time::Duration),
 }
 
 impl StageError {
@@ -117,6 +120,7 @@ impl StageError {
             StageError::Poison(_) => "poison",
             StageError::Permanent(_) => "permanent",
             StageError::Transient(_) => "retries_exhausted",
+            StageError::TimedOut(_) => "timed_out",
         }
     }
 }

@@ -2,15 +2,27 @@
 //! run in order and different keys run concurrently (bounded, [`Ordered`]), transient failures
 //! retry by the backoff, outputs are encoded, and whatever cannot succeed becomes a dead
 //! letter.
+//!
+//! A panic inside a stage's handler is caught here and treated as poison: the input is
+//! dead-lettered at once (not retried: the same input would panic again) and the runner, its
+//! batch and its process carry on, so a bad input cannot make a stage crash-loop. What a panic
+//! may leave behind is whatever the handler did before it (an object stored, a Redis claim
+//! taken): the same as a crash at that point, which every stage already tolerates because its
+//! side effects are keyed by the input. A `std::sync::Mutex` the handler held while panicking
+//! stays poisoned for the life of the process; stages keep no such lock across a fallible call.
+
+use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::contract::{Input, Output, Stage, StageError};
 use super::settings::StageSettings;
-use crate::events::{DeadLetter, DeadLetterHeader};
-use crate::kafka::consume::{process_span, Inbound, Ordered, Record};
+use crate::kafka::consume::{
+    dead_letter, panic_message, process_span, GiveUp, Inbound, Ordered, Record,
+};
 use crate::kafka::encoder::EventEncoder;
 use crate::kafka::KafkaSettings;
 
@@ -40,13 +52,17 @@ pub(super) struct Handling<'a> {
     pub group: &'a str,
 }
 
-/// Handle every record; the result is in record order, each with the trace context that its
-/// outputs should carry.
+/// Handle every record until `deadline`; the result is in record order, each with the trace
+/// context its outputs should carry, `None` for an input not finished by then. On
+/// `shutdown`, inputs not started yet are not started; those running finish (each bounded by
+/// `stages.input_timeout`).
 pub(super) async fn handle_all<S: Stage>(
     stage: &S,
     h: &Handling<'_>,
     records: &[Record],
-) -> Vec<(Outcome, opentelemetry::Context)> {
+    deadline: tokio::time::Instant,
+    shutdown: &CancellationToken,
+) -> Vec<Option<(Outcome, opentelemetry::Context)>> {
     // Inputs sharing topic, partition and key are handled in order.
     let mut ordered = Ordered::new(h.settings.max_in_flight, |i: usize| {
         handle_one(stage, h, &records[i])
@@ -58,13 +74,28 @@ pub(super) async fn handle_all<S: Stage>(
     }
     let mut results: Vec<Option<(Outcome, opentelemetry::Context)>> =
         (0..records.len()).map(|_| None).collect();
-    while let Some((i, r)) = ordered.next().await {
-        results[i] = Some(r);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            next = ordered.next() => match next {
+                Some((i, r)) => results[i] = Some(r),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(
+                    stage = S::NAME,
+                    unfinished = ordered.len(),
+                    "batch over stages.batch_timeout: committing what finished, the rest is read again"
+                );
+                break;
+            }
+            _ = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                ordered.drop_waiting();
+            }
+        }
     }
     results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| (Outcome::Outputs(Vec::new()), opentelemetry::Context::new())))
-        .collect()
 }
 
 async fn handle_one<S: Stage>(
@@ -125,13 +156,36 @@ async fn decode_and_attempt<S: Stage>(stage: &S, h: &Handling<'_>, record: &Reco
         Ok(None) => return Outcome::Outputs(Vec::new()),
         Err(e) => return give_up::<S>(h, record, &e, 1),
     };
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let limit = h.settings.input_timeout;
+    match tokio::time::timeout(limit, attempt_all(stage, h, record, &input, &attempts)).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            // The attempt in progress is dropped: like a crash at that point, which the
+            // stage's keyed side effects tolerate.
+            crate::metrics::stage_timeout(S::NAME);
+            let error = StageError::TimedOut(limit);
+            let attempts = attempts.load(std::sync::atomic::Ordering::Relaxed);
+            give_up::<S>(h, record, &error, attempts)
+        }
+    }
+}
+
+/// Attempt `input` until it succeeds, fails for good, or its transient failures are spent.
+async fn attempt_all<S: Stage>(
+    stage: &S,
+    h: &Handling<'_>,
+    record: &Record,
+    input: &Input<S::Event>,
+    attempts: &std::sync::atomic::AtomicU32,
+) -> Outcome {
     let backoff = h.settings.backoff();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        attempts.store(attempt, std::sync::atomic::Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let result = stage
-            .handle(&input)
+        let result = caught(stage, input)
             .await
             .and_then(|outputs| encode_all(h, &outputs));
         crate::metrics::stage_latency(S::NAME, started.elapsed());
@@ -144,6 +198,22 @@ async fn decode_and_attempt<S: Stage>(stage: &S, h: &Handling<'_>, record: &Reco
                 tokio::time::sleep(delay).await;
             }
             Err(e) => return give_up::<S>(h, record, &e, attempt),
+        }
+    }
+}
+
+/// The stage's result for `input`, with a panic turned into poison (see the module doc).
+async fn caught<S: Stage>(stage: &S, input: &Input<S::Event>) -> Result<Vec<Output>, StageError> {
+    // Unwind safety: the runner shares nothing with the handler but `&S` and `&input`; a stage
+    // whose own state a panic could leave half-changed is the stage's to guard (see above).
+    match AssertUnwindSafe(stage.handle(input)).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            crate::metrics::stage_panic(S::NAME);
+            Err(StageError::Poison(format!(
+                "the stage panicked: {}",
+                panic_message(payload.as_ref())
+            )))
         }
     }
 }
@@ -183,37 +253,25 @@ fn give_up<S: Stage>(
         error = %error,
         "giving up on input; dead-lettering it"
     );
-    dead_letter(h, S::NAME, record, error, attempts)
+    letter_for(h, S::NAME, record, error, attempts)
 }
 
-fn dead_letter(
+fn letter_for(
     h: &Handling<'_>,
     stage: &'static str,
     record: &Record,
     error: &StageError,
     attempts: u32,
 ) -> Outcome {
-    let letter = DeadLetter {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        failed_at: crate::clock::now_micros(),
-        stage: stage.to_owned(),
-        error_kind: error.kind().to_owned(),
-        error: error.to_string(),
-        attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
-        source_topic: record.topic.clone(),
-        source_partition: record.partition,
-        source_offset: record.offset,
-        original_key: record.key.clone(),
-        original_value: record.payload.clone(),
-        original_headers: record
-            .headers
-            .iter()
-            .map(|(k, v)| DeadLetterHeader {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
-    };
+    let letter = dead_letter(
+        record,
+        GiveUp {
+            consumer: stage,
+            kind: error.kind(),
+            error: &error.to_string(),
+            attempts,
+        },
+    );
     let out = Output::new(crate::topics::DEADLETTER, record.key_str(), letter);
     match encode_all(h, std::slice::from_ref(&out)) {
         Ok(mut encoded) if encoded.len() == 1 => Outcome::Dead(encoded.remove(0)),
@@ -228,7 +286,7 @@ fn dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{decode, encode, ItemReviewed};
+    use crate::events::{decode, encode, DeadLetter, ItemReviewed};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
@@ -243,6 +301,9 @@ mod tests {
             backoff_initial: Duration::from_millis(1),
             backoff_max: Duration::from_millis(4),
             transaction_timeout: Duration::from_secs(10),
+            input_timeout: Duration::from_secs(5),
+            batch_timeout: Duration::from_secs(8),
+            max_poll_interval: Duration::from_secs(30),
         }
     }
 
@@ -304,6 +365,8 @@ mod tests {
                 "flaky" if n < 2 => Err(StageError::Transient("503".into())),
                 "down" => Err(StageError::Transient("503".into())),
                 "broken" => Err(StageError::Permanent("refused".into())),
+                "boom" => panic!("handler bug on offset {}", input.offset),
+                "hang" => std::future::pending().await,
                 _ => Ok(vec![Output::new("out", "k", input.event.clone())]),
             }
         }
@@ -317,6 +380,18 @@ mod tests {
     }
 
     async fn run(s: &TestStage, records: &[Record]) -> Vec<Outcome> {
+        run_until(s, records, Duration::from_secs(3600))
+            .await
+            .into_iter()
+            .map(|o| o.expect("every input finishes"))
+            .collect()
+    }
+
+    async fn run_until(
+        s: &TestStage,
+        records: &[Record],
+        batch_time: Duration,
+    ) -> Vec<Option<Outcome>> {
         let (settings, kafka, encoder) = (
             settings(),
             KafkaSettings::default(),
@@ -328,10 +403,11 @@ mod tests {
             encoder: &encoder,
             group: "g",
         };
-        handle_all(s, &h, records)
+        let deadline = tokio::time::Instant::now() + batch_time;
+        handle_all(s, &h, records, deadline, &CancellationToken::new())
             .await
             .into_iter()
-            .map(|(o, _)| o)
+            .map(|o| o.map(|(o, _)| o))
             .collect()
     }
 
@@ -414,6 +490,63 @@ mod tests {
             1,
             "permanent is not retried"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_dead_letters_its_input_as_poison_and_the_batch_goes_on() {
+        let s = stage();
+        let records = vec![
+            input(0, "a", "boom"),
+            input(1, "a", "x"),
+            input(2, "b", "y"),
+        ];
+        let out = run(&s, &records).await;
+        let l = letter(&out[0]);
+        assert_eq!(l.error_kind, "poison");
+        assert_eq!(l.attempts, 1, "a panic is not retried");
+        assert!(
+            l.error
+                .contains("the stage panicked: handler bug on offset 0"),
+            "{}",
+            l.error
+        );
+        assert!(matches!(&out[1], Outcome::Outputs(o) if o.len() == 1));
+        assert!(matches!(&out[2], Outcome::Outputs(o) if o.len() == 1));
+        assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_input_over_its_time_is_dead_lettered_as_timed_out_and_its_key_moves_on() {
+        let s = stage();
+        let records = vec![
+            input(0, "a", "hang"),
+            input(1, "a", "x"),
+            input(2, "b", "y"),
+        ];
+        let out = run(&s, &records).await;
+        let l = letter(&out[0]);
+        assert_eq!(l.error_kind, "timed_out");
+        assert_eq!(l.attempts, 1);
+        assert!(l.error.contains("stages.input_timeout"), "{}", l.error);
+        assert!(matches!(&out[1], Outcome::Outputs(o) if o.len() == 1));
+        assert!(matches!(&out[2], Outcome::Outputs(o) if o.len() == 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_over_its_time_returns_what_finished_and_leaves_the_rest() {
+        let s = stage();
+        // Key a: two hanging inputs in a row (5 s each at most), then one more; key b is quick.
+        let records = vec![
+            input(0, "a", "hang"),
+            input(1, "a", "hang"),
+            input(2, "a", "x"),
+            input(3, "b", "y"),
+        ];
+        let out = run_until(&s, &records, Duration::from_secs(8)).await;
+        assert_eq!(letter(out[0].as_ref().unwrap()).error_kind, "timed_out");
+        assert!(out[1].is_none(), "cut off at the batch deadline");
+        assert!(out[2].is_none(), "never started");
+        assert!(matches!(&out[3], Some(Outcome::Outputs(o)) if o.len() == 1));
     }
 
     #[tokio::test]

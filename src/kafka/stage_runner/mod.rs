@@ -4,7 +4,11 @@
 //! input's outputs are visible to `read_committed` readers exactly once.
 //!
 //! A transaction is open only between two polls, never across one: a rebalance (which happens
-//! inside a poll) therefore never meets an open transaction.
+//! inside a poll) therefore never meets an open transaction. Polls are never overdue: an input
+//! gets at most `stages.input_timeout` (then it is dead-lettered as `timed_out`) and a batch
+//! at most `stages.batch_timeout` (then what finished is committed and the rest read again),
+//! both inside `stages.max_poll_interval`, so a slow input cannot get the consumer evicted and
+//! its batch redone forever.
 //!
 //! Built on the one consume shape ([`crate::kafka::consume`]); a stage itself is the small
 //! typed [`Stage`] trait ([`contract`]).
@@ -90,8 +94,12 @@ pub async fn run_stage<S: Stage>(
     // Static membership: a restarted instance takes its partitions back at once instead of
     // waiting for its predecessor's session to time out.
     let member = transactional_id.clone();
+    let poll = settings.poll_settings();
     let consumer = Consumer::create(&kafka, &client_id, &group, move |cfg| {
         cfg.set("group.instance.id", &member);
+        for (key, value) in poll {
+            cfg.set(key, value);
+        }
     })
     .await
     .map_err(create)?
@@ -133,7 +141,9 @@ pub async fn run_stage<S: Stage>(
             continue;
         }
         let span = tracing::info_span!("stage.batch", stage = S::NAME, size = batch.len());
-        let outcomes = handling::handle_all(stage.as_ref(), &handling, &batch)
+        // The batch and its commit must end before the consumer's next poll is overdue.
+        let deadline = tokio::time::Instant::now() + settings.batch_timeout;
+        let outcomes = handling::handle_all(stage.as_ref(), &handling, &batch, deadline, &shutdown)
             .instrument(span.clone())
             .await;
         txn.commit_or_rewind(&batch, outcomes)

@@ -33,6 +33,20 @@ pub struct StageSettings {
     /// Kafka transaction timeout; also bounds commit and abort on shutdown.
     #[serde(with = "humantime_serde")]
     pub transaction_timeout: Duration,
+    /// Most time one input may take, all its attempts and their backoff included; an input
+    /// still running then is dead-lettered as `timed_out` and its partition moves on.
+    #[serde(with = "humantime_serde")]
+    pub input_timeout: Duration,
+    /// Most time a batch is handled before its transaction: inputs not finished then are left
+    /// for the next batch (the finished ones before them in their partition are committed).
+    /// Together with the commit it stays inside `max_poll_interval`, so a slow batch never
+    /// gets the consumer evicted from its group.
+    #[serde(with = "humantime_serde")]
+    pub batch_timeout: Duration,
+    /// librdkafka's `max.poll.interval.ms`: a consumer that does not poll for this long is
+    /// evicted and its transaction can no longer commit.
+    #[serde(with = "humantime_serde")]
+    pub max_poll_interval: Duration,
 }
 
 impl Default for StageSettings {
@@ -46,6 +60,9 @@ impl Default for StageSettings {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             transaction_timeout: Duration::from_secs(30),
+            input_timeout: Duration::from_secs(150),
+            batch_timeout: Duration::from_secs(200),
+            max_poll_interval: Duration::from_secs(300),
         }
     }
 }
@@ -68,7 +85,40 @@ impl StageSettings {
             !self.backoff_initial.is_zero() && self.backoff_initial <= self.backoff_max,
             "stages.backoff_initial",
             "must be above 0 and not above stages.backoff_max",
+        )?;
+        // Each batch then finishes at least its first input (dead-lettered at worst), so a
+        // partition always moves on.
+        ensure(
+            !self.input_timeout.is_zero() && self.input_timeout < self.batch_timeout,
+            "stages.input_timeout",
+            "must be above 0 and below stages.batch_timeout",
+        )?;
+        // The batch, then sending its offsets and committing (each bounded by the transaction
+        // timeout), all before the next poll.
+        ensure(
+            self.batch_timeout + 2 * self.transaction_timeout < self.max_poll_interval,
+            "stages.batch_timeout",
+            "plus twice stages.transaction_timeout must stay below stages.max_poll_interval",
+        )?;
+        // librdkafka's range; below the brokers' default group.min.session.timeout.ms (6 s)
+        // the session timeout that follows it would be refused.
+        ensure(
+            self.max_poll_interval >= Duration::from_secs(6)
+                && self.max_poll_interval <= Duration::from_secs(24 * 3600),
+            "stages.max_poll_interval",
+            "must be between 6 s and 24 h",
         )
+    }
+
+    /// librdkafka's consumer settings for this runner's poll interval.
+    pub(super) fn poll_settings(&self) -> [(&'static str, String); 2] {
+        let poll_ms = self.max_poll_interval.as_millis();
+        // The session timeout may not exceed the poll interval; librdkafka's default is 45 s.
+        let session_ms = poll_ms.min(45_000);
+        [
+            ("max.poll.interval.ms", poll_ms.to_string()),
+            ("session.timeout.ms", session_ms.to_string()),
+        ]
     }
 
     /// The retry schedule of a transient failure.

@@ -1,5 +1,9 @@
 //! One batch's Kafka transaction: outputs and dead letters produced, input offsets sent to
 //! the transaction, commit; on failure, abort and rewind so the batch is read again.
+//!
+//! A batch cut short (by `stages.batch_timeout`, or by shutdown) commits, in each partition,
+//! the inputs before its first unfinished one, and seeks the partition back to that one; the
+//! outputs of finished inputs after it are dropped and made again when it is read again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,15 +27,42 @@ pub(super) struct Transaction<'a> {
 }
 
 impl Transaction<'_> {
-    /// Commit a batch's outcomes with its offsets. A failed transaction is aborted and the
-    /// consumer rewound, so the batch is read again; only a fatal one stops the runner.
+    /// Commit a batch's outcomes (`None`: not finished) with its offsets, up to each
+    /// partition's first unfinished input. A failed transaction is aborted and the consumer
+    /// rewound, so the batch is read again; only a fatal one stops the runner.
     pub async fn commit_or_rewind(
         &self,
         batch: &[Record],
-        outcomes: Vec<(Outcome, opentelemetry::Context)>,
+        outcomes: Vec<Option<(Outcome, opentelemetry::Context)>>,
     ) -> Result<(), RunnerError> {
-        match self.commit(batch, outcomes).await {
-            Ok(()) => Ok(()),
+        let cut = first_unfinished(batch, &outcomes);
+        let (kept, outcomes): (Vec<Record>, Vec<_>) = batch
+            .iter()
+            .zip(outcomes)
+            .filter(|(r, _)| {
+                cut.get(&(r.topic.clone(), r.partition))
+                    .is_none_or(|at| r.offset < *at)
+            })
+            .filter_map(|(r, o)| o.map(|o| (r.clone(), o)))
+            .unzip();
+        let result = if kept.is_empty() {
+            Ok(())
+        } else {
+            self.commit(&kept, outcomes).await
+        };
+        match result {
+            Ok(()) => {
+                if !cut.is_empty() {
+                    tracing::info!(
+                        stage = self.stage,
+                        committed = kept.len(),
+                        of = batch.len(),
+                        "batch cut short; its unfinished inputs are read again"
+                    );
+                    self.seek_to(&cut);
+                }
+                Ok(())
+            }
             Err(e) if is_fatal(&e) => Err(RunnerError::Fatal {
                 stage: self.stage,
                 source: e,
@@ -111,12 +142,20 @@ impl Transaction<'_> {
 
     /// Seek every partition of the batch back to its first offset, so it is read again.
     fn rewind(&self, batch: &[Record]) {
-        let mut first: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for r in batch {
-            let e = first.entry((&r.topic, r.partition)).or_insert(r.offset);
+            let e = first
+                .entry((r.topic.clone(), r.partition))
+                .or_insert(r.offset);
             *e = (*e).min(r.offset);
         }
-        for ((topic, partition), offset) in first {
+        self.seek_to(&first);
+    }
+
+    /// Seek each partition to its offset, so reading resumes there.
+    fn seek_to(&self, to: &BTreeMap<(String, i32), i64>) {
+        for ((topic, partition), offset) in to {
+            let (topic, partition, offset) = (topic.as_str(), *partition, *offset);
             if let Err(e) = self.consumer.client().seek(
                 topic,
                 partition,
@@ -127,6 +166,20 @@ impl Transaction<'_> {
             }
         }
     }
+}
+
+/// Each partition's first input without an outcome (cut off before it finished).
+fn first_unfinished<T>(batch: &[Record], outcomes: &[Option<T>]) -> BTreeMap<(String, i32), i64> {
+    let mut cut: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (r, o) in batch.iter().zip(outcomes) {
+        if o.is_none() {
+            let e = cut
+                .entry((r.topic.clone(), r.partition))
+                .or_insert(r.offset);
+            *e = (*e).min(r.offset);
+        }
+    }
+    cut
 }
 
 /// The offset after the last record of each partition in the batch.
@@ -154,4 +207,42 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or(Err(KafkaError::Canceled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> Record {
+        Record {
+            topic: "t".into(),
+            partition,
+            offset,
+            log_time_ms: 0,
+            key: None,
+            payload: None,
+            event_type: None,
+            headers: Vec::new(),
+            trace: opentelemetry::Context::new(),
+        }
+    }
+
+    #[test]
+    fn a_cut_batch_stops_each_partition_at_its_first_unfinished_input() {
+        let batch = [
+            record(0, 5),
+            record(0, 6),
+            record(1, 9),
+            record(0, 7),
+            record(1, 10),
+        ];
+        let outcomes = [Some(()), None, Some(()), Some(()), Some(())];
+        let cut = first_unfinished(&batch, &outcomes);
+        assert_eq!(
+            cut.into_iter().collect::<Vec<_>>(),
+            vec![(("t".into(), 0), 6)]
+        );
+        let all = [Some(()); 5];
+        assert!(first_unfinished(&batch, &all).is_empty());
+    }
 }

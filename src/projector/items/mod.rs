@@ -29,6 +29,19 @@
 //!
 //! The reads of these tables, rule 2's skip included ([`bucket_is_drained`]), are in
 //! [`read`].
+//!
+//! ## A message ingested twice
+//!
+//! Item ids are derived from the message, so two copies of one MessageSid (appended twice
+//! when dedupe was off, e.g. Redis down in `fail_open`) propose the same items, but each copy
+//! carries its own `received_at`, which is the rows' write timestamp, clustering key and
+//! bucket. An item therefore keeps the creation time of the first copy written: a proposal
+//! reads the item's `created_at` first and, if the item exists from an earlier copy, writes
+//! its rows with that time. They then land on the same list row with a timestamp no newer
+//! than the first copy's, so the item is listed once and a review made between the copies
+//! (stamped later) stays. Both copies are read in offset order; two copies in different hour
+//! buckets that are in flight at the same moment (a replay, a catch-up) can still both miss
+//! each other's row and list the item twice until it is reviewed.
 
 use std::sync::Arc;
 
@@ -89,6 +102,7 @@ pub struct ItemsProjection {
     insert_part: PreparedStatement,
     insert_by_message: PreparedStatement,
     item_status: PreparedStatement,
+    item_created: PreparedStatement,
     bucket_added: PreparedStatement,
     bucket_version: PreparedStatement,
     bucket_first_row: PreparedStatement,
@@ -140,6 +154,9 @@ impl ItemsProjection {
             item_status: prepare(format!(
                 "SELECT status FROM {ks}.items WHERE item_id = ?"
             ), "select items status").await?,
+            item_created: prepare(format!(
+                "SELECT created_at FROM {ks}.items WHERE item_id = ?"
+            ), "select items created_at").await?,
             bucket_added: prepare(format!(
                 "UPDATE {ks}.list_buckets USING TIMESTAMP ? SET added_version = ? \
                  WHERE user_id = ? AND status = ? AND bucket = ?"
@@ -160,41 +177,58 @@ impl ItemsProjection {
     }
 
     async fn proposed(&self, ev: &ItemsProposed, ts: i64) -> Result<(), StoreError> {
-        // The rows are stamped with the message's received time, not the proposal's append
-        // time: every review is appended later, so a proposal delivered again (an upstream
-        // duplicate, a re-enrichment) can never put a reviewed item back into pending.
-        let row_ts = ev.received_at;
-        let created = CqlTimestamp(ev.received_at.div_euclid(1000));
-        let bucket = bucket_of(ev.received_at);
         // By index: a closure over `&ProposedItem` trips the `Send` check of `apply`.
-        let writes = (0..ev.items.len())
-            .map(|i| self.proposed_item(ev, &ev.items[i], row_ts, created, bucket));
+        let writes = (0..ev.items.len()).map(|i| self.proposed_item(ev, &ev.items[i]));
         // Items of one part are written a few at a time (a vCard can hold hundreds).
         use futures::StreamExt;
-        futures::stream::iter(writes)
+        let added = futures::stream::iter(writes)
             .buffer_unordered(ITEM_WRITES_IN_FLIGHT)
-            .collect::<Vec<Result<(), StoreError>>>()
+            .collect::<Vec<Result<Option<i32>, StoreError>>>()
             .await
             .into_iter()
-            .collect::<Result<Vec<()>, StoreError>>()?;
-        if !ev.items.is_empty() {
-            // Only after the rows: a drain check that reads this version sees them. The
-            // version is the append time, so it grows in offset order within a bucket.
+            .collect::<Result<std::collections::BTreeSet<Option<i32>>, StoreError>>()?;
+        // Only after the rows: a drain check that reads this version sees them. The version
+        // is the append time, so it grows in offset order within a bucket. Items an earlier
+        // copy of the message already wrote add nothing.
+        for bucket in added.into_iter().flatten() {
             self.bucket_added(&ev.user_id, "pending", bucket, ts)
                 .await?;
         }
         Ok(())
     }
 
-    /// One proposed item's rows.
+    /// When an item was first proposed (ms), if an earlier copy of its message wrote it.
+    async fn first_created(&self, item_id: &str) -> Result<Option<i64>, StoreError> {
+        let row: Option<(Option<CqlTimestamp>,)> = select_one(
+            &self.session,
+            &self.item_created,
+            (item_id,),
+            "select items created_at",
+        )
+        .instrument(cql_span("SELECT", "items"))
+        .await?;
+        Ok(row.and_then(|(c,)| c).map(|c| c.0))
+    }
+
+    /// One proposed item's rows; returns the pending bucket it added a row to, `None` when an
+    /// earlier copy of the message had written the item.
     async fn proposed_item(
         &self,
         ev: &ItemsProposed,
         item: &ProposedItem,
-        row_ts: i64,
-        created: CqlTimestamp,
-        bucket: i32,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i32>, StoreError> {
+        // The rows are stamped with the message's received time, not the proposal's append
+        // time: every review is appended later, so a proposal delivered again (an upstream
+        // duplicate, a re-enrichment) can never put a reviewed item back into pending. A copy
+        // of the message received later takes the first copy's time (see the module doc).
+        let first = self
+            .first_created(&item.item_id)
+            .await?
+            .map(|ms| ms.saturating_mul(1000))
+            .filter(|first| *first <= ev.received_at);
+        let row_ts = first.unwrap_or(ev.received_at);
+        let created = CqlTimestamp(row_ts.div_euclid(1000));
+        let bucket = bucket_of(row_ts);
         let upsert = self.session.execute_unpaged(
             &self.upsert_item,
             (
@@ -241,7 +275,7 @@ impl ItemsProjection {
         a.map_err(StoreError::execute("upsert items"))?;
         b.map_err(StoreError::execute("insert items_by_user_status"))?;
         c.map_err(StoreError::execute("insert items_by_message"))?;
-        Ok(())
+        Ok(first.is_none().then_some(bucket))
     }
 
     /// A bucket's `added_version`.
