@@ -289,11 +289,12 @@ if part memory; then
   step "ingress memory: ${MEM_RATE}/s for ${MEM_SECONDS}s, each webhook held ~${MEM_LINGER} by the producer linger"
   # linger holds each record until its batch goes out, and the webhook is answered only after
   # Kafka's ack: a legitimate setting (a large batching window) that keeps webhooks waiting.
-  # produce_deadline and the HTTP timeout must outlast it; connections are capped by
-  # http.max_concurrent_requests (4096 by default).
+  # produce_deadline and the HTTP timeout must outlast it; requests in flight are capped by
+  # http.max_concurrent_requests (4096 by default) and sockets by http.max_connections.
   MEM_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}mem." SMSFLOW_CQL__KEYSPACE="t_${HEX}mem"
     SMSFLOW_KAFKA__LINGER="$MEM_LINGER" SMSFLOW_KAFKA__PRODUCE_DEADLINE=14s SMSFLOW_HTTP__REQUEST_TIMEOUT=15s
-    SMSFLOW_HTTP__MAX_CONCURRENT_REQUESTS=$((MEM_IN_FLIGHT + 1024)))
+    SMSFLOW_HTTP__MAX_CONCURRENT_REQUESTS=$((MEM_IN_FLIGHT + 1024))
+    SMSFLOW_HTTP__MAX_CONNECTIONS=$((MEM_IN_FLIGHT + 1024)))
   env "${MEM_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18280 "$SF" serve --role ingress & mem_ingress=$!; pids+=("$mem_ingress")
   wait_url http://127.0.0.1:18280/healthz
   # Warm the process (allocator arenas, connection pools, lazily built state) before the
