@@ -299,7 +299,7 @@ fn busy() -> axum::response::Response {
         .header(axum::http::header::RETRY_AFTER, "1")
         .header(axum::http::header::CONTENT_TYPE, "application/json")
         .body(Body::from(
-            r#"{"error":"busy","message":"too many requests in flight (http.max_concurrent_requests); retry"}"#,
+            r#"{"error":{"code":"busy","message":"too many requests in flight (http.max_concurrent_requests); retry"}}"#,
         ))
         .unwrap_or_default()
 }
