@@ -3,7 +3,6 @@
 //! fixed interval. The first sample, taken before the first send, is the baseline; the extra
 //! memory at the peak, divided by the most requests in flight, gives MiB per 10k in flight.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ const MAX_SAMPLES: usize = 100_000;
 pub struct Sample {
     /// Since the sampler started, in ms.
     pub t_ms: u64,
+    /// The most requests in flight since the previous sample (not only at this instant).
     pub in_flight: u64,
     /// VmRSS in MiB of each watched process, in `Memory::names` order; `None` if unreadable.
     pub rss_mib: Vec<Option<f64>>,
@@ -79,7 +79,7 @@ pub fn start(watched: &[Watched], progress: Arc<Progress>, interval: Duration) -
             }
             let sample = Sample {
                 t_ms: began.elapsed().as_millis() as u64,
-                in_flight: progress.in_flight.load(Ordering::Relaxed),
+                in_flight: progress.take_peak(),
                 rss_mib: pids
                     .iter()
                     .map(|pid| cost::status_bytes(*pid, "VmRSS").ok().map(mib))
@@ -240,7 +240,17 @@ mod tests {
         };
         let sampler = start(&[me], progress.clone(), Duration::from_millis(10));
         tokio::time::sleep(Duration::from_millis(5)).await;
-        progress.in_flight.store(7, Ordering::Relaxed);
+        for _ in 0..7 {
+            progress.started();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        // Nine sent and answered between two ticks: the sample still sees nine in flight.
+        for _ in 0..2 {
+            progress.started();
+        }
+        for _ in 0..9 {
+            progress.finished();
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
         let m = sampler.finish().await.unwrap();
         assert_eq!(
@@ -254,6 +264,11 @@ mod tests {
         );
         assert_eq!(m.per_process.len(), 1);
         assert!(m.per_process[0].baseline_mib > 0.0);
-        assert_eq!(m.per_process[0].peak_in_flight, 7);
+        assert_eq!(m.per_process[0].peak_in_flight, 9);
+        assert_eq!(
+            m.samples.last().map(|s| s.in_flight),
+            Some(0),
+            "the interval after all were answered starts from the count then"
+        );
     }
 }

@@ -26,8 +26,33 @@ pub struct Target {
 pub struct Progress {
     /// Requests sent and not yet answered.
     pub in_flight: AtomicU64,
+    /// The most requests in flight since the sampler last took it: a request answered
+    /// between two samples still counts, so a fast server is not read as idle.
+    peak_since_taken: AtomicU64,
     /// Attachments named by webhooks answered 2xx: what the media stage should fetch.
     pub media_acked: AtomicU64,
+}
+
+impl Progress {
+    /// A request was sent.
+    pub fn started(&self) {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_since_taken.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A request was answered (or failed).
+    pub fn finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The most requests in flight since the last call, and start the next interval at
+    /// the count in flight now.
+    pub fn take_peak(&self) -> u64 {
+        let now = self.in_flight.load(Ordering::Relaxed);
+        // A send that lands between the load and the swap has already raised the peak it
+        // is swapped out of, so it is counted in this interval.
+        self.peak_since_taken.swap(now, Ordering::Relaxed).max(now)
+    }
 }
 
 /// Send the plan's webhooks; success is a 2xx answer.
@@ -51,9 +76,9 @@ pub async fn send(
             .body(hook.body);
         let (progress, media) = (progress.clone(), hook.media as u64);
         async move {
-            progress.in_flight.fetch_add(1, Ordering::Relaxed);
+            progress.started();
             let ok = request.send().await.is_ok_and(|r| r.status().is_success());
-            progress.in_flight.fetch_sub(1, Ordering::Relaxed);
+            progress.finished();
             if ok {
                 progress.media_acked.fetch_add(media, Ordering::Relaxed);
             }
