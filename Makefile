@@ -39,11 +39,13 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Other people's Avro code that the tests run against ours: the Java reference implementation
-## (Maven Central) and fastavro + confluent-kafka (PyPI, a cached venv). Tests also fetch on demand.
+## Other people's code that the tests run against ours: the Java Avro reference implementation
+## (Maven Central), fastavro + confluent-kafka, and the OpenAPI checkers (openapi-spec-validator,
+## schemathesis, openapi-python-client) from PyPI, each in a cached venv. Tests also fetch on demand.
 interop: deps
 	@bash tests/interop/java/run.sh -version >/dev/null 2>&1 || bash tests/interop/java/run.sh -version
 	@bash tests/interop/python/venv.sh >/dev/null
+	@bash tests/interop/python/venv.sh tests/interop/openapi/requirements.txt >/dev/null
 
 ## Every test, against the real local stack (started if needed). cargo-nextest runs each test
 ## as its own process and the test binaries side by side (settings: .config/nextest.toml).

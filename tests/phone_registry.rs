@@ -123,11 +123,23 @@ async fn link_and_verify_through_the_api_and_by_texted_code_and_reject_unknown_s
         "{reply}"
     );
 
-    // Alice links a1 through the API: 202, and a code goes out through sms.outbound.v1.
+    // The API takes E.164 only, as its document says: a formatted number is refused.
     let r = http
         .post(format!("{}/v1/phones", app.base_url))
         .bearer_auth(&alice)
         .json(&serde_json::json!({"phone": "+1 (510) 555-0101"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+
+    // Alice links a1 through the API: 202, and a code goes out through sms.outbound.v1.
+    let r = http
+        .post(format!("{}/v1/phones", app.base_url))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"phone": a1}))
         .send()
         .await
         .unwrap();

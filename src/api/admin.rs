@@ -10,7 +10,6 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::auth::{self, Authenticator};
-use super::error::ErrorBody;
 use crate::stats::stats;
 use crate::store::SharedSession;
 
@@ -32,13 +31,11 @@ pub fn router(state: Arc<AdminState>, auth: Arc<Authenticator>) -> Router {
         .with_state(state)
 }
 
-#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin", operation_id = "getStats",
     summary = "All statistics of this process",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`counters`, `cache`, `database` and `connections` together", body = Object),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
     ))]
 async fn all(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(json!({
@@ -49,49 +46,41 @@ async fn all(State(state): State<Arc<AdminState>>) -> Json<Value> {
     }))
 }
 
-#[utoipa::path(get, path = "/v1/admin/stats/cache", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/stats/cache", tag = "admin", operation_id = "getCacheStats",
     summary = "Cache statistics",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`caches.phones`: hits, misses, hit ratio, entries", body = Object),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
     ))]
 async fn cache() -> Json<Value> {
     Json(cache_json())
 }
 
-#[utoipa::path(get, path = "/v1/admin/stats/database", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/stats/database", tag = "admin", operation_id = "getDatabaseStats",
     summary = "CQL driver statistics",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`cql`: requests, errors, retries, latency; null before the first CQL use", body = Object),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
     ))]
 async fn database(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(database_json(&state))
 }
 
-#[utoipa::path(get, path = "/v1/admin/stats/connections", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/stats/connections", tag = "admin", operation_id = "getConnectionStats",
     summary = "Connection pools",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`cql`, `redis` and `http` pool sizes", body = Object),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
     ))]
 async fn connections(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(connections_json(&state))
 }
 
-#[utoipa::path(post, path = "/v1/admin/stats/reset", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/stats/reset", tag = "admin", operation_id = "resetStats",
     summary = "Zero the resettable counters",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "What was reset (Prometheus counters stay monotonic)", body = Object),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
-        (status = 403, description = "A valid token without the admin role", body = ErrorBody),
     ))]
 async fn reset() -> Json<Value> {
     stats().reset();

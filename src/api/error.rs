@@ -5,9 +5,13 @@
 //! whole cause chain, when the response is made, and never sent to the client (no CQL or
 //! Kafka error text leaves the server).
 
-use axum::http::{header, StatusCode};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -74,6 +78,71 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+
+    /// 500: a bug on our side; `message` goes to the log, the client gets no detail.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        let cause: Cause = message.into().into();
+        ApiError {
+            cause: Some(cause),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed to handle the request; this is a bug, please report it",
+            )
+        }
+    }
+}
+
+/// `router` with the rest of its answers in the error shape: a path no route serves (404), a
+/// method a route does not take (405, with `Allow`), and a request not answered within
+/// `request_timeout` (408). Call it on a listener's finished router: the 405 answer reaches
+/// only the routes added before.
+pub fn in_error_shape(router: Router, request_timeout: Duration) -> Router {
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                match tokio::time::timeout(request_timeout, next.run(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => request_timeout_error().into_response(),
+                }
+            },
+        ))
+}
+
+/// The answer to a path no route serves (on every listener: users, operators and Twilio get
+/// the same shape).
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no route for {method} {}; the API is described at /v1/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+/// The answer to a method a route does not take; axum adds the `Allow` header.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}; the `Allow` header lists what it takes",
+            uri.path()
+        ),
+    )
+}
+
+/// The answer to a request that outlived `http.request_timeout`.
+fn request_timeout_error() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request was not answered within http.request_timeout; retry",
+    )
 }
 
 /// The body of every API error response.
@@ -85,9 +154,10 @@ pub struct ErrorBody {
 /// What failed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`,
-    /// `invalid_request`, `unavailable`, `phone_taken`, `wrong_code`, `code_exhausted`,
-    /// `no_pending_code`.
+    /// Stable and machine-readable: `invalid_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `no_route`, `method_not_allowed`, `request_timeout`, `payload_too_large`,
+    /// `unsupported_media_type`, `unavailable`, `internal`, `phone_taken`, `wrong_code`,
+    /// `code_exhausted`, `no_pending_code`.
     #[schema(example = "not_found")]
     pub code: &'static str,
     /// For people: what failed and what to do about it.
@@ -156,20 +226,75 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-/// Turn a JSON body rejection into the API's error shape.
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    fn from(r: axum::extract::rejection::JsonRejection) -> ApiError {
-        ApiError::invalid(r.body_text())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[derive(Debug, thiserror::Error)]
     #[error("CQL statement failed: Database returned an error: keyspace t_1 does not exist")]
     struct CqlFailure;
+
+    async fn answer(router: Router, req: Request) -> (StatusCode, axum::http::HeaderMap, Value) {
+        use tower::ServiceExt as _;
+        let resp = router.oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    fn listener() -> Router {
+        use axum::routing::get;
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "late"
+        };
+        in_error_shape(
+            Router::new()
+                .route("/v1/things", get(|| async { "ok" }).post(|| async { "ok" }))
+                .route("/slow", get(slow)),
+            Duration::from_secs(10),
+        )
+    }
+
+    fn request(method: &str, uri: &str) -> Request {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_path_is_a_404_in_the_error_shape() {
+        let (status, headers, body) = answer(listener(), request("GET", "/v2/nothing")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body["error"]["code"], "no_route", "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_method_the_route_does_not_take_is_a_405_with_allow_in_the_error_shape() {
+        let (status, headers, body) = answer(listener(), request("DELETE", "/v1/things")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+        let allow = headers[header::ALLOW].to_str().unwrap();
+        assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_over_the_timeout_is_a_408_in_the_error_shape() {
+        let (status, headers, body) = answer(listener(), request("GET", "/slow")).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    }
 
     #[tokio::test]
     async fn a_dependency_failure_is_a_503_without_its_cause_in_the_body() {

@@ -27,7 +27,7 @@ pub struct Readiness {
 }
 
 /// Liveness: answers as long as the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "getHealth",
     summary = "Liveness",
     responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
@@ -36,7 +36,7 @@ pub async fn healthz() -> &'static str {
 
 /// Readiness: 200 when Kafka, CQL and Redis all answer (and, in confluent wire format, the
 /// schema-registry ids are cached), else 503 naming the ones that failed.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "getReadiness",
     summary = "Readiness: Kafka, CQL and Redis answer; registry ids cached (confluent wire format)",
     responses(
         (status = 200, description = "`kafka`, `cql`, `redis` (and `schema_registry` in confluent wire format): `ok` each", body = Object),

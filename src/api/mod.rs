@@ -6,14 +6,16 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod items;
 pub mod openapi;
+pub mod params;
 pub mod phones;
 
 use std::sync::Arc;
 
-use axum::extract::MatchedPath;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
 use axum::response::Response;
 use axum::Router;
@@ -47,16 +49,19 @@ impl ApiSettings {
 }
 
 /// The user API: item and phone routes behind bearer authentication, and the OpenAPI
-/// document, each request traced as one server span.
+/// document, each request traced as one server span. A body over `body_limit` bytes is
+/// refused with 413.
 pub fn router(
     items: Arc<items::ItemsApi>,
     phones: Arc<phones::PhonesApi>,
     auth: Arc<auth::Authenticator>,
+    body_limit: usize,
 ) -> Router {
     Router::new()
         .merge(items::router(items, auth.clone()))
         .merge(phones::router(phones, auth))
         .merge(openapi::router())
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

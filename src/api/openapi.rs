@@ -1,22 +1,28 @@
 //! The OpenAPI 3.1 document of the HTTP API, built from the handlers' `#[utoipa::path]`
 //! attributes and the `ToSchema` types, served unauthenticated at `GET /v1/openapi.json`.
 //!
-//! The integration test `tests/openapi.rs` checks real responses against the schemas, and
-//! the unit test here checks that every route the router code mounts is in the document.
+//! The integration test `tests/openapi.rs` checks real responses against the schemas,
+//! `tests/api_contract.rs` runs openapi-spec-validator, schemathesis and a generated client
+//! against a running instance, and the unit tests here check that every route the router code
+//! mounts is in the document, with unique operation ids, links and the shared error answers.
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use serde_json::Value;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::items::views::{
     Decision, Item, ItemPage, ItemStatus, ItemSummary, MessagePart, MessageProgress,
     ReviewAccepted, ReviewRequest,
 };
+use super::params::{PageToken, TimeZone, VerificationCode, E164};
 use super::{admin, health, items, phones};
 
 /// The document.
@@ -51,6 +57,10 @@ use super::{admin, health, items, phones};
     components(schemas(
         ErrorBody,
         ErrorDetail,
+        E164,
+        TimeZone,
+        VerificationCode,
+        PageToken,
         ItemPage,
         ItemSummary,
         Item,
@@ -61,7 +71,7 @@ use super::{admin, health, items, phones};
         Decision,
         ReviewAccepted,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &CommonErrors),
     tags(
         (name = "items", description = "Enrichment items and their review"),
         (name = "phones", description = "The caller's phone numbers"),
@@ -96,24 +106,137 @@ impl Modify for BearerScheme {
     }
 }
 
+/// The answers the framework and the shared layers give, added to each operation they apply
+/// to (an operation's own description of the same status wins): every operation can time out;
+/// a protected one refuses a missing or bad token, an admin one a token without the role; one
+/// with parameters or a body refuses malformed ones; one with a body refuses a wrong content
+/// type and a body over `http.body_limit_bytes`. All in the error shape.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                add_common_errors(path, op);
+            }
+        }
+    }
+}
+
+fn add_common_errors(path: &str, op: &mut Operation) {
+    let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let has_body = op.request_body.is_some();
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(description));
+    };
+    add(
+        "408",
+        "`request_timeout`: not answered within `http.request_timeout`; retry",
+    );
+    if protected {
+        add("401", "`unauthorized`: no bearer token, or not a valid one");
+    }
+    if path.starts_with("/v1/admin/") {
+        add("403", "`forbidden`: a valid token without the admin role");
+    }
+    if has_params || has_body {
+        add("400", "`invalid_request`: a malformed request");
+    }
+    if has_body {
+        add(
+            "413",
+            "`payload_too_large`: the body is over `http.body_limit_bytes`",
+        );
+        add(
+            "415",
+            "`unsupported_media_type`: the body is not `application/json`",
+        );
+    }
+}
+
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    ErrorBody::name(),
+                ))))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// The document as served.
+///
+/// utoipa 5.5 writes a Link object's fields in snake_case (`operation_id`, `operation_ref`,
+/// `request_body`), which the specification spells `operationId`, `operationRef` and
+/// `requestBody`; openapi-spec-validator refuses the former, and tools that follow links
+/// (schemathesis's stateful phase, code generators) would not see them. They are renamed here.
+pub fn document() -> Value {
+    // Rendering cannot fail for this document (string keys only); `null` would show it.
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let operations = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for op in operations {
+        let responses = op["responses"].as_object_mut().into_iter().flatten();
+        for (_, response) in responses {
+            let links = response
+                .get_mut("links")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flat_map(|links| links.values_mut())
+                .filter_map(Value::as_object_mut);
+            for link in links {
+                for (from, to) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(v) = link.remove(from) {
+                        link.insert(to.to_owned(), v);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
 /// `GET /v1/openapi.json`, rendered once.
 pub fn router() -> Router {
-    // Rendering cannot fail for this document (string keys only); an empty body would show it.
-    let json = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
+    let json = Bytes::from(document().to_string());
     Router::new().route(
         "/v1/openapi.json",
         get(move || std::future::ready(openapi_json(json.clone()))),
     )
 }
 
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", operation_id = "getOpenApiDocument",
     summary = "This document (no token needed)",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
 fn openapi_json(json: Bytes) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], json)
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "getMetrics",
     summary = "Prometheus metrics of this process",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 #[allow(dead_code)] // Describes the closure `app/http.rs` mounts.
@@ -133,7 +256,7 @@ mod tests {
     const UNDOCUMENTED: &[&str] = &["/webhooks/twilio/messages", "/webhooks/twilio/status"];
 
     fn doc() -> Value {
-        serde_json::from_str(&ApiDoc::openapi().to_json().unwrap()).unwrap()
+        document()
     }
 
     /// `(METHOD, path)` of every `.route(...)` call in the crate's non-test code.
@@ -294,10 +417,168 @@ mod tests {
         assert!(checked >= 13, "only {checked} protected operations");
     }
 
+    /// Every operation of the document, as `(METHOD path, operation)`.
+    fn operations(doc: &Value) -> Vec<(String, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((format!("{} {path}", method.to_uppercase()), op));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_say_what_the_operation_does() {
+        let doc = doc();
+        let mut ids = BTreeSet::new();
+        for (op_name, op) in operations(&doc) {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{op_name} has no operationId"));
+            assert!(ids.insert(id.to_owned()), "{id} is not unique");
+        }
+        let named = |key: &str| {
+            let (method, path) = key.split_once(' ').unwrap();
+            doc["paths"][path][method.to_lowercase()]["operationId"].clone()
+        };
+        for (key, id) in [
+            ("GET /v1/items", "listItems"),
+            ("GET /v1/items/{id}", "getItem"),
+            ("POST /v1/items/{id}/review", "reviewItem"),
+            ("GET /v1/messages/{sid}", "getMessage"),
+            ("GET /v1/phones", "listPhones"),
+            ("POST /v1/phones", "linkPhone"),
+            ("POST /v1/phones/{phone}/verify", "verifyPhone"),
+            ("DELETE /v1/phones/{phone}", "unlinkPhone"),
+        ] {
+            assert_eq!(named(key), id, "{key}");
+        }
+    }
+
+    #[test]
+    fn links_lead_from_the_lists_to_the_operations_taking_their_ids() {
+        let doc = doc();
+        let by_id: std::collections::BTreeMap<&str, &Value> = operations(&doc)
+            .into_iter()
+            .map(|(_, op)| (op["operationId"].as_str().unwrap(), op))
+            .collect();
+        let mut followed = BTreeSet::new();
+        for (op_name, op) in operations(&doc) {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let Some(links) = response["links"].as_object() else {
+                    continue;
+                };
+                for (name, link) in links {
+                    let keys: Vec<&String> = link.as_object().unwrap().keys().collect();
+                    for key in &keys {
+                        assert!(
+                            ["operationId", "parameters", "description"].contains(&key.as_str()),
+                            "{op_name} {status} link {name}: field {key} is not one of the \
+                             specification's (camelCase) Link fields"
+                        );
+                    }
+                    let target = link["operationId"].as_str().unwrap();
+                    let target_op = by_id
+                        .get(target)
+                        .unwrap_or_else(|| panic!("{op_name} links to unknown {target}"));
+                    let takes: BTreeSet<&str> = target_op["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect();
+                    for (param, expr) in link["parameters"].as_object().unwrap() {
+                        assert!(
+                            takes.contains(param.as_str()),
+                            "{op_name} -> {target}: {target} takes no {param}"
+                        );
+                        assert!(expr.as_str().unwrap().starts_with("$response.body#/"));
+                    }
+                    followed.insert((op["operationId"].as_str().unwrap().to_owned(), target));
+                }
+            }
+        }
+        for (from, to) in [
+            ("listPhones", "verifyPhone"),
+            ("listPhones", "unlinkPhone"),
+            ("listItems", "getItem"),
+            ("listItems", "reviewItem"),
+            ("listItems", "getMessage"),
+        ] {
+            assert!(
+                followed.contains(&(from.to_owned(), to)),
+                "no link {from} -> {to}: {followed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_lists_the_answers_of_the_shared_layers() {
+        let doc = doc();
+        for (op_name, op) in operations(&doc) {
+            let responses = op["responses"].as_object().unwrap();
+            let has = |s: &str| responses.contains_key(s);
+            assert!(has("408"), "{op_name}: no 408");
+            if op.get("requestBody").is_some() {
+                for s in ["400", "413", "415"] {
+                    assert!(has(s), "{op_name} takes a body but has no {s}");
+                }
+            }
+            if op["parameters"].as_array().is_some_and(|p| !p.is_empty()) {
+                assert!(has("400"), "{op_name} takes parameters but has no 400");
+            }
+        }
+    }
+
+    #[test]
+    fn schemas_refuse_what_the_server_refuses() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        for body in ["LinkBody", "VerifyBody", "ReviewRequest"] {
+            assert_eq!(
+                schemas[body]["additionalProperties"], false,
+                "{body}: the handler refuses unknown fields"
+            );
+        }
+        assert_eq!(schemas["E164"]["pattern"], crate::api::params::E164_PATTERN);
+        assert_eq!(schemas["E164"]["format"], "e164");
+        assert_eq!(schemas["PageToken"]["format"], "page-token");
+        assert_eq!(
+            schemas["PageToken"]["maxLength"],
+            crate::api::params::PAGE_TOKEN_MAX
+        );
+        assert_eq!(
+            schemas["VerificationCode"]["pattern"],
+            crate::api::params::CODE_PATTERN
+        );
+        assert!(schemas["TimeZone"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("Europe/Berlin")));
+        let limit = doc["paths"]["/v1/items"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap();
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], 200);
+        for path in ["/v1/phones/{phone}", "/v1/phones/{phone}/verify"] {
+            let item = doc["paths"][path].as_object().unwrap();
+            for op in item.values() {
+                assert_eq!(
+                    op["parameters"][0]["schema"]["$ref"], "#/components/schemas/E164",
+                    "{path}"
+                );
+            }
+        }
+    }
+
     #[test]
     #[ignore = "prints the document"]
     fn print() {
-        println!("{}", ApiDoc::openapi().to_pretty_json().unwrap());
+        println!("{}", serde_json::to_string_pretty(&document()).unwrap());
     }
 
     #[test]

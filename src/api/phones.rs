@@ -6,20 +6,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{self, Authenticator, Caller};
 use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, Path};
+use super::params::{TimeZone, VerificationCode, E164};
 use super::rfc3339_millis;
 use crate::phones::registry::Actor;
-use crate::phones::{normalize, PhoneRegistry, RegistryError};
+use crate::phones::{PhoneRegistry, RegistryError};
 use crate::projector::phones::PhoneReads;
 
 /// What the phone routes share.
@@ -38,28 +40,31 @@ pub fn router(api: Arc<PhonesApi>, auth: Arc<Authenticator>) -> Router {
         .with_state(api)
 }
 
-/// `POST /v1/phones`.
+/// `POST /v1/phones`. Unknown fields are refused (a misspelt `time_zone` would otherwise be
+/// silently dropped).
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct LinkBody {
-    /// The number to link, E.164 or a national form the parser understands.
-    #[schema(example = "+15105550142")]
-    phone: String,
-    /// IANA name; dates in this number's messages are read in it.
-    time_zone: Option<String>,
+    /// The number to link.
+    phone: E164,
+    /// Dates in this number's messages are read in this zone; absent or null for the
+    /// deployment's default.
+    #[serde(default)]
+    time_zone: Option<TimeZone>,
 }
 
 /// `POST /v1/phones/{phone}/verify`.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct VerifyBody {
-    /// The 6-digit code texted to the number.
-    #[schema(example = "123456")]
-    code: String,
+    /// The code texted to the number.
+    code: VerificationCode,
 }
 
 /// What linking a number did.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Linked {
-    /// The number in E.164.
+    #[schema(value_type = E164)]
     phone: String,
     verified: bool,
     /// Whether a verification code went out to the number.
@@ -69,7 +74,7 @@ pub(crate) struct Linked {
 /// A number's state after a verification attempt.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Verified {
-    /// The number in E.164.
+    #[schema(value_type = E164)]
     phone: String,
     verified: bool,
 }
@@ -77,48 +82,55 @@ pub(crate) struct Verified {
 /// The caller's numbers, as projected.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct PhoneList {
+    /// At most 1000.
     phones: Vec<PhoneView>,
 }
 
 /// One of the caller's numbers.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct PhoneView {
-    /// E.164.
+    #[schema(value_type = E164)]
     phone: String,
     verified: bool,
     opted_out: bool,
-    /// RFC 3339; absent before the projector has the link time.
-    #[schema(required = true)]
+    /// RFC 3339; null before the projector has the link time.
+    #[schema(required = true, format = DateTime)]
     linked_at: Option<String>,
-    /// IANA name, or null for the deployment's default.
+    /// Null for the deployment's default.
+    #[schema(required = true, value_type = Option<TimeZone>)]
     time_zone: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/phones", tag = "phones",
+/// A number in a path: E.164 exactly, like the body's.
+fn path_phone(phone: &str) -> Result<E164, ApiError> {
+    E164::parse(phone).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+#[utoipa::path(post, path = "/v1/phones", tag = "phones", operation_id = "linkPhone",
     summary = "Link a number to the caller; a code goes out to verify it",
     security(("bearer" = [])),
     request_body = LinkBody,
     responses(
-        (status = 200, description = "Linked and verified already", body = Linked),
-        (status = 202, description = "Linked; a code went out to the number", body = Linked),
-        (status = 400, description = "Not a phone number, or a malformed body", body = ErrorBody),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 200, description = "Linked and verified already", body = Linked,
+            links(
+                ("unlinkPhone" = (operation_id = "unlinkPhone", parameters(("phone" = "$response.body#/phone")))),
+            )),
+        (status = 202, description = "Linked; a code went out to the number", body = Linked,
+            links(
+                ("verifyPhone" = (operation_id = "verifyPhone", parameters(("phone" = "$response.body#/phone")))),
+                ("unlinkPhone" = (operation_id = "unlinkPhone", parameters(("phone" = "$response.body#/phone")))),
+            )),
+        (status = 400, description = "Not an E.164 number of a real country, not a time zone name, an unknown field, or malformed JSON", body = ErrorBody),
         (status = 409, description = "`phone_taken`: linked to another account", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     ))]
 async fn link(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
-    body: Result<Json<LinkBody>, axum::extract::rejection::JsonRejection>,
+    Json(body): Json<LinkBody>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
-    let phone = normalize(&body.phone).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let time_zone = body
-        .time_zone
-        .as_deref()
-        .map(crate::phones::time_zone)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let phone = String::from(body.phone);
+    let time_zone = body.time_zone.map(String::from);
     let linked = api
         .registry
         .link(&phone, &caller.user_id, Actor::Api, true, time_zone)
@@ -140,15 +152,14 @@ async fn link(
         .into_response())
 }
 
-#[utoipa::path(post, path = "/v1/phones/{phone}/verify", tag = "phones",
+#[utoipa::path(post, path = "/v1/phones/{phone}/verify", tag = "phones", operation_id = "verifyPhone",
     summary = "Prove a number with the texted code",
     security(("bearer" = [])),
-    params(("phone" = String, Path, description = "The number, E.164 (URL-encode the `+` as `%2B`)")),
+    params(("phone" = E164, Path, description = "The number, E.164 (URL-encode the `+` as `%2B`)")),
     request_body = VerifyBody,
     responses(
         (status = 200, description = "The number's state", body = Verified),
-        (status = 400, description = "A malformed body", body = ErrorBody),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 400, description = "Not an E.164 number, not a six-digit code, an unknown field, or malformed JSON", body = ErrorBody),
         (status = 404, description = "Not one of the caller's numbers", body = ErrorBody),
         (status = 410, description = "`no_pending_code`: expired or used; link again", body = ErrorBody),
         (status = 422, description = "`wrong_code`", body = ErrorBody),
@@ -159,13 +170,12 @@ async fn verify(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
     Path(phone): Path<String>,
-    body: Result<Json<VerifyBody>, axum::extract::rejection::JsonRejection>,
+    Json(body): Json<VerifyBody>,
 ) -> Result<Json<Verified>, ApiError> {
-    let Json(body) = body?;
-    let phone = normalize(&phone).map_err(|_| ApiError::not_found("phone"))?;
+    let phone = String::from(path_phone(&phone)?);
     let state = api
         .registry
-        .verify_code(&phone, &body.code, Some(&caller.user_id), None)
+        .verify_code(&phone, body.code.as_str(), Some(&caller.user_id), None)
         .await
         .map_err(registry_error)?;
     Ok(Json(Verified {
@@ -174,13 +184,13 @@ async fn verify(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/phones/{phone}", tag = "phones",
+#[utoipa::path(delete, path = "/v1/phones/{phone}", tag = "phones", operation_id = "unlinkPhone",
     summary = "Unlink one of the caller's numbers",
     security(("bearer" = [])),
-    params(("phone" = String, Path, description = "The number, E.164 (URL-encode the `+` as `%2B`)")),
+    params(("phone" = E164, Path, description = "The number, E.164 (URL-encode the `+` as `%2B`)")),
     responses(
         (status = 204, description = "Unlinked"),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 400, description = "Not an E.164 number", body = ErrorBody),
         (status = 404, description = "Not one of the caller's numbers", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     ))]
@@ -189,20 +199,23 @@ async fn unlink(
     Extension(caller): Extension<Caller>,
     Path(phone): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let phone = normalize(&phone).map_err(|_| ApiError::not_found("phone"))?;
+    let phone = path_phone(&phone)?;
     api.registry
-        .unlink(&phone, Some(&caller.user_id), Actor::Api)
+        .unlink(phone.as_str(), Some(&caller.user_id), Actor::Api)
         .await
         .map_err(registry_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/phones", tag = "phones",
+#[utoipa::path(get, path = "/v1/phones", tag = "phones", operation_id = "listPhones",
     summary = "The caller's numbers",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "At most 1000 numbers", body = PhoneList),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 200, description = "At most 1000 numbers", body = PhoneList,
+            links(
+                ("verifyPhone" = (operation_id = "verifyPhone", parameters(("phone" = "$response.body#/phones/0/phone")))),
+                ("unlinkPhone" = (operation_id = "unlinkPhone", parameters(("phone" = "$response.body#/phones/0/phone")))),
+            )),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     ))]
 async fn list(

@@ -46,5 +46,6 @@ pub(super) async fn start(
         Arc::new(items),
         Arc::new(phones),
         authenticator,
+        shared.settings.http.body_limit_bytes,
     ))
 }

@@ -8,12 +8,11 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 
 use super::tasks::Tasks;
 use super::{AppError, Clients};
 use crate::api::auth::Authenticator;
-use crate::api::{admin, health};
+use crate::api::{admin, error, health};
 use crate::http::HttpSettings;
 
 /// `/healthz`, `/readyz`, `/metrics` and `/v1/admin/...`.
@@ -41,10 +40,8 @@ pub(super) async fn serve(
     router: Router,
     tasks: &mut Tasks,
 ) -> Result<Option<SocketAddr>, AppError> {
-    let router = router.layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        settings.request_timeout,
-    ));
+    // Every answer of the listener in the API's error shape, timeouts included.
+    let router = error::in_error_shape(router, settings.request_timeout);
     let listener = TcpListener::bind(settings.addr)
         .await
         .map_err(|source| AppError::Bind {

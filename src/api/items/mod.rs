@@ -9,16 +9,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use base64::Engine;
 use serde::Deserialize;
 
 use super::auth::{self, Authenticator, Caller};
 use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, Path, Query};
+use super::params::{PageToken, PAGE_TOKEN_MAX};
 use views::{
     Item, ItemPage, ItemStatus, ItemSummary, MessagePart, MessageProgress, ReviewAccepted,
     ReviewRequest,
@@ -28,10 +30,12 @@ pub mod views;
 use super::rfc3339_millis;
 use crate::events::ItemReviewed;
 use crate::kafka::EventProducer;
-use crate::projector::items::{ItemReads, ItemRow, PageToken};
+use crate::projector::items::{ItemReads, ItemRow, PageToken as Position};
 
 /// The largest page.
 const MAX_LIMIT: usize = 200;
+/// The page size when `limit` is absent.
+const DEFAULT_LIMIT: usize = 50;
 /// How long `?wait=true` waits for the projector.
 const REVIEW_WAIT: Duration = Duration::from_secs(10);
 
@@ -60,6 +64,21 @@ struct ListQuery {
     page_token: Option<String>,
 }
 
+/// The position a `page_token` stands for, or why it is not one this API issued.
+fn position(token: &str) -> Result<Position, ApiError> {
+    let refused = || {
+        ApiError::invalid("page_token is not one this API issued; pass back the `next_page_token` of the previous page unchanged")
+    };
+    if token.is_empty() || token.len() > PAGE_TOKEN_MAX {
+        return Err(refused());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(refused)
+}
+
 fn item_view(id: &str, r: &ItemRow) -> Item {
     Item {
         id: id.to_owned(),
@@ -85,18 +104,23 @@ async fn own_item(api: &ItemsApi, caller: &Caller, id: &str) -> Result<ItemRow, 
     }
 }
 
-#[utoipa::path(get, path = "/v1/items", tag = "items",
+#[utoipa::path(get, path = "/v1/items", tag = "items", operation_id = "listItems",
     summary = "The caller's items with one status, newest first, paged",
     security(("bearer" = [])),
     params(
         ("status" = Option<ItemStatus>, Query, description = "Default `pending`"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200; default 50", minimum = 1, maximum = 200),
-        ("page_token" = Option<String>, Query, description = "`next_page_token` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size; default 50", minimum = 1, maximum = 200),
+        ("page_token" = Option<PageToken>, Query, description = "The `next_page_token` of the previous page, unchanged"),
     ),
     responses(
-        (status = 200, description = "One page", body = ItemPage),
-        (status = 400, description = "A bad status or page_token", body = ErrorBody),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 200, description = "One page", body = ItemPage,
+            links(
+                ("getItem" = (operation_id = "getItem", parameters(("id" = "$response.body#/items/0/id")))),
+                ("reviewItem" = (operation_id = "reviewItem", parameters(("id" = "$response.body#/items/0/id")))),
+                ("getMessage" = (operation_id = "getMessage", parameters(("sid" = "$response.body#/items/0/message_sid")))),
+                ("nextPage" = (operation_id = "listItems", parameters(("page_token" = "$response.body#/next_page_token")))),
+            )),
+        (status = 400, description = "A status other than pending, approved or rejected, a limit outside 1 to 200, a page_token this API did not issue, or a malformed query", body = ErrorBody),
         (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
     ))]
 async fn list(
@@ -110,17 +134,11 @@ async fn list(
             "status must be pending, approved or rejected",
         ));
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let after: Option<PageToken> = match &q.page_token {
-        None => None,
-        Some(t) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| ApiError::invalid("page_token is not one this API issued"))?,
-        ),
-    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be 1 to {MAX_LIMIT}")));
+    }
+    let after = q.page_token.as_deref().map(position).transpose()?;
     let page = api
         .reads
         .page(&caller.user_id, status, limit, after.as_ref())
@@ -148,13 +166,17 @@ async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/items/{id}", tag = "items",
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "items", operation_id = "getItem",
     summary = "One of the caller's items",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The item id")),
     responses(
-        (status = 200, description = "The item", body = Item),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 200, description = "The item", body = Item,
+            links(
+                ("reviewItem" = (operation_id = "reviewItem", parameters(("id" = "$response.body#/id")))),
+                ("getMessage" = (operation_id = "getMessage", parameters(("sid" = "$response.body#/message_sid")))),
+            )),
+        (status = 400, description = "A path that does not decode (invalid UTF-8)", body = ErrorBody),
         (status = 404, description = "No such item, or someone else's", body = ErrorBody),
         (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
     ))]
@@ -167,13 +189,17 @@ async fn one(
     Ok(Json(item_view(&id, &row)))
 }
 
-#[utoipa::path(get, path = "/v1/messages/{sid}", tag = "items",
+#[utoipa::path(get, path = "/v1/messages/{sid}", tag = "items", operation_id = "getMessage",
     summary = "A message's progress, transcripts and items",
     security(("bearer" = [])),
     params(("sid" = String, Path, description = "The Twilio MessageSid")),
     responses(
-        (status = 200, description = "The message", body = MessageProgress),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 200, description = "The message", body = MessageProgress,
+            links(
+                ("getItem" = (operation_id = "getItem", parameters(("id" = "$response.body#/items/0/id")))),
+                ("reviewItem" = (operation_id = "reviewItem", parameters(("id" = "$response.body#/items/0/id")))),
+            )),
+        (status = 400, description = "A path that does not decode (invalid UTF-8)", body = ErrorBody),
         (status = 404, description = "No such message, or someone else's", body = ErrorBody),
         (status = 503, description = "The read model cannot be read; retry later", body = ErrorBody),
     ))]
@@ -218,7 +244,7 @@ struct ReviewQuery {
     wait: bool,
 }
 
-#[utoipa::path(post, path = "/v1/items/{id}/review", tag = "items",
+#[utoipa::path(post, path = "/v1/items/{id}/review", tag = "items", operation_id = "reviewItem",
     summary = "Approve or reject an item (appends `ItemReviewed`)",
     security(("bearer" = [])),
     params(
@@ -228,8 +254,7 @@ struct ReviewQuery {
     request_body = ReviewRequest,
     responses(
         (status = 202, description = "Appended", body = ReviewAccepted),
-        (status = 400, description = "A malformed body or an unknown decision", body = ErrorBody),
-        (status = 401, description = "No bearer token, or not a valid one", body = ErrorBody),
+        (status = 400, description = "An unknown decision, an unknown field, malformed JSON, or a `wait` other than true or false", body = ErrorBody),
         (status = 404, description = "No such item, or someone else's", body = ErrorBody),
         (status = 503, description = "The review was not stored, or the read model cannot be read; retry", body = ErrorBody),
     ))]
@@ -238,9 +263,8 @@ async fn review(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<ReviewQuery>,
-    body: Result<Json<ReviewRequest>, axum::extract::rejection::JsonRejection>,
+    Json(body): Json<ReviewRequest>,
 ) -> Result<(StatusCode, Json<ReviewAccepted>), ApiError> {
-    let Json(body) = body?;
     let status = body.decision.status();
     let row = own_item(&api, &caller, &id).await?;
     let event = ItemReviewed {

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::params::PageToken;
+
 /// A review's target status, and a list's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -20,7 +22,7 @@ pub enum ItemStatus {
 pub struct ItemPage {
     pub items: Vec<ItemSummary>,
     /// Pass as `page_token` for the next page; null on the last page.
-    #[schema(required = true)]
+    #[schema(required = true, value_type = Option<PageToken>)]
     pub next_page_token: Option<String>,
 }
 
@@ -44,7 +46,7 @@ pub struct ItemSummary {
     pub confidence: Option<f32>,
     pub status: ItemStatus,
     /// RFC 3339.
-    #[schema(required = true)]
+    #[schema(required = true, format = DateTime)]
     pub created_at: Option<String>,
 }
 
@@ -74,10 +76,10 @@ pub struct Item {
     #[schema(required = true)]
     pub status: Option<ItemStatus>,
     /// RFC 3339.
-    #[schema(required = true)]
+    #[schema(required = true, format = DateTime)]
     pub created_at: Option<String>,
     /// RFC 3339; null until reviewed.
-    #[schema(required = true)]
+    #[schema(required = true, format = DateTime)]
     pub reviewed_at: Option<String>,
 }
 
@@ -86,7 +88,7 @@ pub struct Item {
 pub struct MessageProgress {
     pub message_sid: String,
     /// RFC 3339.
-    #[schema(required = true)]
+    #[schema(required = true, format = DateTime)]
     pub received_at: Option<String>,
     pub parts_expected: i32,
     /// The parts enriched so far.
@@ -113,8 +115,9 @@ pub struct MessagePart {
     pub transcript: Option<String>,
 }
 
-/// `POST /v1/items/{id}/review`.
+/// `POST /v1/items/{id}/review`. Unknown fields are refused.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     pub decision: Decision,
 }
