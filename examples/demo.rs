@@ -22,11 +22,8 @@ const SAMPLES: &[(&str, &str)] = &[
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(None).context("loading configuration")?;
-    let token = settings
-        .twilio
-        .auth_token
-        .clone()
-        .filter(|t| !t.is_empty())
+    let token = smsflow::secrets::non_empty(&settings.twilio.auth_token)
+        .map(str::to_owned)
         .context("set TWILIO_AUTH_TOKEN to sign the demo's webhooks")?;
     let base = format!("http://{}", settings.http.addr);
     let public = settings.http.public_url.trim_end_matches('/').to_owned();
@@ -138,7 +135,7 @@ async fn print_pending_items(
     settings: &Settings,
     messages: usize,
 ) -> anyhow::Result<()> {
-    let Some(secret) = settings.api.auth.hs256_secret.as_deref() else {
+    let Some(secret) = smsflow::secrets::non_empty(&settings.api.auth.hs256_secret) else {
         println!(
             "
 (set SMSFLOW_API__AUTH__HS256_SECRET to see the pending items through the API)"

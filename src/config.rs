@@ -7,6 +7,7 @@
 //! are handed their own section.
 
 use std::path::Path;
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -20,6 +21,7 @@ pub use crate::kafka::projection_runner::ProjectorSettings;
 pub use crate::kafka::stage_runner::StageSettings;
 pub use crate::kafka::KafkaSettings;
 pub use crate::phones::PhoneSettings;
+use crate::secrets::SecretString;
 pub use crate::stages::confirm::ConfirmSettings;
 pub use crate::stages::enrich::stage::EnrichSettings;
 pub use crate::stages::media::MediaSettings;
@@ -57,8 +59,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`.
-    pub url: String,
+    /// `redis://[:password@]host:port/db`; a secret, since it may carry the password.
+    #[serde(serialize_with = "crate::secrets::serialize")]
+    pub url: SecretString,
     /// Most pooled connections.
     pub pool_max_size: usize,
 }
@@ -66,7 +69,7 @@ pub struct RedisSettings {
 impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
-            url: "redis://127.0.0.1:6379".into(),
+            url: SecretString::from("redis://127.0.0.1:6379"),
             pool_max_size: 32,
         }
     }
@@ -74,43 +77,24 @@ impl Default for RedisSettings {
 
 /// Operator endpoints. They take a JWT with the admin role (`api.auth.admin_role`); the
 /// retired shared token is kept only to refuse it with a hint instead of "unknown field".
-#[derive(Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Retired: setting it is a configuration error.
-    pub token: Option<String>,
-}
-
-impl std::fmt::Debug for AdminSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminSettings")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    #[serde(serialize_with = "crate::secrets::serialize_option")]
+    pub token: Option<SecretString>,
 }
 
 /// Twilio credentials, read from `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`.
-#[derive(Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioSettings {
     pub account_sid: Option<String>,
-    pub auth_token: Option<String>,
+    #[serde(serialize_with = "crate::secrets::serialize_option")]
+    pub auth_token: Option<SecretString>,
     /// The webhook URLs `smsflow twilio configure` sets, with their connection overrides.
     #[serde(default)]
     pub webhooks: crate::twilio::WebhookSettings,
-}
-
-impl std::fmt::Debug for TwilioSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TwilioSettings")
-            .field("account_sid", &self.account_sid)
-            .field(
-                "auth_token",
-                &self.auth_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("webhooks", &self.webhooks)
-            .finish()
-    }
 }
 
 /// A configuration problem, naming the key at fault.
@@ -189,6 +173,12 @@ impl Settings {
             self.stages.transaction_timeout >= self.kafka.produce_deadline,
             "stages.transaction_timeout",
             "must be at least kafka.produce_deadline",
+        )?;
+        // An append that outlives the request would be stored but answered 408.
+        ensure(
+            self.http.request_timeout >= self.kafka.produce_deadline + Duration::from_secs(1),
+            "http.request_timeout",
+            "must exceed kafka.produce_deadline by at least 1 s, so that a stored event is answered in time",
         )
     }
 
@@ -203,6 +193,7 @@ impl Settings {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+    use crate::secrets::ExposeSecret;
     use figment::Jail;
 
     #[test]
@@ -214,7 +205,48 @@ mod tests {
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!(s.http.addr.port(), 9999);
             assert_eq!(s.topic("sms.messages.v1"), "t1.sms.messages.v1");
-            assert_eq!(s.twilio.auth_token.as_deref(), Some("secret"));
+            assert_eq!(
+                crate::secrets::non_empty(&s.twilio.auth_token),
+                Some("secret")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn no_secret_reaches_debug_output() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TWILIO_AUTH_TOKEN", "twilio-token-SECRET1");
+            jail.set_env(
+                "SMSFLOW_REDIS__URL",
+                "redis://:redis-pass-SECRET2@127.0.0.1:6379",
+            );
+            jail.set_env("SMSFLOW_API__AUTH__HS256_SECRET", "jwt-key-SECRET3");
+            jail.set_env(
+                "SMSFLOW_KAFKA__SCHEMA_REGISTRY__URL",
+                "https://key:registry-pass-SECRET4@registry.example.com/apis/ccompat/v7",
+            );
+            jail.set_env("SMSFLOW_TRANSCRIBE__OPENAI__API_KEY", "sk-SECRET5");
+            jail.set_env("SMSFLOW_TRANSCRIBE__GOOGLE__API_KEY", "AIza-SECRET6");
+            jail.set_env("SMSFLOW_ENRICH__LLM__API_KEY", "llm-key-SECRET7");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            // Each was read...
+            assert_eq!(
+                crate::secrets::non_empty(&s.api.auth.hs256_secret),
+                Some("jwt-key-SECRET3")
+            );
+            assert!(s.redis.url.expose_secret().contains("SECRET2"));
+            // ...and none prints.
+            for shown in [format!("{s:?}"), format!("{s:#?}")] {
+                assert!(
+                    !shown.contains("SECRET"),
+                    "a secret in Debug output: {shown}"
+                );
+            }
+            // The admin token is refused at load, but its value never prints either.
+            let mut s = s;
+            s.admin.token = Some("admin-SECRET8".into());
+            assert!(!format!("{s:?}").contains("SECRET8"));
             Ok(())
         });
     }

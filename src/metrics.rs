@@ -16,6 +16,8 @@
 //! | `smsflow_end_to_end_duration_seconds` | histogram | |
 //! | `smsflow_consumer_lag` | gauge | `group`, `topic`, `partition` |
 //! | `smsflow_http_open_connections` | gauge | |
+//! | `smsflow_http_idle_closed_total` | counter | `phase` (`before_first_request`, `between_requests`) |
+//! | `smsflow_http_busy_total` | counter | |
 //! | `smsflow_pool` | gauge | `pool` (`redis`, `cql`), `stat` (`size`, `available`, `waiting`, `max_size`, `connections`, `connection_timeouts`) |
 //! | `smsflow_trace_spans_exported_total` / `_dropped_total` | counter | |
 //! | `smsflow_stage_inputs_total`, `_outputs_total`, `smsflow_dead_letters_total` | counter | `stage` |
@@ -269,6 +271,21 @@ pub fn pool(pool: &'static str, stat: &'static str, value: f64) {
 /// Open HTTP connections.
 pub fn open_connections(n: usize) {
     gauge!("smsflow_http_open_connections").set(n as f64);
+}
+
+/// A connection closed for idling: before its first request, or between requests.
+pub fn http_idle_closed(before_first_request: bool) {
+    let phase = if before_first_request {
+        "before_first_request"
+    } else {
+        "between_requests"
+    };
+    counter!("smsflow_http_idle_closed_total", "phase" => phase).increment(1);
+}
+
+/// A request answered 503 because no `http.max_concurrent_requests` permit came in time.
+pub fn http_busy() {
+    counter!("smsflow_http_busy_total").increment(1);
 }
 
 /// Spans the OTLP exporter delivered.

@@ -16,6 +16,7 @@ use smsflow::cli;
 use smsflow::config::Settings;
 use smsflow::events::{confluent, WireFormat};
 use smsflow::ingress::SenderPolicy;
+use smsflow::secrets::ExposeSecret;
 use smsflow::topics;
 
 /// Messages from the verified sender (received, then enriched) and from an unknown one
@@ -240,7 +241,7 @@ async fn confluent_avro_deserializer_decodes_every_record_written_in_confluent_m
             "--mode",
             "confluent",
             "--registry",
-            &settings.kafka.schema_registry.url,
+            settings.kafka.schema_registry.url.expose_secret(),
         ],
     );
     for (topic, (count, firsts)) in &ours {

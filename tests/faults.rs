@@ -30,6 +30,7 @@ use smsflow::events::{decode, DeadLetter, ItemReviewed, ItemsProposed, MessageRe
 use smsflow::ingress::SenderPolicy;
 use smsflow::kafka::projection_runner::{run_projection, Target};
 use smsflow::kafka::stage_runner::run_stage;
+use smsflow::secrets::ExposeSecret;
 use smsflow::stages::{Input, Output, Stage, StageError};
 
 /// The number `n` of a test message (`sms_params(n)`'s MessageSid is `SM{n:032x}`).
@@ -360,7 +361,7 @@ async fn a_number_verified_while_no_ingress_ran_is_accepted_once_its_link_is_in_
 async fn a_cached_miss_does_not_outlive_the_link_reaching_the_projection() {
     let env = TestEnv::new().await;
     let settings = env.settings.clone();
-    let redis = deadpool_redis::Config::from_url(&settings.redis.url)
+    let redis = deadpool_redis::Config::from_url(settings.redis.url.expose_secret())
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .unwrap();
     // A directory that does not follow the topic: only the projection can tell it.

@@ -564,3 +564,54 @@ async fn with_sender_policy_any_an_opted_out_number_is_still_not_enriched() {
     assert_eq!(rejected[0].message_sid, during);
     app.stop().await;
 }
+
+/// An auto-responder (or a loop between two of them) texting us over and over: each reply is
+/// a paid SMS, so a stranger or an unverified number gets at most one per
+/// `ingress.replies.stranger_interval`, and every message is still recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_auto_responder_texting_thirty_times_gets_one_paid_reply() {
+    let env = TestEnv::new().await;
+    let settings = registered(&env);
+    let (unverified, _) =
+        cli::phones::link(&patient(&settings), "+15105550161", "hal", false, false)
+            .await
+            .unwrap();
+    let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
+    let cql = env.cql().await;
+    wait_for(
+        "the unverified link to be projected",
+        Duration::from_secs(60),
+        || {
+            let (cql, phone) = (cql.clone(), unverified.clone());
+            async move {
+                let row = cql
+                    .query_unpaged("SELECT user_id FROM phones WHERE phone = ?", (phone,))
+                    .await
+                    .ok()?
+                    .into_rows_result()
+                    .ok()?
+                    .maybe_first_row::<(Option<String>,)>()
+                    .ok()??;
+                row.0.map(|_| ())
+            }
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for (from, base) in [("+15105550198", 5000), (unverified.as_str(), 6000)] {
+        let mut replies = 0;
+        for i in 0..30 {
+            let (status, body, _) =
+                text(&http, &app, base + i, from, "I am away until Monday.").await;
+            assert_eq!(status, 200);
+            if body.contains("<Message>") {
+                replies += 1;
+            }
+        }
+        assert_eq!(replies, 1, "one paid reply to {from}, not one per message");
+    }
+    app.stop().await;
+    let (accepted, rejected) = messages(&env).await;
+    assert!(accepted.is_empty());
+    assert_eq!(rejected.len(), 60, "every message is recorded");
+}

@@ -19,6 +19,7 @@ use smsflow::app::Role;
 use smsflow::config::Settings;
 use smsflow::events::confluent::{self, Verdict};
 use smsflow::events::{decode, decode_with_reader, Decoder, MessageReceived, WireFormat};
+use smsflow::secrets::ExposeSecret;
 use smsflow::topics;
 
 /// The registry client for `settings`.
@@ -278,7 +279,7 @@ async fn a_backward_compatible_change_registers_and_old_and_new_consumers_decode
             "--mode",
             "confluent",
             "--registry",
-            &settings.kafka.schema_registry.url,
+            settings.kafka.schema_registry.url.expose_secret(),
         ])
         .output()
         .unwrap();
@@ -353,9 +354,9 @@ impl CuttableProxy {
 
 fn registry_via(settings: &Settings, addr: std::net::SocketAddr) -> Settings {
     let mut s = settings.clone();
-    let mut url = url::Url::parse(&s.kafka.schema_registry.url).unwrap();
+    let mut url = url::Url::parse(s.kafka.schema_registry.url.expose_secret()).unwrap();
     url.set_port(Some(addr.port())).unwrap();
-    s.kafka.schema_registry.url = url.to_string();
+    s.kafka.schema_registry.url = url.to_string().into();
     s.kafka.schema_registry.timeout = Duration::from_secs(2);
     s
 }
@@ -407,7 +408,7 @@ async fn once_ids_are_cached_a_registry_outage_does_not_touch_the_hot_path() {
     let env = TestEnv::new().await;
     let mut settings = env.settings.clone();
     settings.kafka.wire_format = WireFormat::Confluent;
-    let real = url::Url::parse(&settings.kafka.schema_registry.url).unwrap();
+    let real = url::Url::parse(settings.kafka.schema_registry.url.expose_secret()).unwrap();
     confluent::register(
         &registry(&settings),
         &schemas_dir(),

@@ -61,7 +61,12 @@ cargo build -q --release -p smsflow --bin smsflow -p smsflow-loadtest --bin smsf
 T=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
 SF=${SMSFLOW_BIN:-$T/smsflow}
 LT=$T/smsflow-loadtest
-KAFKA_PID=$(cat "$STATE/run/kafka.pid")
+# The local stack runs three Kafka nodes (kafka1..3): each is watched on its own.
+KAFKA_WATCH=""
+for n in 1 2 3; do
+  [[ -f "$STATE/run/kafka$n.pid" ]] && KAFKA_WATCH="$KAFKA_WATCH --watch kafka$n=$(cat "$STATE/run/kafka$n.pid")"
+done
+[[ -n "$KAFKA_WATCH" ]] || { echo "bench: no Kafka pid under $STATE/run (make stack-up)" >&2; exit 1; }
 CASSANDRA_PID=$(cat "$STATE/run/cassandra.pid")
 JAEGER_PID=$(cat "$STATE/run/jaeger.pid")  # smsflow exports every span to it: tracing's cost
 kafka_java=(java -Xmx512m -Dlog4j2.configurationFile="$PWD/deploy/local/kafka/log4j2.xml" -cp "$KLIB/*")
@@ -154,7 +159,7 @@ start_projector() {
   env "${SMS_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18081 "$SF" serve --role projector & projector=$!; pids+=("$projector")
   wait_url http://127.0.0.1:18081/healthz
 }
-watch_sms() { echo --watch "ingress=$ingress" --watch "projector=$projector" --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID" --watch "jaeger=$JAEGER_PID"; }
+watch_sms() { echo --watch "ingress=$ingress" --watch "projector=$projector" $KAFKA_WATCH --watch "cassandra=$CASSANDRA_PID" --watch "jaeger=$JAEGER_PID"; }
 sms_run() {  # sms_run LABEL RATE SECONDS [more run args]
   local label=$1 rate=$2 secs=$3; shift 3; next_seed
   with_space sms "$LT" run --label "$label" --target http://127.0.0.1:18080 --public-url http://127.0.0.1:18080 \
@@ -247,7 +252,7 @@ if part mix; then
     --rate "$MIX_RATE" --duration "${MIX_SECONDS}s" --warmup 5s --seed "$SEED" --mix "$MIX" \
     --read-back stage-at --until done --read-back-deadline 300s \
     --watch "ingress=$mix_ingress" --watch "stages=$mix_stages" --watch "projector=$mix_projector" \
-    --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID" --out "$OUT/mix" >/dev/null
+    $KAFKA_WATCH --watch "cassandra=$CASSANDRA_PID" --out "$OUT/mix" >/dev/null
   sed -n '/^end to end/,/^| process/p' "$OUT/mix/report.md"
   stop "$mix_ingress"; stop "$mix_stages"; stop "$mix_projector"
 fi
@@ -284,11 +289,12 @@ if part memory; then
   step "ingress memory: ${MEM_RATE}/s for ${MEM_SECONDS}s, each webhook held ~${MEM_LINGER} by the producer linger"
   # linger holds each record until its batch goes out, and the webhook is answered only after
   # Kafka's ack: a legitimate setting (a large batching window) that keeps webhooks waiting.
-  # produce_deadline and the HTTP timeout must outlast it; connections are capped by
-  # http.max_concurrent_requests (4096 by default).
+  # produce_deadline and the HTTP timeout must outlast it; requests in flight are capped by
+  # http.max_concurrent_requests (4096 by default) and sockets by http.max_connections.
   MEM_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}mem." SMSFLOW_CQL__KEYSPACE="t_${HEX}mem"
     SMSFLOW_KAFKA__LINGER="$MEM_LINGER" SMSFLOW_KAFKA__PRODUCE_DEADLINE=14s SMSFLOW_HTTP__REQUEST_TIMEOUT=15s
-    SMSFLOW_HTTP__MAX_CONCURRENT_REQUESTS=$((MEM_IN_FLIGHT + 1024)))
+    SMSFLOW_HTTP__MAX_CONCURRENT_REQUESTS=$((MEM_IN_FLIGHT + 1024))
+    SMSFLOW_HTTP__MAX_CONNECTIONS=$((MEM_IN_FLIGHT + 1024)))
   env "${MEM_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18280 "$SF" serve --role ingress & mem_ingress=$!; pids+=("$mem_ingress")
   wait_url http://127.0.0.1:18280/healthz
   # Warm the process (allocator arenas, connection pools, lazily built state) before the
@@ -322,7 +328,7 @@ elif [[ $PEER != off && -x $BENTHOS ]]; then
     with_space peer "$LT" run --label "$label" --target http://127.0.0.1:18095 --public-url http://127.0.0.1:18095 \
       --rate "$rate" --duration "${secs}s" --seed "$SEED" "$@"
   }
-  watch_peer() { echo --watch "benthos-ingest=$peer_ingest" --watch "benthos-project=$peer_project" --watch "kafka=$KAFKA_PID" --watch "cassandra=$CASSANDRA_PID"; }
+  watch_peer() { echo --watch "benthos-ingest=$peer_ingest" --watch "benthos-project=$peer_project" $KAFKA_WATCH --watch "cassandra=$CASSANDRA_PID"; }
   step "peer (Benthos): ${RATE}/s for ${DURATION}s, ack + end to end + cost"
   peer_run benthos "$RATE" "$DURATION" --warmup 5s --read-back write-time $(watch_peer) --out "$OUT/peer" --json "$OUT/peer-ingress.json"
   step "peer (Benthos): sustainable ack rate"

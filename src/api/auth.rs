@@ -1,32 +1,34 @@
 //! Bearer JWT authentication: HS256 with a shared secret, or RS256/ES256 keys from a JWKS
-//! URL. `sub` is the user id; a role claim (`roles` array or `role` string) containing
-//! `api.auth.admin_role` opens the admin routes.
+//! URL ([`jwks`](super::jwks) caches them). `sub` is the user id; a role claim (`roles` array
+//! or `role` string) containing `api.auth.admin_role` opens the admin routes. `exp` is
+//! required, `nbf` is checked when present, and `aud` is required whenever an audience is
+//! configured (always with `jwks_url`: an issuer's keys sign tokens for other services too).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use tokio::sync::RwLock;
 
 use super::error::ApiError;
+use super::jwks::{Jwks, JwksError, JwksPolicy};
+use crate::secrets::SecretString;
 
 /// `[api.auth]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     /// Shared secret for HS256 tokens (`SMSFLOW_API__AUTH__HS256_SECRET`).
-    pub hs256_secret: Option<String>,
-    /// A JWKS document with the issuer's public keys (RS256, ES256).
+    #[serde(serialize_with = "crate::secrets::serialize_option")]
+    pub hs256_secret: Option<SecretString>,
+    /// A JWKS document with the issuer's public keys (RS256, ES256). Requires `audience`.
     pub jwks_url: Option<String>,
     /// Required `iss`, when set.
     pub issuer: Option<String>,
-    /// Required `aud`, when set.
+    /// Required `aud`, when set; must be set with `jwks_url`.
     pub audience: Option<String>,
     /// The role that opens `/v1/admin/...` (default `admin`).
     pub admin_role: Option<String>,
@@ -52,35 +54,33 @@ struct Claims {
 /// Validates bearer tokens.
 pub struct Authenticator {
     settings: AuthSettings,
-    http: reqwest::Client,
-    jwks: RwLock<Option<(JwkSet, Instant)>>,
+    jwks: Option<Jwks>,
 }
-
-/// How long a fetched JWKS is trusted before it is fetched again.
-const JWKS_TTL: Duration = Duration::from_secs(300);
-/// The least time between two fetches triggered by an unknown `kid`.
-const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
 
 impl Authenticator {
     /// Build from settings; with neither a secret nor a JWKS URL every request is refused.
     pub fn new(settings: &AuthSettings) -> Authenticator {
+        Self::with_jwks_policy(settings, JwksPolicy::default())
+    }
+
+    /// Build with a JWKS cache policy of one's own (tests shorten its times).
+    pub fn with_jwks_policy(settings: &AuthSettings, policy: JwksPolicy) -> Authenticator {
         Authenticator {
             settings: settings.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
-            jwks: RwLock::new(None),
+            jwks: settings
+                .jwks_url
+                .as_deref()
+                .map(|url| Jwks::new(url, policy)),
         }
+    }
+
+    fn hs256_secret(&self) -> Option<&str> {
+        crate::secrets::non_empty(&self.settings.hs256_secret)
     }
 
     /// Whether any key source is configured.
     pub fn configured(&self) -> bool {
-        self.settings
-            .hs256_secret
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-            || self.settings.jwks_url.is_some()
+        self.hs256_secret().is_some() || self.jwks.is_some()
     }
 
     /// The role that opens the admin routes.
@@ -91,12 +91,16 @@ impl Authenticator {
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = 30;
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "sub"]);
         if let Some(iss) = &self.settings.issuer {
             v.set_issuer(&[iss]);
         }
         match &self.settings.audience {
-            Some(aud) => v.set_audience(&[aud]),
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                v.required_spec_claims.insert("aud".to_owned());
+            }
             None => v.validate_aud = false,
         }
         v
@@ -114,10 +118,7 @@ impl Authenticator {
         let claims = match head.alg {
             Algorithm::HS256 => {
                 let secret = self
-                    .settings
-                    .hs256_secret
-                    .as_deref()
-                    .filter(|s| !s.is_empty())
+                    .hs256_secret()
                     .ok_or_else(|| ApiError::unauthorized("HS256 tokens are not accepted here"))?;
                 decode::<Claims>(
                     token,
@@ -145,51 +146,14 @@ impl Authenticator {
     }
 
     async fn jwk_key(&self, kid: Option<&str>) -> Result<DecodingKey, ApiError> {
-        let url = self
-            .settings
-            .jwks_url
-            .as_deref()
+        let jwks = self
+            .jwks
+            .as_ref()
             .ok_or_else(|| ApiError::unauthorized("only HS256 tokens are accepted here"))?;
-        let find = |set: &JwkSet| match kid {
-            Some(k) => set.find(k).cloned(),
-            None => set.keys.first().cloned(),
-        };
-        let (cached, stale) = {
-            let guard = self.jwks.read().await;
-            match guard.as_ref() {
-                Some((set, at)) => (find(set), at.elapsed() > JWKS_TTL),
-                None => (None, true),
-            }
-        };
-        let jwk = match cached {
-            Some(jwk) if !stale => jwk,
-            _ => {
-                let mut guard = self.jwks.write().await;
-                // Another request may have refreshed it while this one waited.
-                let recent = guard
-                    .as_ref()
-                    .is_some_and(|(_, at)| at.elapsed() < JWKS_MIN_REFRESH);
-                if !recent {
-                    let set: JwkSet = self
-                        .http
-                        .get(url)
-                        .send()
-                        .await
-                        .and_then(|r| r.error_for_status())
-                        .map_err(|e| ApiError::dependency("the token issuer's JWKS", e))?
-                        .json()
-                        .await
-                        .map_err(|e| ApiError::dependency("the token issuer's JWKS", e))?;
-                    *guard = Some((set, Instant::now()));
-                }
-                guard
-                    .as_ref()
-                    .and_then(|(set, _)| find(set))
-                    .ok_or_else(|| {
-                        ApiError::unauthorized("the token's key id is not in the JWKS")
-                    })?
-            }
-        };
+        let jwk = jwks.key(kid).await.map_err(|e| match e {
+            JwksError::UnknownKid => ApiError::unauthorized(e.to_string()),
+            JwksError::Unavailable(_) => ApiError::dependency("the token issuer's JWKS", e),
+        })?;
         DecodingKey::from_jwk(&jwk)
             .map_err(|e| ApiError::unauthorized(format!("unusable JWKS key: {e}")))
     }
@@ -303,6 +267,111 @@ mod tests {
         let e = a.authenticate(&t).await.unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);
         assert!(e.message.contains("api.auth.hs256_secret"), "{}", e.message);
+    }
+
+    /// A JWKS server on loopback holding the test RSA key as `rsa1`.
+    async fn rsa_issuer() -> String {
+        let n = include_str!("../../tests/fixtures/jwks_test_rs256.n").trim();
+        let doc = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"}
+        ]});
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || std::future::ready(axum::Json(doc.clone()))),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn rsa_token(claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa1".into());
+        let key =
+            EncodingKey::from_rsa_pem(include_bytes!("../../tests/fixtures/jwks_test_rs256.pem"))
+                .unwrap();
+        encode(&header, &claims, &key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn jwks_tokens_need_the_configured_audience_and_respect_nbf() {
+        let a = Authenticator::new(&AuthSettings {
+            jwks_url: Some(rsa_issuer().await),
+            audience: Some("smsflow-api".into()),
+            ..AuthSettings::default()
+        });
+        let good =
+            rsa_token(serde_json::json!({"sub": "u1", "exp": exp(60), "aud": "smsflow-api"}));
+        assert_eq!(a.authenticate(&good).await.unwrap().user_id, "u1");
+        for (why, claims) in [
+            ("no aud", serde_json::json!({"sub": "u1", "exp": exp(60)})),
+            (
+                "another service's aud",
+                serde_json::json!({"sub": "u1", "exp": exp(60), "aud": "billing"}),
+            ),
+            (
+                "not valid before an hour from now",
+                serde_json::json!({"sub": "u1", "exp": exp(7200), "nbf": exp(3600), "aud": "smsflow-api"}),
+            ),
+        ] {
+            let e = a.authenticate(&rsa_token(claims)).await.unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED, "{why}");
+        }
+        // A token signed by someone else's key under our kid.
+        let forged = {
+            let mut t = good.clone();
+            t.truncate(t.rfind('.').unwrap() + 1);
+            t + "c2lnbmF0dXJl"
+        };
+        assert!(a.authenticate(&forged).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_issuer_is_a_503_not_a_401() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let a = Authenticator::new(&AuthSettings {
+            jwks_url: Some(format!("http://{closed}/jwks.json")),
+            audience: Some("smsflow-api".into()),
+            ..AuthSettings::default()
+        });
+        let t = rsa_token(serde_json::json!({"sub": "u1", "exp": exp(60), "aud": "smsflow-api"}));
+        let e = a.authenticate(&t).await.unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn a_jwks_url_without_an_audience_is_refused_at_load() {
+        let mut s = super::super::ApiSettings::default();
+        s.auth.jwks_url = Some("https://issuer.example.com/.well-known/jwks.json".into());
+        assert_eq!(s.validate().unwrap_err().key, "api.auth.audience");
+        s.auth.audience = Some("smsflow-api".into());
+        assert!(s.validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn hs256_tokens_not_yet_valid_are_refused() {
+        let a = auth();
+        let t = token(
+            "s3cret",
+            serde_json::json!({"sub": "u1", "exp": exp(7200), "nbf": exp(3600)}),
+        );
+        assert!(a.authenticate(&t).await.is_err());
+    }
+
+    #[test]
+    fn the_hs256_secret_never_prints() {
+        let s = AuthSettings {
+            hs256_secret: Some("hs-very-secret".into()),
+            ..AuthSettings::default()
+        };
+        assert!(!format!("{s:?}").contains("hs-very-secret"));
     }
 
     #[tokio::test]

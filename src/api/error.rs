@@ -157,7 +157,7 @@ pub struct ErrorDetail {
     /// Stable and machine-readable: `invalid_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `no_route`, `method_not_allowed`, `request_timeout`, `payload_too_large`,
     /// `unsupported_media_type`, `unavailable`, `internal`, `phone_taken`, `wrong_code`,
-    /// `code_exhausted`, `no_pending_code`.
+    /// `code_exhausted`, `too_many_codes`, `no_pending_code`.
     #[schema(example = "not_found")]
     pub code: &'static str,
     /// For people: what failed and what to do about it.

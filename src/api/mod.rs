@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod items;
+pub mod jwks;
 pub mod openapi;
 pub mod params;
 pub mod phones;
@@ -36,11 +37,18 @@ pub struct ApiSettings {
 impl ApiSettings {
     /// Refuse values that cannot work.
     pub fn validate(&self) -> Result<(), crate::validation::InvalidSetting> {
+        use crate::validation::InvalidSetting;
         match &self.auth.jwks_url {
-            Some(u) if !crate::validation::is_http_url(u) => {
-                Err(crate::validation::InvalidSetting::new(
-                    "api.auth.jwks_url",
-                    "must be an absolute http(s) URL of the issuer's JWKS document",
+            Some(u) if !crate::validation::is_http_url(u) => Err(InvalidSetting::new(
+                "api.auth.jwks_url",
+                "must be an absolute http(s) URL of the issuer's JWKS document",
+            )),
+            // An issuer's keys sign tokens for every service it serves: without an audience,
+            // a token minted for another service would open this one.
+            Some(_) if self.auth.audience.as_deref().is_none_or(str::is_empty) => {
+                Err(InvalidSetting::new(
+                    "api.auth.audience",
+                    "must be set with api.auth.jwks_url: the `aud` this API's tokens carry",
                 ))
             }
             _ => Ok(()),

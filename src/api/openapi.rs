@@ -144,6 +144,11 @@ fn add_common_errors(path: &str, op: &mut Operation) {
         "408",
         "`request_timeout`: not answered within `http.request_timeout`; retry",
     );
+    add(
+        "503",
+        "`busy`: too many requests in flight (`http.max_concurrent_requests`); retry after \
+         `Retry-After`",
+    );
     if protected {
         add("401", "`unauthorized`: no bearer token, or not a valid one");
     }
@@ -520,6 +525,7 @@ mod tests {
             let responses = op["responses"].as_object().unwrap();
             let has = |s: &str| responses.contains_key(s);
             assert!(has("408"), "{op_name}: no 408");
+            assert!(has("503"), "{op_name}: no 503 (busy)");
             if op.get("requestBody").is_some() {
                 for s in ["400", "413", "415"] {
                     assert!(has(s), "{op_name} takes a body but has no {s}");

@@ -5,6 +5,7 @@
 //! applied it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -121,14 +122,15 @@ fn path_phone(phone: &str) -> Result<E164, ApiError> {
                 ("unlinkPhone" = (operation_id = "unlinkPhone", parameters(("phone" = "$response.body#/phone")))),
             )),
         (status = 400, description = "Not an E.164 number of a real country, not a time zone name, an unknown field, or malformed JSON", body = ErrorBody),
-        (status = 409, description = "`phone_taken`: linked to another account", body = ErrorBody),
+        (status = 409, description = "`phone_taken`: linked to another account (an unverified link expires after `phones.unverified_link_ttl`)", body = ErrorBody),
+        (status = 429, description = "`too_many_codes`: a code limit (per number, per account, resend interval) or the number's wrong guesses are used up; `Retry-After` says when to try again", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     ))]
 async fn link(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
     Json(body): Json<LinkBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PhoneError> {
     let phone = String::from(body.phone);
     let time_zone = body.time_zone.map(String::from);
     let linked = api
@@ -163,7 +165,7 @@ async fn link(
         (status = 404, description = "Not one of the caller's numbers", body = ErrorBody),
         (status = 410, description = "`no_pending_code`: expired or used; link again", body = ErrorBody),
         (status = 422, description = "`wrong_code`", body = ErrorBody),
-        (status = 429, description = "`code_exhausted`: too many wrong codes; link again", body = ErrorBody),
+        (status = 429, description = "`code_exhausted`: the number's wrong guesses are used up (across re-sent codes); `Retry-After` says when to try again", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     ))]
 async fn verify(
@@ -171,7 +173,7 @@ async fn verify(
     Extension(caller): Extension<Caller>,
     Path(phone): Path<String>,
     Json(body): Json<VerifyBody>,
-) -> Result<Json<Verified>, ApiError> {
+) -> Result<Json<Verified>, PhoneError> {
     let phone = String::from(path_phone(&phone)?);
     let state = api
         .registry
@@ -198,7 +200,7 @@ async fn unlink(
     State(api): State<Arc<PhonesApi>>,
     Extension(caller): Extension<Caller>,
     Path(phone): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, PhoneError> {
     let phone = path_phone(&phone)?;
     api.registry
         .unlink(phone.as_str(), Some(&caller.user_id), Actor::Api)
@@ -238,8 +240,37 @@ async fn list(
     Ok(Json(PhoneList { phones }))
 }
 
-fn registry_error(e: RegistryError) -> ApiError {
-    match e {
+/// An API error, with `Retry-After` when the client must wait before trying again.
+pub(crate) struct PhoneError(ApiError, Option<Duration>);
+
+impl From<ApiError> for PhoneError {
+    fn from(e: ApiError) -> Self {
+        PhoneError(e, None)
+    }
+}
+
+impl IntoResponse for PhoneError {
+    fn into_response(self) -> Response {
+        let mut resp = self.0.into_response();
+        if let Some(wait) = self.1 {
+            // Whole seconds, rounded up: a client waiting that long finds the limit lifted.
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+fn registry_error(e: RegistryError) -> PhoneError {
+    let wait = match &e {
+        RegistryError::CodeExhausted { retry_after }
+        | RegistryError::TooManyCodes { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    };
+    let error = match e {
         RegistryError::OwnedByOther => ApiError::new(
             StatusCode::CONFLICT,
             "phone_taken",
@@ -252,10 +283,15 @@ fn registry_error(e: RegistryError) -> ApiError {
             "wrong_code",
             format!("the code is wrong; {attempts_left} attempt(s) left"),
         ),
-        RegistryError::CodeExhausted => ApiError::new(
+        e @ RegistryError::CodeExhausted { .. } => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "code_exhausted",
-            "too many wrong codes; link the number again for a new code",
+            e.to_string(),
+        ),
+        e @ RegistryError::TooManyCodes { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_codes",
+            e.to_string(),
         ),
         RegistryError::NoPendingCode => ApiError::new(
             StatusCode::GONE,
@@ -265,5 +301,6 @@ fn registry_error(e: RegistryError) -> ApiError {
         e @ (RegistryError::Codes(_) | RegistryError::Store(_) | RegistryError::Produce(_)) => {
             ApiError::dependency("the phone registry", e)
         }
-    }
+    };
+    PhoneError(error, wait)
 }

@@ -41,6 +41,7 @@ pub(super) async fn start(
         reads: ItemReads::new(session, keyspace).await.map_err(cql)?,
         producer: producer.clone(),
         reviews_topic: shared.settings.kafka.topic(crate::topics::REVIEWS),
+        produce_deadline: shared.settings.kafka.produce_deadline,
     };
     Ok(crate::api::router(
         Arc::new(items),

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::events::confluent::RegistryError;
 use crate::kafka::client;
 use crate::kafka::encoder::EventEncoder;
+use crate::secrets::ExposeSecret;
 use crate::store::SharedSession;
 
 /// How long a pool waits for a connection, or a readiness check for an answer.
@@ -50,7 +51,7 @@ impl Clients {
         let kafka: BaseConsumer = client::base(&settings.kafka, "smsflow-health")
             .create()
             .map_err(ClientsError::Kafka)?;
-        let redis = deadpool_redis::Config::from_url(&settings.redis.url)
+        let redis = deadpool_redis::Config::from_url(settings.redis.url.expose_secret())
             .builder()
             .map_err(ClientsError::RedisUrl)?
             .max_size(settings.redis.pool_max_size)

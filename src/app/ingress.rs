@@ -31,14 +31,14 @@ pub(super) fn start(
         status_callback_url: s.notify.status_callback_url.as_deref(),
         produce_deadline: s.kafka.produce_deadline,
         account_sid: s.twilio.account_sid.as_deref(),
-        auth_token: s.twilio.auth_token.clone().map(Into::into),
+        auth_token: s.twilio.auth_token.clone(),
     });
     let state = IngressState::new(
         &s.ingress,
         &s.kafka,
         &s.http.public_url,
         signed_urls,
-        s.twilio.auth_token.as_deref(),
+        s.twilio.auth_token.as_ref(),
         IngressClients {
             producer: producer.clone(),
             redis: shared.clients.redis.clone(),

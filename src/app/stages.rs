@@ -59,7 +59,7 @@ pub(super) fn start_notify(shared: &Shared, tasks: &mut Tasks) -> Result<(), App
         &s.notify,
         NotifyContext {
             account_sid: s.twilio.account_sid.as_deref(),
-            auth_token: s.twilio.auth_token.as_deref(),
+            auth_token: crate::secrets::non_empty(&s.twilio.auth_token),
             public_url: &s.http.public_url,
             webhook_overrides: &s.twilio.webhooks.overrides,
             topic_prefix: &s.kafka.topic_prefix,

@@ -11,6 +11,7 @@ use crate::phones::{
     normalize, time_zone as parse_time_zone, InvalidPhone, InvalidTimeZone, PhoneDirectory,
     PhoneRegistry, RegistryError,
 };
+use crate::secrets::ExposeSecret;
 use crate::store::SharedSession;
 
 /// Why a command failed.
@@ -37,7 +38,7 @@ async fn registry(settings: &Settings) -> Result<(PhoneRegistry, EventProducer),
         .map_err(OpsError::ProducerTask)??;
     // In confluent wire format the registry ids are needed before the first send.
     producer.ready().await.map_err(ProduceError::from)?;
-    let redis = deadpool_redis::Config::from_url(&settings.redis.url)
+    let redis = deadpool_redis::Config::from_url(settings.redis.url.expose_secret())
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .map_err(|e| OpsError::Redis(e.to_string()))?;
     let directory = Arc::new(PhoneDirectory::new(

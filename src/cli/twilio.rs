@@ -42,7 +42,7 @@ pub async fn configure(
     )?;
     let client = twilio::TwilioRest::new(
         settings.twilio.account_sid.as_deref(),
-        settings.twilio.auth_token.clone().map(Into::into),
+        settings.twilio.auth_token.clone(),
         webhooks,
     )?;
     let report = twilio::configure(&client, &target, &plan, check).await?;

@@ -22,6 +22,7 @@ use super::confluent::{
     SchemaRegistrySettings, SubjectSchema, Writer, TOPIC_EVENTS,
 };
 use super::Event;
+use crate::secrets::ExposeSecret;
 
 /// How records are framed on the wire (`kafka.wire_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -81,7 +82,7 @@ impl Encoder {
     ) -> Result<Encoder, RegistryError> {
         let key = (
             format,
-            registry.url.clone(),
+            registry.url.expose_secret().to_owned(),
             registry.timeout,
             topic_prefix.to_owned(),
         );
@@ -232,7 +233,7 @@ impl Decoder {
     pub fn new(settings: &SchemaRegistrySettings) -> Decoder {
         Decoder {
             // An invalid URL is refused by configuration validation.
-            registry: (!settings.url.is_empty())
+            registry: (!settings.url.expose_secret().is_empty())
                 .then(|| RegistryClient::new(settings).ok())
                 .flatten(),
         }

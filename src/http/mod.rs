@@ -3,5 +3,5 @@
 mod server;
 mod settings;
 
-pub use server::{open_connections, serve, ServeError};
+pub use server::{open_connections, serve, RequestDeadline, ServeError};
 pub use settings::HttpSettings;

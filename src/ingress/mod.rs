@@ -18,6 +18,7 @@ use axum::Router;
 
 use crate::kafka::{EventProducer, KafkaSettings};
 use crate::phones::{PhoneDirectory, PhoneRegistry};
+use crate::secrets::{ExposeSecret, SecretString};
 use crate::validation::InvalidSetting;
 
 pub use error::IngressError;
@@ -34,11 +35,13 @@ pub struct IngressState {
     /// signs with them, and the fragment never reaches us.
     pub signed_urls: Vec<String>,
     /// `None` only when signature checks were deliberately disabled.
-    pub auth_token: Option<String>,
+    pub auth_token: Option<SecretString>,
     /// `None` when duplicate detection is switched off.
     pub dedupe: Option<dedupe::Deduper>,
     /// `None` when rate limiting is switched off.
     pub rate_limit: Option<rate_limit::RateLimiter>,
+    /// At most one paid reply per sender per window, to senders that are not enriched.
+    pub reply_gate: rate_limit::ReplyGate,
     /// Registry lookups.
     pub directory: Arc<PhoneDirectory>,
     /// `sender_policy = "registered"`: only verified numbers are enriched. With `"any"`, the
@@ -66,17 +69,19 @@ impl IngressState {
         kafka: &KafkaSettings,
         public_url: &str,
         signed_urls: Vec<String>,
-        auth_token: Option<&str>,
+        auth_token: Option<&SecretString>,
         clients: IngressClients,
     ) -> Result<Self, InvalidSetting> {
         let auth_token = if settings.verify_signature {
-            let token = auth_token.filter(|t| !t.is_empty()).ok_or_else(|| {
-                InvalidSetting::new(
-                    "twilio.auth_token",
-                    "set TWILIO_AUTH_TOKEN to check webhook signatures",
-                )
-            })?;
-            Some(token.to_owned())
+            let token = auth_token
+                .filter(|t| !t.expose_secret().is_empty())
+                .ok_or_else(|| {
+                    InvalidSetting::new(
+                        "twilio.auth_token",
+                        "set TWILIO_AUTH_TOKEN to check webhook signatures",
+                    )
+                })?;
+            Some(token.clone())
         } else {
             tracing::warn!("webhook signature checks are DISABLED (ingress.allow_unsigned)");
             None
@@ -98,6 +103,7 @@ impl IngressState {
             registered_only: settings.sender_policy == SenderPolicy::Registered,
             registry,
             replies: settings.replies.clone(),
+            reply_gate: rate_limit::ReplyGate::new(redis.clone(), &kafka.topic_prefix),
             rate_limit: settings.rate_limit.enabled.then(|| {
                 rate_limit::RateLimiter::new(
                     redis.clone(),

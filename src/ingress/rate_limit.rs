@@ -150,34 +150,6 @@ impl RateLimiter {
         self.user.period
     }
 
-    /// May `sender` get the rate-limit reply now? True at most once per `window`, across every
-    /// instance (one `SET NX PX` in Redis). When Redis does not answer, no reply: the promise is
-    /// "at most once", and a missing reply costs nothing.
-    pub async fn claim_reply(&self, sender: &str, window: Duration) -> bool {
-        let key = format!("{}smsflow:rate:reply:{sender}", self.prefix);
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-        let result: Result<Option<String>, String> = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            deadpool_redis::redis::cmd("SET")
-                .arg(&key)
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(window_ms)
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        match result {
-            Ok(set) => set.is_some(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot gate the rate-limit reply in Redis; not replying");
-                false
-            }
-        }
-    }
-
     /// Take one message from the user's budget (all their numbers together).
     pub async fn check_user(&self, user_id: &str) -> Result<Decision, RateLimitUnavailable> {
         let key = format!("{}smsflow:rate:user:{user_id}", self.prefix);
@@ -203,6 +175,52 @@ impl RateLimiter {
             }),
             Err(e) if self.policy.proceeds_without("the rate limit", &e) => Ok(Decision::Unchecked),
             Err(e) => Err(RateLimitUnavailable(e)),
+        }
+    }
+}
+
+/// Paid replies (TwiML `<Message>`) to senders that are not enriched: at most one per sender
+/// per window, across every instance, so an auto-responder texting us cannot start a
+/// ping-pong that costs an SMS each way.
+pub struct ReplyGate {
+    pool: deadpool_redis::Pool,
+    prefix: String,
+}
+
+impl ReplyGate {
+    /// `prefix` isolates key spaces (the Kafka topic prefix).
+    pub fn new(pool: deadpool_redis::Pool, prefix: &str) -> ReplyGate {
+        ReplyGate {
+            pool,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// May `sender` get a reply now? True at most once per `window` (one `SET NX PX` in
+    /// Redis), whatever the reply. When Redis does not answer, no reply: the promise is "at
+    /// most once", and a missing reply costs nothing.
+    pub async fn claim(&self, sender: &str, window: Duration) -> bool {
+        let key = format!("{}smsflow:rate:reply:{sender}", self.prefix);
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let result: Result<Option<String>, String> = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            deadpool_redis::redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(window_ms)
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(set) => set.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot gate the reply in Redis; not replying");
+                false
+            }
         }
     }
 }

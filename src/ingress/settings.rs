@@ -87,6 +87,10 @@ pub struct Replies {
     pub help: String,
     /// To a message over a rate limit, at most once per sender per limit period (empty: none).
     pub rate_limited: String,
+    /// `unknown` and `unverified` go out at most once per sender per this interval (each is
+    /// a paid SMS, and an auto-responder would answer every one).
+    #[serde(with = "humantime_serde")]
+    pub stranger_interval: Duration,
 }
 
 impl Default for Replies {
@@ -103,6 +107,7 @@ impl Default for Replies {
             help: "smsflow turns your texts into items to review. Reply STOP to unsubscribe."
                 .into(),
             rate_limited: String::new(),
+            stranger_interval: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::events::{MessageReceived, PhoneState, SenderRejected};
 use crate::metrics;
 use crate::phones::mask_phone;
 use crate::phones::{codes, keywords, Keyword, RegistryError};
+use crate::secrets::ExposeSecret;
 
 /// The empty TwiML document: "received, nothing to reply".
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
@@ -144,11 +145,48 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
             None
         }
     };
-    match found {
-        Some(s) if s.opted_out => {
-            // Never reply to an opted-out number.
-            return reject(state, &event, s.user_id, "opted_out", None, "").await;
+    if let Some(s) = found.as_ref().filter(|s| s.opted_out) {
+        // Never reply to an opted-out number.
+        let user = s.user_id.clone();
+        return reject(state, &event, user, "opted_out", None, "").await;
+    }
+    let verified_user = match &found {
+        Some(PhoneState {
+            user_id: Some(user),
+            verified: true,
+            ..
+        }) => Some(user.clone()),
+        _ => None,
+    };
+
+    // Every sender takes from its budget before anything else is decided: a stranger's or
+    // an unverified number's flood is limited (and not answered) like anyone's.
+    if let Some(limiter) = &state.rate_limit {
+        let mut decision = limiter.check_sender(&event.from).await?;
+        let mut window = limiter.sender_period();
+        if let (Decision::Allowed | Decision::Unchecked, Some(user)) = (decision, &verified_user) {
+            decision = limiter.check_user(user).await?;
+            window = limiter.user_period();
         }
+        if let Decision::Limited { retry_after } = decision {
+            // Recorded, answered 200 so Twilio does not retry, and never enriched.
+            metrics::rate_limited();
+            let retry_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
+            let user = verified_user.or_else(|| found.and_then(|s| s.user_id));
+            let recorded = reject(state, &event, user, "rate_limited", Some(retry_ms), "").await?;
+            // The reply is claimed only once the rejection is stored: a 503 retried by Twilio
+            // must not have used up the window's one reply.
+            let text = &state.replies.rate_limited;
+            if !text.is_empty() && state.reply_gate.claim(&event.from, window).await {
+                return Ok(Accepted::Recorded {
+                    reply: text.clone(),
+                });
+            }
+            return Ok(recorded);
+        }
+    }
+
+    match found {
         Some(PhoneState {
             user_id: Some(user),
             verified: true,
@@ -180,37 +218,14 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
                     Err(e) => tracing::info!(error = %e, "texted code not accepted"),
                 }
             }
-            let reply = state.replies.unverified.clone();
-            return reject(state, &event, Some(user), "unverified", None, &reply).await;
+            let recorded = reject(state, &event, Some(user), "unverified", None, "").await?;
+            return Ok(
+                stranger_reply(state, &event.from, &state.replies.unverified, recorded).await,
+            );
         }
         _ => {
-            let reply = state.replies.unknown.clone();
-            return reject(state, &event, None, "unknown", None, &reply).await;
-        }
-    }
-
-    if let Some(limiter) = &state.rate_limit {
-        let mut decision = limiter.check_sender(&event.from).await?;
-        let mut window = limiter.sender_period();
-        if let (Decision::Allowed | Decision::Unchecked, Some(user)) = (decision, &event.user_id) {
-            decision = limiter.check_user(user).await?;
-            window = limiter.user_period();
-        }
-        if let Decision::Limited { retry_after } = decision {
-            // Recorded, answered 200 so Twilio does not retry, and never enriched.
-            metrics::rate_limited();
-            let retry_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
-            let user = event.user_id.clone();
-            let recorded = reject(state, &event, user, "rate_limited", Some(retry_ms), "").await?;
-            // The reply is claimed only once the rejection is stored: a 503 retried by Twilio
-            // must not have used up the window's one reply.
-            let text = &state.replies.rate_limited;
-            if !text.is_empty() && limiter.claim_reply(&event.from, window).await {
-                return Ok(Accepted::Recorded {
-                    reply: text.clone(),
-                });
-            }
-            return Ok(recorded);
+            let recorded = reject(state, &event, None, "unknown", None, "").await?;
+            return Ok(stranger_reply(state, &event.from, &state.replies.unknown, recorded).await);
         }
     }
 
@@ -224,6 +239,28 @@ async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accep
     Ok(Accepted::Recorded {
         reply: String::new(),
     })
+}
+
+/// The reply to an unknown or unverified sender, at most once per sender per
+/// `ingress.replies.stranger_interval`; claimed only once the rejection is stored, so a 503
+/// retried by Twilio does not use it up.
+async fn stranger_reply(
+    state: &IngressState,
+    from: &str,
+    text: &str,
+    recorded: Accepted,
+) -> Accepted {
+    if text.is_empty()
+        || !state
+            .reply_gate
+            .claim(from, state.replies.stranger_interval)
+            .await
+    {
+        return recorded;
+    }
+    Accepted::Recorded {
+        reply: text.to_owned(),
+    }
 }
 
 /// Record a message that will not be enriched, as `SenderRejected`, and answer 200.
@@ -357,7 +394,7 @@ fn check_signature(
     headers: &HeaderMap,
     pairs: &[(String, String)],
 ) -> Result<(), IngressError> {
-    let Some(token) = state.auth_token.as_deref() else {
+    let Some(token) = state.auth_token.as_ref().map(ExposeSecret::expose_secret) else {
         return Ok(());
     };
     let sig = headers

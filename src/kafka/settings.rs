@@ -69,9 +69,10 @@ impl KafkaSettings {
         )?;
         let registry = &self.schema_registry;
         // No registry: Confluent-framed records are then poison for readers.
-        let no_registry = registry.url.is_empty() && self.wire_format == WireFormat::SingleObject;
+        let url = crate::secrets::ExposeSecret::expose_secret(&registry.url);
+        let no_registry = url.is_empty() && self.wire_format == WireFormat::SingleObject;
         ensure(
-            no_registry || is_http_url(&registry.url),
+            no_registry || is_http_url(url),
             "kafka.schema_registry.url",
             "must be an absolute http(s) URL such as http://127.0.0.1:8081/apis/ccompat/v7 (empty only with kafka.wire_format = single_object)",
         )?;

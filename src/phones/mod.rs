@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use codes::{CodeCheck, Codes};
+pub use codes::{CodeCheck, CodeLimits, Codes, Issued, SendLimit};
 pub use directory::PhoneDirectory;
 pub use keywords::Keyword;
 pub use registry::{PhoneRegistry, RegistryError};
@@ -33,8 +33,22 @@ pub struct PhoneSettings {
     /// How long a verification code stays valid.
     #[serde(with = "humantime_serde")]
     pub code_ttl: Duration,
-    /// Wrong guesses allowed per code before it is burned.
+    /// Wrong guesses allowed per number per `code_limit_window`, across re-sent codes.
     pub code_max_attempts: u32,
+    /// Codes sent to one number per `code_limit_window`.
+    pub code_sends_per_number: u32,
+    /// Codes sent for one account per `code_limit_window`, over all its numbers.
+    pub code_sends_per_user: u32,
+    /// The window of the code limits.
+    #[serde(with = "humantime_serde")]
+    pub code_limit_window: Duration,
+    /// The least time between two codes to one number.
+    #[serde(with = "humantime_serde")]
+    pub code_resend_interval: Duration,
+    /// An unverified link older than this no longer holds the number: another account may
+    /// link it (so nobody can squat a number they cannot verify).
+    #[serde(with = "humantime_serde")]
+    pub unverified_link_ttl: Duration,
     /// The SMS carrying the code; `{code}` is replaced.
     pub code_message: String,
 }
@@ -46,6 +60,11 @@ impl Default for PhoneSettings {
             cache_ttl: Duration::from_secs(15 * 60),
             code_ttl: Duration::from_secs(10 * 60),
             code_max_attempts: 5,
+            code_sends_per_number: 3,
+            code_sends_per_user: 10,
+            code_limit_window: Duration::from_secs(60 * 60),
+            code_resend_interval: Duration::from_secs(60),
+            unverified_link_ttl: Duration::from_secs(60 * 60),
             code_message:
                 "Your smsflow verification code is {code}. Reply with it or enter it in the app."
                     .into(),
@@ -66,6 +85,26 @@ impl PhoneSettings {
             self.code_max_attempts > 0,
             "phones.code_max_attempts",
             "must be positive",
+        )?;
+        ensure(
+            self.code_sends_per_number > 0,
+            "phones.code_sends_per_number",
+            "must be positive",
+        )?;
+        ensure(
+            self.code_sends_per_user > 0,
+            "phones.code_sends_per_user",
+            "must be positive",
+        )?;
+        ensure(
+            self.code_limit_window >= self.code_ttl,
+            "phones.code_limit_window",
+            "must be at least phones.code_ttl",
+        )?;
+        ensure(
+            self.unverified_link_ttl >= self.code_ttl,
+            "phones.unverified_link_ttl",
+            "must be at least phones.code_ttl, or a link expires before its code",
         )?;
         ensure(
             self.code_message.contains("{code}"),

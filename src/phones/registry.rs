@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::codes::{CodeCheck, CodeStoreError, Codes};
+use super::codes::{CodeCheck, CodeLimits, CodeStoreError, Codes, Issued, SendLimit};
 use super::directory::PhoneDirectory;
 use super::PhoneSettings;
 use crate::clock::now_micros;
@@ -30,8 +30,13 @@ pub enum RegistryError {
     NotLinked,
     #[error("the code is wrong; {attempts_left} attempt(s) left")]
     WrongCode { attempts_left: u32 },
-    #[error("too many wrong codes; request a new code by linking the number again")]
-    CodeExhausted,
+    #[error("too many wrong codes for this number; try again in {} s", retry_after.as_secs().max(1))]
+    CodeExhausted { retry_after: Duration },
+    #[error("{}; a new code can be sent in {} s", limit.describe(), retry_after.as_secs().max(1))]
+    TooManyCodes {
+        limit: SendLimit,
+        retry_after: Duration,
+    },
     #[error("no code is pending for this number (expired or never sent); link it again")]
     NoPendingCode,
     #[error(transparent)]
@@ -47,6 +52,9 @@ pub enum RegistryError {
 pub enum Actor {
     Api,
     Cli,
+    /// No one: an unverified link outlived `phones.unverified_link_ttl` and another account
+    /// linked the number.
+    Expiry,
 }
 
 impl Actor {
@@ -54,6 +62,7 @@ impl Actor {
         match self {
             Actor::Api => "api",
             Actor::Cli => "cli",
+            Actor::Expiry => "expiry",
         }
     }
 }
@@ -76,6 +85,7 @@ pub struct PhoneRegistry {
     prefix: String,
     codes: Codes,
     code_message: String,
+    unverified_link_ttl: Duration,
 }
 
 const LOCK_TTL: Duration = Duration::from_secs(5);
@@ -96,15 +106,11 @@ impl PhoneRegistry {
             producer,
             phones_topic: kafka.topic(crate::topics::PHONES),
             outbound_topic: kafka.topic(crate::topics::OUTBOUND),
-            codes: Codes::new(
-                redis.clone(),
-                &prefix,
-                settings.code_ttl,
-                settings.code_max_attempts,
-            ),
+            codes: Codes::new(redis.clone(), &prefix, CodeLimits::from(settings)),
             redis,
             prefix,
             code_message: settings.code_message.clone(),
+            unverified_link_ttl: settings.unverified_link_ttl,
         }
     }
 
@@ -116,7 +122,11 @@ impl PhoneRegistry {
 
     /// Link `phone` to `user_id` (unverified) and, when asked, text it a code.
     /// `time_zone` (an IANA name, checked by the caller) replaces the number's zone when
-    /// given; linking again is also how an owner changes it.
+    /// given; linking again is also how an owner changes it. A number linked to another
+    /// account but never verified within `phones.unverified_link_ttl` is taken over.
+    ///
+    /// The code limits are checked before anything is appended: a refused code
+    /// ([`RegistryError::TooManyCodes`]) leaves the registry as it was.
     pub async fn link(
         &self,
         phone: &str,
@@ -127,8 +137,29 @@ impl PhoneRegistry {
     ) -> Result<Linked, RegistryError> {
         let _lock = self.lock(phone).await;
         let mut state = self.current(phone).await?.unwrap_or_default();
+        let expired = match state.user_id.as_deref() {
+            Some(owner) if owner != user_id => {
+                if !self.squatted(&state) {
+                    return Err(RegistryError::OwnedByOther);
+                }
+                true
+            }
+            _ => false,
+        };
+        // The code is issued (and counted) first: over a limit, nothing changes.
+        let code = match send_code && (expired || !state.verified) {
+            false => None,
+            true => match self.codes.issue(phone, user_id).await? {
+                Issued::Code(code) => Some(code),
+                Issued::Limited { retry_after, limit } => {
+                    return Err(RegistryError::TooManyCodes { limit, retry_after })
+                }
+            },
+        };
+        if expired {
+            state = self.release_expired(phone, state).await?;
+        }
         match state.user_id.as_deref() {
-            Some(owner) if owner != user_id => return Err(RegistryError::OwnedByOther),
             Some(_) => {}
             None => {
                 state.user_id = Some(user_id.to_owned());
@@ -149,8 +180,7 @@ impl PhoneRegistry {
         };
         self.append(phone, &event, &state).await?;
         let mut code_sent = false;
-        if send_code && !state.verified {
-            let code = self.codes.issue(phone, user_id).await?;
+        if let Some(code) = code.filter(|_| !state.verified) {
             let request = OutboundRequested {
                 event_id: uuid::Uuid::now_v7().to_string(),
                 requested_at: now_micros(),
@@ -169,8 +199,46 @@ impl PhoneRegistry {
         Ok(Linked { state, code_sent })
     }
 
+    /// Whether an unverified link has outlived `phones.unverified_link_ttl` (a link without
+    /// a link time is treated as old).
+    fn squatted(&self, state: &PhoneState) -> bool {
+        if state.verified {
+            return false;
+        }
+        let ttl = i64::try_from(self.unverified_link_ttl.as_micros()).unwrap_or(i64::MAX);
+        state
+            .linked_at
+            .is_none_or(|at| now_micros().saturating_sub(at) > ttl)
+    }
+
+    /// Unlink an expired, unverified link (recorded as `PhoneUnlinked` by `expiry`), so the
+    /// previous account's listing loses it; returns the state without an owner.
+    async fn release_expired(
+        &self,
+        phone: &str,
+        mut state: PhoneState,
+    ) -> Result<PhoneState, RegistryError> {
+        let previous = state.user_id.take();
+        state.verified = false;
+        state.linked_at = None;
+        state.verified_at = None;
+        state.time_zone = None;
+        let event = PhoneUnlinked {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: now_micros(),
+            phone: phone.to_owned(),
+            state: state.clone(),
+            previous_user_id: previous,
+            actor: Actor::Expiry.as_str().to_owned(),
+        };
+        self.append(phone, &event, &state).await?;
+        tracing::info!(phone = %super::mask_phone(phone), "unverified link expired; another account takes the number");
+        Ok(state)
+    }
+
     /// Check a code for `phone`; on success the number is verified for the user the code
-    /// was issued to. `expected_user` (API callers) must match that user.
+    /// was issued to. `expected_user` (API callers) must match that user. The code is
+    /// consumed only once `PhoneVerified` is stored: if the append fails, it stays usable.
     pub async fn verify_code(
         &self,
         phone: &str,
@@ -193,14 +261,21 @@ impl PhoneRegistry {
             CodeCheck::Wrong { attempts_left } => {
                 return Err(RegistryError::WrongCode { attempts_left })
             }
-            CodeCheck::Exhausted => return Err(RegistryError::CodeExhausted),
+            CodeCheck::Exhausted { retry_after } => {
+                return Err(RegistryError::CodeExhausted { retry_after })
+            }
         }
         let method = if message_sid.is_some() {
             "code_sms"
         } else {
             "code_api"
         };
-        self.set_verified(phone, state, method, message_sid).await
+        let verified = self.set_verified(phone, state, method, message_sid).await?;
+        if let Err(e) = self.codes.consume(phone).await {
+            // Verified already; a code left behind expires with its TTL.
+            tracing::warn!(error = %e, "number verified; its code could not be removed and expires on its own");
+        }
+        Ok(verified)
     }
 
     /// Mark a linked number verified on an operator's word (`smsflow phones link --verified`).

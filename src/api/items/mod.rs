@@ -29,6 +29,7 @@ use views::{
 pub mod views;
 use super::rfc3339_millis;
 use crate::events::ItemReviewed;
+use crate::http::RequestDeadline;
 use crate::kafka::EventProducer;
 use crate::projector::items::{ItemReads, ItemRow, PageToken as Position};
 
@@ -36,14 +37,20 @@ use crate::projector::items::{ItemReads, ItemRow, PageToken as Position};
 const MAX_LIMIT: usize = 200;
 /// The page size when `limit` is absent.
 const DEFAULT_LIMIT: usize = 50;
-/// How long `?wait=true` waits for the projector.
+/// How long `?wait=true` waits for the projector, at most.
 const REVIEW_WAIT: Duration = Duration::from_secs(10);
+/// Kept between the end of the wait and the request's deadline, to answer in time.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
 /// What the item routes share: the read model's reads, and where reviews are appended.
 pub struct ItemsApi {
     pub reads: ItemReads,
     pub producer: EventProducer,
     pub reviews_topic: String,
+    /// `kafka.produce_deadline`: the longest an append can take. A review is appended only
+    /// when that much time is left before the request's deadline, so a stored review is
+    /// never answered 408.
+    pub produce_deadline: Duration,
 }
 
 /// The routes, behind bearer authentication.
@@ -249,7 +256,7 @@ struct ReviewQuery {
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "The item id"),
-        ("wait" = Option<bool>, Query, description = "Wait (10 s at most) until the projector applied the review"),
+        ("wait" = Option<bool>, Query, description = "Wait (10 s at most, and never past the request timeout) until the projector applied the review"),
     ),
     request_body = ReviewRequest,
     responses(
@@ -261,12 +268,23 @@ struct ReviewQuery {
 async fn review(
     State(api): State<Arc<ItemsApi>>,
     Extension(caller): Extension<Caller>,
+    deadline: Option<Extension<RequestDeadline>>,
     Path(id): Path<String>,
     Query(q): Query<ReviewQuery>,
     Json(body): Json<ReviewRequest>,
 ) -> Result<(StatusCode, Json<ReviewAccepted>), ApiError> {
     let status = body.decision.status();
     let row = own_item(&api, &caller, &id).await?;
+    // Without a server deadline (a router served some other way), the wait bounds itself.
+    let answer_by = deadline.map_or_else(
+        || tokio::time::Instant::now() + REVIEW_WAIT + ANSWER_MARGIN,
+        |Extension(d)| d.0,
+    ) - ANSWER_MARGIN;
+    if tokio::time::Instant::now() + api.produce_deadline > answer_by {
+        return Err(ApiError::unavailable(
+            "too little of the request's time is left to store the review; nothing was stored, retry",
+        ));
+    }
     let event = ItemReviewed {
         event_id: uuid::Uuid::now_v7().to_string(),
         item_id: id.clone(),
@@ -285,18 +303,33 @@ async fn review(
         .map_err(|e| ApiError::dependency("Kafka (the review was not stored)", e))?;
     let mut applied = false;
     if q.wait {
-        // Read-your-writes, bounded: poll the item until the projector shows the decision.
-        let deadline = tokio::time::Instant::now() + REVIEW_WAIT;
+        // Read-your-writes, bounded: poll the item until the projector shows the decision,
+        // and stop in time to answer 202 (the review is stored) before the request's deadline.
+        let wait_until = answer_by.min(tokio::time::Instant::now() + REVIEW_WAIT);
         let mut pause = Duration::from_millis(10);
-        while tokio::time::Instant::now() < deadline {
-            if let Some(r) = api.reads.item(&id).await? {
-                let reviewed_us = r.reviewed_at_ms.map_or(0, |t| t.saturating_mul(1000));
-                if r.status.as_deref() == Some(status)
-                    && reviewed_us >= event.reviewed_at / 1000 * 1000
-                {
-                    applied = true;
+        loop {
+            let read = tokio::time::timeout_at(wait_until, api.reads.item(&id)).await;
+            match read {
+                Ok(Ok(Some(r))) => {
+                    let reviewed_us = r.reviewed_at_ms.map_or(0, |t| t.saturating_mul(1000));
+                    if r.status.as_deref() == Some(status)
+                        && reviewed_us >= event.reviewed_at / 1000 * 1000
+                    {
+                        applied = true;
+                        break;
+                    }
+                }
+                Ok(Ok(None)) => {}
+                // Stored, but the read model cannot say yet: answer what is known.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "review stored; cannot read whether it is applied");
                     break;
                 }
+                Err(_) => break,
+            }
+            let now = tokio::time::Instant::now();
+            if now + pause >= wait_until {
+                break;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(200));

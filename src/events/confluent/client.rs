@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::secrets::{redact_url as redact, ExposeSecret, SecretString};
+
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 /// Where the registry is and how long a call may take.
@@ -14,8 +16,10 @@ const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 pub struct SchemaRegistrySettings {
     /// Base URL of the Confluent-compatible API. Apicurio serves it under `/apis/ccompat/v7`;
     /// Confluent Schema Registry at its root. Credentials may sit in the URL
-    /// (`https://key:secret@host`): they are sent as HTTP basic auth and never logged.
-    pub url: String,
+    /// (`https://key:secret@host`): they are sent as HTTP basic auth and never logged, so
+    /// the whole URL is held as a secret.
+    #[serde(serialize_with = "crate::secrets::serialize")]
+    pub url: SecretString,
     /// Most time one registry call may take.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -132,10 +136,11 @@ impl RegistryClient {
     /// A client for `settings.url`; nothing is sent until the first call.
     pub fn new(settings: &SchemaRegistrySettings) -> Result<RegistryClient, RegistryError> {
         let bad = |reason: String| RegistryError::BadUrl {
-            url: redact(&settings.url),
+            url: redact(settings.url.expose_secret()),
             reason,
         };
-        let mut base = url::Url::parse(&settings.url).map_err(|e| bad(e.to_string()))?;
+        let mut base =
+            url::Url::parse(settings.url.expose_secret()).map_err(|e| bad(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("must be http or https".into()));
         }
@@ -375,19 +380,6 @@ fn enc(segment: &str) -> String {
     form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
-}
-
-/// A URL with its userinfo replaced, safe for logs and errors.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("***");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable URL>".into(),
-    }
 }
 
 #[cfg(test)]

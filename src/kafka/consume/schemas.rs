@@ -129,7 +129,7 @@ mod tests {
     async fn records_without_a_registry_id_never_wait() {
         // No registry configured; a single-object record needs none.
         let decoder = Decoder::new(&crate::events::confluent::SchemaRegistrySettings {
-            url: String::new(),
+            url: String::new().into(),
             ..Default::default()
         });
         let wait = SchemaWait::Attempts(

@@ -20,13 +20,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
+use crate::secrets::{ExposeSecret, SecretString};
+
 use super::context::Context;
 use super::extract::normalize_url;
 use super::item::{Item, ItemKind, Source};
 use super::phones::e164;
 
 /// LLM extractor settings, e.g. from the `[enrich.llm]` config section.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// Off unless set: the rule extractors work alone.
@@ -39,7 +41,7 @@ pub struct LlmConfig {
     pub api_key_env: Option<String>,
     /// The API key itself; wins over `api_key_env`. Local servers may need none.
     #[serde(skip_serializing)]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     /// Whole-request timeout in milliseconds.
     pub timeout_ms: u64,
 }
@@ -54,20 +56,6 @@ impl Default for LlmConfig {
             api_key: None,
             timeout_ms: 10_000,
         }
-    }
-}
-
-// The key must not reach logs through `{:?}`.
-impl std::fmt::Debug for LlmConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmConfig")
-            .field("enabled", &self.enabled)
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("api_key_env", &self.api_key_env)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("timeout_ms", &self.timeout_ms)
-            .finish()
     }
 }
 
@@ -100,7 +88,7 @@ pub struct LlmClient {
     http: reqwest::Client,
     url: String,
     model: String,
-    key: Option<String>,
+    key: Option<SecretString>,
 }
 
 /// The system prompt: what to extract and how to normalize it.
@@ -184,12 +172,13 @@ impl LlmClient {
             cfg.api_key_env
                 .as_deref()
                 .and_then(|name| std::env::var(name).ok())
+                .map(SecretString::from)
         });
         Ok(Some(LlmClient {
             http,
             url: format!("{}/v1/chat/completions", cfg.base_url.trim_end_matches('/')),
             model: cfg.model.clone(),
-            key: key.filter(|k| !k.is_empty()),
+            key: key.filter(|k| !k.expose_secret().is_empty()),
         }))
     }
 
@@ -219,7 +208,7 @@ impl LlmClient {
         });
         let mut req = self.http.post(&self.url).json(&body);
         if let Some(key) = &self.key {
-            req = req.bearer_auth(key);
+            req = req.bearer_auth(key.expose_secret());
         }
         let resp = req.send().await?;
         let status = resp.status();
@@ -395,7 +384,7 @@ mod tests {
         let cfg = LlmConfig {
             enabled: true,
             base_url: base_url.to_owned(),
-            api_key: Some("test-key".to_owned()),
+            api_key: Some("test-key".into()),
             timeout_ms: 2_000,
             ..LlmConfig::default()
         };

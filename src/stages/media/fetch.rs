@@ -16,6 +16,7 @@ use tracing::instrument;
 use super::address::forbidden_reason;
 use super::config::MediaSettings;
 use super::sniff::{self, SNIFF_LEN};
+use crate::secrets::{ExposeSecret, SecretString};
 
 /// A refusal that becomes a `MediaRejected` event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,7 @@ impl Resolve for GuardedResolver {
 pub struct Fetcher {
     client: reqwest::Client,
     settings: Arc<MediaSettings>,
-    credentials: Option<(String, String)>,
+    credentials: Option<(String, SecretString)>,
 }
 
 impl Fetcher {
@@ -101,7 +102,7 @@ impl Fetcher {
     pub fn new(
         settings: Arc<MediaSettings>,
         account_sid: Option<String>,
-        auth_token: Option<String>,
+        auth_token: Option<SecretString>,
     ) -> Result<Fetcher, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -180,7 +181,7 @@ impl Fetcher {
                 .as_ref()
                 .filter(|_| self.settings.gets_credentials(&host))
             {
-                req = req.basic_auth(sid, Some(token));
+                req = req.basic_auth(sid, Some(token.expose_secret()));
             }
             let resp = req.send().await.map_err(classify_send_error)?;
             let status = resp.status();
@@ -193,9 +194,10 @@ impl Fetcher {
                     .ok_or_else(|| {
                         reject("http_status", format!("{status} without a Location header"))
                     })?;
+                // The Location itself is never quoted: it can be a signed URL.
                 url = url
                     .join(location)
-                    .map_err(|e| reject("invalid_url", format!("redirect to {location:?}: {e}")))?;
+                    .map_err(|e| reject("invalid_url", format!("redirect Location: {e}")))?;
                 continue;
             }
             return match status {
@@ -295,9 +297,13 @@ impl Fetcher {
             let chunk = match next {
                 None => break Ok(()),
                 Some(Err(e)) if e.is_timeout() => {
-                    break Err(reject("timeout", format!("body read timed out: {e}")))
+                    let e = e.without_url();
+                    break Err(reject("timeout", format!("body read timed out: {e}")));
                 }
-                Some(Err(e)) => break Err(FetchError::Transient(format!("body read failed: {e}"))),
+                Some(Err(e)) => {
+                    let e = e.without_url();
+                    break Err(FetchError::Transient(format!("body read failed: {e}")));
+                }
                 Some(Ok(c)) => c,
             };
             size += chunk.len() as u64;
@@ -359,7 +365,10 @@ impl Fetcher {
     }
 }
 
+/// Sort a request failure, dropping its URL: after a redirect it is a signed URL (an
+/// S3 pre-signed query), which must reach neither the dead-letter topic nor a log.
 fn classify_send_error(e: reqwest::Error) -> FetchError {
+    let e = e.without_url();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
         if let Some(f) = s.downcast_ref::<ForbiddenAddress>() {
@@ -371,4 +380,102 @@ fn classify_send_error(e: reqwest::Error) -> FetchError {
         return reject("timeout", format!("media host did not answer in time: {e}"));
     }
     FetchError::Transient(format!("cannot reach the media host: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const SIGNATURE: &str = "X-Amz-Signature=f00dfeedTOPSECRET";
+
+    /// A media host that redirects `/media` to a signed URL at `signed_base`, and serves
+    /// `/cut?...` as a body cut short after its headers promised more.
+    async fn media_host(signed_base: Option<String>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let signed = signed_base.unwrap_or_else(|| base.clone());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let signed = signed.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let answer = if head.starts_with("GET /media ") {
+                        format!("HTTP/1.1 302 Found\r\nLocation: {signed}/cut?{SIGNATURE}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    } else {
+                        // Promise 100 kB, send 20 bytes of JPEG, hang up.
+                        "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n\u{FF}\u{D8}\u{FF}\u{E0}0123456789abcdef".to_owned()
+                    };
+                    let _ = sock.write_all(answer.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        base
+    }
+
+    fn fetcher() -> Fetcher {
+        let settings = MediaSettings {
+            allowed_hosts: vec!["127.0.0.1".into()],
+            credential_hosts: vec![],
+            allow_addresses: vec![IpAddr::from([127, 0, 0, 1])],
+            ..MediaSettings::default()
+        };
+        Fetcher::new(Arc::new(settings), None, None).unwrap()
+    }
+
+    fn text(e: FetchError) -> String {
+        match e {
+            FetchError::Rejected(r) => format!("{}: {}", r.reason, r.detail),
+            FetchError::Transient(t) => t,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_after_a_redirect_does_not_report_the_signed_url() {
+        let host = media_host(None).await;
+        let e = fetcher()
+            .fetch_into(
+                &format!("{host}/media"),
+                "image/jpeg",
+                &InMemory::new(),
+                &Path::from("a/b"),
+            )
+            .await
+            .expect_err("a cut body is an error");
+        let shown = text(e);
+        assert!(shown.contains("body read failed"), "{shown}");
+        assert!(
+            !shown.contains("TOPSECRET") && !shown.contains('?'),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redirect_target_does_not_report_the_signed_url() {
+        // A port nobody listens on: bind, learn it, close.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let host = media_host(Some(format!("http://{closed}"))).await;
+        let e = fetcher()
+            .fetch_into(
+                &format!("{host}/media"),
+                "image/jpeg",
+                &InMemory::new(),
+                &Path::from("a/b"),
+            )
+            .await
+            .expect_err("a closed port is an error");
+        let shown = text(e);
+        assert!(shown.contains("cannot reach the media host"), "{shown}");
+        assert!(
+            !shown.contains("TOPSECRET") && !shown.contains('?'),
+            "{shown}"
+        );
+    }
 }

@@ -42,7 +42,7 @@ impl MediaStage {
     pub fn new(
         settings: &MediaSettings,
         account_sid: Option<String>,
-        auth_token: Option<String>,
+        auth_token: Option<crate::secrets::SecretString>,
     ) -> Result<Self, MediaStageError> {
         settings.validate()?;
         let (store, prefix) = media_store::open(&settings.store_url)?;

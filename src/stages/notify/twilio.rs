@@ -97,7 +97,7 @@ pub struct TwilioClient {
     http: reqwest::Client,
     url: String,
     account_sid: String,
-    auth_token: String,
+    auth_token: crate::secrets::SecretString,
     permits: Arc<Semaphore>,
     retry: RetryPolicy,
 }
@@ -129,7 +129,7 @@ impl TwilioClient {
                 config.api_base.trim_end_matches('/')
             ),
             account_sid: account_sid.to_owned(),
-            auth_token: auth_token.to_owned(),
+            auth_token: auth_token.into(),
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             retry: RetryPolicy::from_config(config),
         })
@@ -203,7 +203,12 @@ impl TwilioClient {
         let sent = self
             .http
             .post(&self.url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .basic_auth(
+                &self.account_sid,
+                Some(crate::secrets::ExposeSecret::expose_secret(
+                    &self.auth_token,
+                )),
+            )
             .form(&form)
             .send()
             .await;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::SecretString;
+
 /// Debian's `pocketsphinx-en-us` model folder.
 const DEBIAN_MODEL: &str = "/usr/share/pocketsphinx/model/en-us";
 
@@ -113,13 +115,14 @@ pub struct LocalSettings {
 }
 
 /// An OpenAI-compatible `/v1/audio/transcriptions` endpoint.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpenAiSettings {
     /// Scheme, host and optional port (and path prefix), without `/v1`.
     pub base_url: String,
     /// Bearer key; required by api.openai.com, optional for local Whisper servers.
-    pub api_key: Option<String>,
+    #[serde(serialize_with = "crate::secrets::serialize_option")]
+    pub api_key: Option<SecretString>,
     /// The `model` form field, e.g. `whisper-1`.
     pub model: String,
     /// ISO-639-1 hint sent as `language`; unset lets the provider detect it.
@@ -127,36 +130,16 @@ pub struct OpenAiSettings {
 }
 
 /// Google Speech-to-Text v1.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GoogleSettings {
     /// Scheme and host, without `/v1`.
     pub base_url: String,
     /// API key sent as `?key=`.
-    pub api_key: Option<String>,
+    #[serde(serialize_with = "crate::secrets::serialize_option")]
+    pub api_key: Option<SecretString>,
     /// BCP-47 language, e.g. `en-US`.
     pub language_code: String,
-}
-
-impl std::fmt::Debug for OpenAiSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiSettings")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("model", &self.model)
-            .field("language", &self.language)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for GoogleSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoogleSettings")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("language_code", &self.language_code)
-            .finish()
-    }
 }
 
 impl Default for TranscribeSettings {
@@ -317,7 +300,7 @@ impl TranscribeSettings {
 
     fn validate_openai(&self) -> Result<(), InvalidSetting> {
         let url = check_base_url("transcribe.openai.base_url", &self.openai.base_url)?;
-        let key_missing = self.openai.api_key.as_deref().is_none_or(str::is_empty);
+        let key_missing = crate::secrets::non_empty(&self.openai.api_key).is_none();
         if key_missing && url.host_str() == Some("api.openai.com") {
             return Err(InvalidSetting {
                 key: "transcribe.openai.api_key",
@@ -336,7 +319,7 @@ impl TranscribeSettings {
 
     fn validate_google(&self) -> Result<(), InvalidSetting> {
         check_base_url("transcribe.google.base_url", &self.google.base_url)?;
-        if self.google.api_key.as_deref().is_none_or(str::is_empty) {
+        if crate::secrets::non_empty(&self.google.api_key).is_none() {
             return Err(InvalidSetting {
                 key: "transcribe.google.api_key",
                 reason: "Google Speech-to-Text needs an API key: set \
@@ -403,7 +386,7 @@ mod tests {
         s.google.api_key = Some("AIza-very-secret".into());
         let shown = format!("{s:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
-        assert!(shown.contains("<redacted>"));
+        assert!(shown.contains("[REDACTED]"), "{shown}");
     }
 
     #[test]
@@ -473,7 +456,7 @@ mod tests {
                     .merge(Env::prefixed("SMSFLOW_TRANSCRIBE__").split("__"))
                     .extract()?;
             assert_eq!(s.provider, ProviderKind::Openai);
-            assert_eq!(s.openai.api_key.as_deref(), Some("sk-env"));
+            assert_eq!(crate::secrets::non_empty(&s.openai.api_key), Some("sk-env"));
             assert_eq!(s.retry.max_attempts, 7);
             assert_eq!(s.max_audio_duration, Duration::from_secs(90));
             assert_eq!(s.max_concurrency, None);

@@ -12,6 +12,8 @@ use super::http;
 use super::openai::host_of;
 use super::provider::{Provider, ProviderError, Transcript};
 
+use crate::secrets::{ExposeSecret, SecretString};
+
 const NAME: &str = "google";
 
 /// The Google Speech-to-Text provider.
@@ -19,7 +21,7 @@ pub struct GoogleProvider {
     client: reqwest::Client,
     endpoint: String,
     host: String,
-    api_key: String,
+    api_key: SecretString,
     language_code: String,
 }
 
@@ -96,7 +98,7 @@ impl GoogleProvider {
         let resp = self
             .client
             .post(&self.endpoint)
-            .query(&[("key", self.api_key.as_str())])
+            .query(&[("key", self.api_key.expose_secret())])
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()

@@ -13,12 +13,14 @@ use super::provider::{Provider, ProviderError, Transcript};
 
 const NAME: &str = "openai";
 
+use crate::secrets::{ExposeSecret, SecretString};
+
 /// The OpenAI-compatible provider.
 pub struct OpenAiProvider {
     client: reqwest::Client,
     endpoint: String,
     host: String,
-    api_key: Option<String>,
+    api_key: Option<SecretString>,
     model: String,
     language: Option<String>,
 }
@@ -39,7 +41,7 @@ impl OpenAiProvider {
             client,
             endpoint: format!("{base}/v1/audio/transcriptions"),
             host: host_of(base),
-            api_key: s.api_key.clone().filter(|k| !k.is_empty()),
+            api_key: s.api_key.clone().filter(|k| !k.expose_secret().is_empty()),
             model: s.model.clone(),
             language: s.language.clone().filter(|l| !l.is_empty()),
         }
@@ -74,7 +76,7 @@ impl OpenAiProvider {
         }
         let mut req = self.client.post(&self.endpoint).multipart(form);
         if let Some(key) = &self.api_key {
-            req = req.bearer_auth(key);
+            req = req.bearer_auth(key.expose_secret());
         }
         let resp = req.send().await.map_err(|e| http::transport(NAME, e))?;
         Span::current().record("http.response.status_code", resp.status().as_u16());
