@@ -82,9 +82,11 @@ struct Answers {
 
 /// Send `WEBHOOKS` signed webhooks at `PER_SECOND`, each answered or given up on after 15 s.
 async fn send_load(base_url: &str, answered: Arc<AtomicUsize>) -> Answers {
-    // The server closes a keep-alive connection idle for `http.header_read_timeout` (5 s); a
-    // client that reuses one at that instant gets a connection error for a request smsflow
-    // never received (seen once in this test). Idle connections are dropped sooner here.
+    // A client that reuses a keep-alive connection at the instant the server closes it gets a
+    // connection error for a request smsflow never received. That happened once here (no
+    // server log of the request), most likely when the server's `http.header_read_timeout`
+    // (5 s) also closed idle connections; it now keeps them for `http.idle_timeout` (75 s),
+    // and this client drops its idle ones after 1 s anyway.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .pool_idle_timeout(Duration::from_secs(1))
