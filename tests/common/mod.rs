@@ -22,6 +22,7 @@ use smsflow::kafka::client;
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::store::{self, migrate};
 
+pub mod private_kafka;
 pub mod twilio_api;
 
 /// Token every test webhook is signed with.
@@ -194,8 +195,15 @@ pub fn repo_root() -> std::path::PathBuf {
 impl TestEnv {
     /// Fresh prefix and keyspace, topics created and migrations applied.
     pub async fn new() -> TestEnv {
+        TestEnv::on_brokers(&Settings::default().kafka.brokers).await
+    }
+
+    /// `new` with Kafka at `brokers` (a private cluster a test may kill) instead of the
+    /// shared stack's.
+    pub async fn on_brokers(brokers: &str) -> TestEnv {
         let id = unique_id();
         let mut settings = Settings::default();
+        settings.kafka.brokers = brokers.into();
         settings.http.addr = "127.0.0.1:0".parse().unwrap();
         settings.http.public_url = PUBLIC_URL.into();
         settings.kafka.topic_prefix = format!("t{id}.");
