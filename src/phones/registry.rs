@@ -218,20 +218,9 @@ impl PhoneRegistry {
         phone: &str,
         mut state: PhoneState,
     ) -> Result<PhoneState, RegistryError> {
-        let previous = state.user_id.take();
-        state.verified = false;
-        state.linked_at = None;
-        state.verified_at = None;
-        state.time_zone = None;
-        let event = PhoneUnlinked {
-            event_id: uuid::Uuid::now_v7().to_string(),
-            occurred_at: now_micros(),
-            phone: phone.to_owned(),
-            state: state.clone(),
-            previous_user_id: previous,
-            actor: Actor::Expiry.as_str().to_owned(),
-        };
-        self.append(phone, &event, &state).await?;
+        let previous = state.user_id.clone();
+        self.append_unlinked(phone, &mut state, previous, Actor::Expiry)
+            .await?;
         tracing::info!(phone = %super::mask_phone(phone), "unverified link expired; another account takes the number");
         Ok(state)
     }
@@ -323,6 +312,20 @@ impl PhoneRegistry {
         if owner.is_some_and(|o| o != previous) {
             return Err(RegistryError::NotLinked);
         }
+        self.append_unlinked(phone, &mut state, Some(previous), actor)
+            .await?;
+        Ok(state)
+    }
+
+    /// Clear the owner and verification from `state` and append `PhoneUnlinked`; the one
+    /// way a link ends, whether a user, an operator or expiry ends it.
+    async fn append_unlinked(
+        &self,
+        phone: &str,
+        state: &mut PhoneState,
+        previous_user_id: Option<String>,
+        actor: Actor,
+    ) -> Result<(), RegistryError> {
         state.user_id = None;
         state.verified = false;
         state.linked_at = None;
@@ -333,11 +336,10 @@ impl PhoneRegistry {
             occurred_at: now_micros(),
             phone: phone.to_owned(),
             state: state.clone(),
-            previous_user_id: Some(previous),
+            previous_user_id,
             actor: actor.as_str().to_owned(),
         };
-        self.append(phone, &event, &state).await?;
-        Ok(state)
+        self.append(phone, &event, &*state).await
     }
 
     /// Record an opt-out keyword (or HELP, which changes nothing but is recorded).
