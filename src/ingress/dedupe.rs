@@ -5,12 +5,18 @@
 //! request marks the key `pending` (short TTL) before producing, then `done` (long TTL) once
 //! Kafka acknowledged, or deletes it if the append failed. A retry that finds `done` gets 200
 //! and appends nothing; one that finds `pending` gets 503 and Twilio tries again later.
+//!
+//! The claim is taken by the admission script, in the same round trip as the rate limits; the
+//! `done` mark is written after the answer (the append is already durable then), and until it
+//! lands this process itself answers a retry as a duplicate. A release (the append failed)
+//! is awaited: it must land before Twilio retries.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use deadpool_redis::redis::Script;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 /// What to do when Redis does not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,28 +69,22 @@ pub enum Claim {
 #[error("duplicate check unavailable (Redis: {0}); retry later")]
 pub struct DedupeUnavailable(pub String);
 
-/// Claims message ids in Redis.
+/// Claims of message ids in Redis: the claim itself is taken by the admission script
+/// (`super::admission`); this confirms or releases it.
 pub struct Deduper {
     pool: deadpool_redis::Pool,
     prefix: String,
     pending_ttl: Duration,
     done_ttl: Duration,
-    policy: RedisFailurePolicy,
-    claim: Arc<Script>,
+    /// Keys appended whose `done` mark is still on its way to Redis: a retry that arrives
+    /// meanwhile is a duplicate, not a 503.
+    confirming: Arc<Mutex<HashSet<String>>>,
+    /// Bounds the confirms running in the background; past it, a confirm holds its answer.
+    confirm_slots: Arc<Semaphore>,
 }
 
-// Claims every key or none: returns 1 when all were free (now pending), else the state of the
-// first taken key ("done" or "pending").
-const CLAIM: &str = r#"
-for i, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  if v then return v end
-end
-for i, k in ipairs(KEYS) do
-  redis.call('SET', k, 'pending', 'PX', ARGV[1])
-end
-return 1
-"#;
+/// Confirms in the background at once, at most (each is one short Redis round trip).
+const MAX_BACKGROUND_CONFIRMS: usize = 4096;
 
 impl Deduper {
     /// `prefix` isolates key spaces (it is the Kafka topic prefix, so tests do not collide).
@@ -93,19 +93,20 @@ impl Deduper {
         prefix: &str,
         pending_ttl: Duration,
         done_ttl: Duration,
-        policy: RedisFailurePolicy,
     ) -> Self {
         Deduper {
             pool,
             prefix: prefix.to_owned(),
             pending_ttl,
             done_ttl,
-            policy,
-            claim: Arc::new(Script::new(CLAIM)),
+            confirming: Arc::default(),
+            confirm_slots: Arc::new(Semaphore::new(MAX_BACKGROUND_CONFIRMS)),
         }
     }
 
-    fn keys(&self, message_sid: &str, idempotency_token: Option<&str>) -> Vec<String> {
+    /// The keys that claim one message: its MessageSid and, when Twilio sent one, its
+    /// idempotency token.
+    pub fn keys(&self, message_sid: &str, idempotency_token: Option<&str>) -> Vec<String> {
         let mut keys = vec![format!("{}smsflow:dedupe:sid:{message_sid}", self.prefix)];
         if let Some(t) = idempotency_token.filter(|t| !t.is_empty()) {
             keys.push(format!("{}smsflow:dedupe:token:{t}", self.prefix));
@@ -113,59 +114,45 @@ impl Deduper {
         keys
     }
 
-    /// Claim a message before appending it.
-    pub async fn claim(
-        &self,
-        message_sid: &str,
-        idempotency_token: Option<&str>,
-    ) -> Result<Claim, DedupeUnavailable> {
-        let keys = self.keys(message_sid, idempotency_token);
-        let result: Result<deadpool_redis::redis::Value, String> = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            let mut inv = self.claim.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            inv.arg(self.pending_ttl.as_millis() as u64);
-            inv.invoke_async(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        use deadpool_redis::redis::Value;
-        match result {
-            Ok(Value::Int(1)) => Ok(Claim::Fresh(keys)),
-            Ok(Value::BulkString(b)) if b == b"done" => Ok(Claim::Duplicate),
-            Ok(Value::SimpleString(s)) if s == "done" => Ok(Claim::Duplicate),
-            Ok(_) => Ok(Claim::InFlight),
-            Err(e) => self.unavailable(e),
-        }
+    /// How long a claim stays pending, in milliseconds.
+    pub fn pending_ttl_ms(&self) -> u64 {
+        u64::try_from(self.pending_ttl.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The append succeeded: remember it for `done_ttl`.
-    pub async fn confirm(&self, keys: &[String]) {
-        let ttl = self.done_ttl.as_millis() as u64;
-        let result: Result<(), String> = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            let mut pipe = deadpool_redis::redis::pipe();
-            for k in keys {
-                pipe.cmd("SET")
-                    .arg(k)
-                    .arg("done")
-                    .arg("PX")
-                    .arg(ttl)
-                    .ignore();
+    /// Is one of `keys` appended, with its confirm still on its way to Redis?
+    pub fn is_confirming(&self, keys: &[String]) -> bool {
+        let confirming = self
+            .confirming
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        keys.iter().any(|k| confirming.contains(k))
+    }
+
+    /// The append succeeded: remember it for `done_ttl`. The answer does not wait for Redis:
+    /// until the `done` mark is written, this process answers a retry as a duplicate itself,
+    /// and past `MAX_BACKGROUND_CONFIRMS` the confirm is awaited here.
+    pub async fn confirm(&self, keys: Vec<String>) {
+        let ttl = u64::try_from(self.done_ttl.as_millis()).unwrap_or(u64::MAX);
+        let Ok(slot) = self.confirm_slots.clone().try_acquire_owned() else {
+            return mark_done(&self.pool, &keys, ttl).await;
+        };
+        {
+            let mut confirming = self
+                .confirming
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            confirming.extend(keys.iter().cloned());
+        }
+        let pool = self.pool.clone();
+        let confirming = self.confirming.clone();
+        tokio::spawn(async move {
+            mark_done(&pool, &keys, ttl).await;
+            let mut set = confirming.lock().unwrap_or_else(PoisonError::into_inner);
+            for k in &keys {
+                set.remove(k);
             }
-            pipe.query_async::<()>(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        if let Err(e) = result {
-            // The pending mark expires by itself; a retry then appends again, and
-            // deterministic downstream ids absorb that.
-            tracing::warn!(error = %e, "could not mark a message as appended");
-        }
+            drop(slot);
+        });
     }
 
     /// The append failed: free the claim so Twilio's retry is accepted.
@@ -183,12 +170,29 @@ impl Deduper {
             tracing::warn!(error = %e, "could not release a claim; it expires after the pending TTL");
         }
     }
+}
 
-    fn unavailable(&self, e: String) -> Result<Claim, DedupeUnavailable> {
-        if self.policy.proceeds_without("the duplicate check", &e) {
-            Ok(Claim::Unchecked)
-        } else {
-            Err(DedupeUnavailable(e))
+/// Mark `keys` appended for `ttl_ms`, in one pipelined round trip.
+async fn mark_done(pool: &deadpool_redis::Pool, keys: &[String], ttl_ms: u64) {
+    let result: Result<(), String> = async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        let mut pipe = deadpool_redis::redis::pipe();
+        for k in keys {
+            pipe.cmd("SET")
+                .arg(k)
+                .arg("done")
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
         }
+        pipe.query_async::<()>(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = result {
+        // The pending mark expires by itself; a retry then appends again, and
+        // deterministic downstream ids absorb that.
+        tracing::warn!(error = %e, "could not mark a message as appended");
     }
 }

@@ -1,6 +1,7 @@
 //! Ingress: the Twilio webhooks (inbound messages and outbound status callbacks). Checks the
 //! signature, builds the event, appends it to Kafka, and answers 200 only once Kafka has it.
 
+pub mod admission;
 pub mod dedupe;
 mod error;
 pub mod form;
@@ -40,6 +41,8 @@ pub struct IngressState {
     pub dedupe: Option<dedupe::Deduper>,
     /// `None` when rate limiting is switched off.
     pub rate_limit: Option<rate_limit::RateLimiter>,
+    /// Claims and budgets in one Redis round trip.
+    pub admitter: admission::Admitter,
     /// At most one paid reply per sender per window, to senders that are not enriched.
     pub reply_gate: rate_limit::ReplyGate,
     /// Registry lookups.
@@ -104,14 +107,11 @@ impl IngressState {
             registry,
             replies: settings.replies.clone(),
             reply_gate: rate_limit::ReplyGate::new(redis.clone(), &kafka.topic_prefix),
-            rate_limit: settings.rate_limit.enabled.then(|| {
-                rate_limit::RateLimiter::new(
-                    redis.clone(),
-                    &kafka.topic_prefix,
-                    &settings.rate_limit,
-                    settings.redis_failure,
-                )
-            }),
+            rate_limit: settings
+                .rate_limit
+                .enabled
+                .then(|| rate_limit::RateLimiter::new(&kafka.topic_prefix, &settings.rate_limit)),
+            admitter: admission::Admitter::new(redis.clone(), settings.redis_failure),
             dedupe: settings.dedupe.then(|| {
                 dedupe::Deduper::new(
                     redis,
@@ -119,7 +119,6 @@ impl IngressState {
                     // A claim outlives the slowest append it guards.
                     kafka.produce_deadline + std::time::Duration::from_secs(10),
                     settings.dedupe_ttl,
-                    settings.redis_failure,
                 )
             }),
         })

@@ -1,12 +1,10 @@
-//! Rate limits per sender and per user: GCRA (the generic cell rate algorithm) in one atomic Redis script,
-//! so every ingress instance shares the same budget and time comes from Redis's clock.
+//! Rate limits per sender and per user: GCRA (the generic cell rate algorithm), taken in
+//! Redis by the admission script (`super::admission`) together with the duplicate claim, so
+//! every ingress instance shares the same budget and time comes from Redis's clock.
 
 use std::time::Duration;
 
-use deadpool_redis::redis::Script;
 use serde::{Deserialize, Serialize};
-
-use super::dedupe::RedisFailurePolicy;
 
 /// A budget: `limit` messages per `period`, with bursts of up to `burst` at once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,25 +59,7 @@ pub enum Decision {
 #[error("rate limit check unavailable (Redis: {0}); retry later")]
 pub struct RateLimitUnavailable(pub String);
 
-// KEYS[1] = bucket; ARGV[1] = emission interval (ms), ARGV[2] = burst tolerance (ms).
-// Returns {1, 0} when allowed, {0, retry_after_ms} when limited.
-const GCRA: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance - interval
-if allow_at > now then
-  return {0, allow_at - now}
-end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now + tolerance))
-return {1, 0}
-"#;
-
-/// One budget in GCRA terms.
+/// One budget in GCRA terms (the admission script does the arithmetic).
 #[derive(Debug, Clone, Copy)]
 struct Budget {
     interval_ms: u64,
@@ -98,26 +78,30 @@ impl Budget {
     }
 }
 
-/// Checks senders and users against their budgets.
+/// One budget of one sender or user, as the admission script takes it.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    /// The Redis key holding the bucket's theoretical arrival time.
+    pub key: String,
+    /// Milliseconds between two messages at the sustained rate.
+    pub interval_ms: u64,
+    /// How far ahead of the sustained rate a burst may run, in milliseconds.
+    pub tolerance_ms: u64,
+    /// The budget's period.
+    pub period: Duration,
+}
+
+/// The sender and user budgets; `admission` takes from them in Redis.
 pub struct RateLimiter {
-    pool: deadpool_redis::Pool,
     prefix: String,
     sender: Budget,
     user: Budget,
-    policy: RedisFailurePolicy,
-    script: Script,
 }
 
 impl RateLimiter {
     /// `prefix` isolates key spaces (the Kafka topic prefix).
-    pub fn new(
-        pool: deadpool_redis::Pool,
-        prefix: &str,
-        settings: &RateLimitSettings,
-        policy: RedisFailurePolicy,
-    ) -> Self {
+    pub fn new(prefix: &str, settings: &RateLimitSettings) -> Self {
         RateLimiter {
-            pool,
             prefix: prefix.to_owned(),
             sender: Budget::new(
                 settings.sender_limit,
@@ -129,52 +113,31 @@ impl RateLimiter {
                 settings.user_period,
                 settings.user_burst,
             ),
-            policy,
-            script: Script::new(GCRA),
         }
     }
 
-    /// Take one message from the sender's budget.
-    pub async fn check_sender(&self, sender: &str) -> Result<Decision, RateLimitUnavailable> {
-        let key = format!("{}smsflow:rate:sender:{sender}", self.prefix);
-        self.take(&key, self.sender).await
+    /// The sender's budget.
+    pub fn sender_bucket(&self, sender: &str) -> Bucket {
+        self.bucket(
+            format!("{}smsflow:rate:sender:{sender}", self.prefix),
+            self.sender,
+        )
     }
 
-    /// The sender budget's period: the window of at most one rate-limit reply.
-    pub fn sender_period(&self) -> Duration {
-        self.sender.period
+    /// The user's budget (all their numbers together).
+    pub fn user_bucket(&self, user_id: &str) -> Bucket {
+        self.bucket(
+            format!("{}smsflow:rate:user:{user_id}", self.prefix),
+            self.user,
+        )
     }
 
-    /// The user budget's period.
-    pub fn user_period(&self) -> Duration {
-        self.user.period
-    }
-
-    /// Take one message from the user's budget (all their numbers together).
-    pub async fn check_user(&self, user_id: &str) -> Result<Decision, RateLimitUnavailable> {
-        let key = format!("{}smsflow:rate:user:{user_id}", self.prefix);
-        self.take(&key, self.user).await
-    }
-
-    async fn take(&self, key: &str, budget: Budget) -> Result<Decision, RateLimitUnavailable> {
-        let result: Result<(i64, i64), String> = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            self.script
-                .key(key)
-                .arg(budget.interval_ms)
-                .arg(budget.tolerance_ms)
-                .invoke_async(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        match result {
-            Ok((1, _)) => Ok(Decision::Allowed),
-            Ok((_, wait)) => Ok(Decision::Limited {
-                retry_after: Duration::from_millis(wait.max(0) as u64),
-            }),
-            Err(e) if self.policy.proceeds_without("the rate limit", &e) => Ok(Decision::Unchecked),
-            Err(e) => Err(RateLimitUnavailable(e)),
+    fn bucket(&self, key: String, budget: Budget) -> Bucket {
+        Bucket {
+            key,
+            interval_ms: budget.interval_ms,
+            tolerance_ms: budget.tolerance_ms,
+            period: budget.period,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `POST /webhooks/twilio/messages`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::{field, instrument, Span};
 
+use super::admission::{Admission, Budgets};
 use super::dedupe::Claim;
 use super::rate_limit::Decision;
 use super::{form, signature, IngressError, IngressState};
@@ -91,13 +92,54 @@ async fn accept(
     span.record("message_sid", event.message_sid.as_str());
     span.record("from", mask_phone(&event.from).as_str());
 
-    let claim = match &state.dedupe {
-        Some(d) => {
-            d.claim(&event.message_sid, event.idempotency_token.as_deref())
-                .await?
-        }
-        None => Claim::Unchecked,
+    // Everything the one Redis round trip needs is known before it: keywords take from no
+    // budget, and the registry (a cache in front of the projection) says whether the sender
+    // opted out and which verified user it belongs to.
+    let opt_out_type = event
+        .extra
+        .get("OptOutType")
+        .and_then(|v| v.first())
+        .cloned();
+    let keyword = keywords::classify(&event.body, opt_out_type.as_deref());
+    let found = match keyword {
+        Some(_) => None,
+        None => lookup(state, &event.from).await?,
     };
+    let verified_user = match &found {
+        Some(PhoneState {
+            user_id: Some(user),
+            verified: true,
+            ..
+        }) => Some(user.clone()),
+        _ => None,
+    };
+    let budgets = match (&keyword, &found, &verified_user) {
+        (Some(_), _, _) => Budgets::None,
+        // Never reply to (nor count) an opted-out number.
+        (_, Some(s), _) if s.opted_out => Budgets::None,
+        (_, _, Some(user)) => Budgets::SenderAndUser {
+            sender: &event.from,
+            user,
+        },
+        _ => Budgets::Sender {
+            sender: &event.from,
+        },
+    };
+    let admission = state
+        .admitter
+        .admit(
+            state.dedupe.as_ref(),
+            state.rate_limit.as_ref(),
+            &event.message_sid,
+            event.idempotency_token.as_deref(),
+            budgets,
+        )
+        .await?;
+    let Admission {
+        claim,
+        decision,
+        window,
+    } = admission;
     let keys = match claim {
         Claim::Duplicate => {
             metrics::webhook_duplicate();
@@ -109,10 +151,18 @@ async fn accept(
         Claim::Unchecked => None,
     };
 
-    let routed = route(state, event).await;
+    let sender = Sender {
+        keyword,
+        opt_out_type,
+        found,
+        verified_user,
+        decision,
+        window,
+    };
+    let routed = route(state, event, sender).await;
     if let (Some(d), Some(keys)) = (&state.dedupe, keys) {
         match &routed {
-            Ok(_) => d.confirm(&keys).await,
+            Ok(_) => d.confirm(keys).await,
             // Nothing was stored: let Twilio's retry try again.
             Err(_) => d.release(&keys).await,
         }
@@ -120,70 +170,75 @@ async fn accept(
     routed
 }
 
-/// Decide what the message is (a keyword, a code, a rejected or an accepted message), and
-/// append the one event that records it.
-async fn route(state: &IngressState, mut event: MessageReceived) -> Result<Accepted, IngressError> {
-    let opt_out_type = event
-        .extra
-        .get("OptOutType")
-        .and_then(|v| v.first())
-        .map(String::as_str);
-    // Keywords first, from any sender: an opt-out belongs to the number, registered or not.
-    if let Some(keyword) = keywords::classify(&event.body, opt_out_type) {
-        return opt_out(state, &event, keyword, opt_out_type).await;
-    }
-
-    // With sender_policy = "any" (single tenant) anyone is enriched except a number that opted
-    // out; if the registry cannot say, the message goes on (notify still never texts an
-    // opted-out number: it checks `phones` itself). With "registered" it is a 503.
-    let found = match state.directory.lookup(&event.from).await {
-        Ok(found) => found,
-        Err(e) if state.registered_only => return Err(IngressError::Registry(e.to_string())),
+/// The sender's registry state. With `sender_policy = "any"` (single tenant) anyone is
+/// enriched except a number that opted out; if the registry cannot say, the message goes on
+/// (notify still never texts an opted-out number: it checks `phones` itself). With
+/// `"registered"` it is a 503.
+async fn lookup(state: &IngressState, from: &str) -> Result<Option<PhoneState>, IngressError> {
+    match state.directory.lookup(from).await {
+        Ok(found) => Ok(found),
+        Err(e) if state.registered_only => Err(IngressError::Registry(e.to_string())),
         Err(e) => {
             metrics::registry_unavailable();
             tracing::warn!(error = %e, "phone registry unavailable; opt-out not checked (sender_policy = any)");
-            None
+            Ok(None)
         }
-    };
+    }
+}
+
+/// What is known about a message's sender once it is admitted.
+struct Sender {
+    keyword: Option<Keyword>,
+    opt_out_type: Option<String>,
+    found: Option<PhoneState>,
+    verified_user: Option<String>,
+    /// The rate limits' answer.
+    decision: Decision,
+    /// When limited, the window of at most one rate-limit reply.
+    window: Duration,
+}
+
+/// Decide what the message is (a keyword, a code, a rejected or an accepted message), and
+/// append the one event that records it.
+async fn route(
+    state: &IngressState,
+    mut event: MessageReceived,
+    sender: Sender,
+) -> Result<Accepted, IngressError> {
+    let Sender {
+        keyword,
+        opt_out_type,
+        found,
+        verified_user,
+        decision,
+        window,
+    } = sender;
+    // Keywords first, from any sender: an opt-out belongs to the number, registered or not.
+    if let Some(keyword) = keyword {
+        return opt_out(state, &event, keyword, opt_out_type.as_deref()).await;
+    }
     if let Some(s) = found.as_ref().filter(|s| s.opted_out) {
-        // Never reply to an opted-out number.
         let user = s.user_id.clone();
         return reject(state, &event, user, "opted_out", None, "").await;
     }
-    let verified_user = match &found {
-        Some(PhoneState {
-            user_id: Some(user),
-            verified: true,
-            ..
-        }) => Some(user.clone()),
-        _ => None,
-    };
 
-    // Every sender takes from its budget before anything else is decided: a stranger's or
-    // an unverified number's flood is limited (and not answered) like anyone's.
-    if let Some(limiter) = &state.rate_limit {
-        let mut decision = limiter.check_sender(&event.from).await?;
-        let mut window = limiter.sender_period();
-        if let (Decision::Allowed | Decision::Unchecked, Some(user)) = (decision, &verified_user) {
-            decision = limiter.check_user(user).await?;
-            window = limiter.user_period();
+    // Every sender took from its budget before anything else was decided: a stranger's or an
+    // unverified number's flood is limited (and not answered) like anyone's.
+    if let Decision::Limited { retry_after } = decision {
+        // Recorded, answered 200 so Twilio does not retry, and never enriched.
+        metrics::rate_limited();
+        let retry_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
+        let user = verified_user.or_else(|| found.and_then(|s| s.user_id));
+        let recorded = reject(state, &event, user, "rate_limited", Some(retry_ms), "").await?;
+        // The reply is claimed only once the rejection is stored: a 503 retried by Twilio
+        // must not have used up the window's one reply.
+        let text = &state.replies.rate_limited;
+        if !text.is_empty() && state.reply_gate.claim(&event.from, window).await {
+            return Ok(Accepted::Recorded {
+                reply: text.clone(),
+            });
         }
-        if let Decision::Limited { retry_after } = decision {
-            // Recorded, answered 200 so Twilio does not retry, and never enriched.
-            metrics::rate_limited();
-            let retry_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
-            let user = verified_user.or_else(|| found.and_then(|s| s.user_id));
-            let recorded = reject(state, &event, user, "rate_limited", Some(retry_ms), "").await?;
-            // The reply is claimed only once the rejection is stored: a 503 retried by Twilio
-            // must not have used up the window's one reply.
-            let text = &state.replies.rate_limited;
-            if !text.is_empty() && state.reply_gate.claim(&event.from, window).await {
-                return Ok(Accepted::Recorded {
-                    reply: text.clone(),
-                });
-            }
-            return Ok(recorded);
-        }
+        return Ok(recorded);
     }
 
     match found {
