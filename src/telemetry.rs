@@ -6,13 +6,14 @@
 
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::KeyValue;
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::{KeyValue, Value};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult,
+    SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
 };
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
@@ -36,6 +37,14 @@ pub struct TelemetrySettings {
     pub traces: bool,
     /// Most finished spans queued for export; beyond it spans are dropped, never waited for.
     pub trace_queue_size: usize,
+    /// Head sampling, named as `OTEL_TRACES_SAMPLER` names it: `always_on`, `always_off`,
+    /// `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or
+    /// `parentbased_traceidratio`. `OTEL_TRACES_SAMPLER` (with `OTEL_TRACES_SAMPLER_ARG`)
+    /// wins when set. Whatever it says, a refused or failed webhook keeps a span (see
+    /// `KEEP_ATTRIBUTE`), and metrics count every message.
+    pub sampler: String,
+    /// The share of traces kept by the `*traceidratio` samplers, 0 to 1.
+    pub sampler_ratio: f64,
 }
 
 impl Default for TelemetrySettings {
@@ -45,6 +54,10 @@ impl Default for TelemetrySettings {
             log_format: "text".into(),
             traces: true,
             trace_queue_size: 8192,
+            // Exporting every span cost most of the ack tail (issue 15); one trace in twenty
+            // still shows every stage's latency at any useful rate.
+            sampler: "parentbased_traceidratio".into(),
+            sampler_ratio: 0.05,
         }
     }
 }
@@ -56,6 +69,17 @@ impl TelemetrySettings {
             matches!(self.log_format.as_str(), "text" | "json"),
             "telemetry.log_format",
             "must be text or json",
+        )?;
+        ensure(
+            sampler(&self.sampler, self.sampler_ratio).is_some(),
+            "telemetry.sampler",
+            "must be always_on, always_off, traceidratio, parentbased_always_on, \
+             parentbased_always_off or parentbased_traceidratio",
+        )?;
+        ensure(
+            (0.0..=1.0).contains(&self.sampler_ratio),
+            "telemetry.sampler_ratio",
+            "must be between 0 and 1",
         )
     }
 }
@@ -194,12 +218,89 @@ fn build_provider(
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name("smsflow");
     }
-    // The SDK's default sampler reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
     let provider = SdkTracerProvider::builder()
+        .with_sampler(KeepMarked(configured_sampler(settings)))
         .with_span_processor(processor)
         .with_resource(resource.build())
         .build();
     Ok((provider, runtime))
+}
+
+/// A span with this attribute set to a positive integer is kept whatever the sampler says
+/// (the OpenTracing convention): refused and failed webhooks use it, so they stay easy to find.
+pub const KEEP_ATTRIBUTE: &str = "sampling.priority";
+
+/// `OTEL_TRACES_SAMPLER` when set (the SDK reads it, with `OTEL_TRACES_SAMPLER_ARG`), else
+/// `telemetry.sampler`.
+fn configured_sampler(settings: &TelemetrySettings) -> Box<dyn ShouldSample> {
+    if std::env::var_os("OTEL_TRACES_SAMPLER").is_some() {
+        return opentelemetry_sdk::trace::Config::default().sampler;
+    }
+    match sampler(&settings.sampler, settings.sampler_ratio) {
+        Some(s) => Box::new(s),
+        None => Box::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))),
+    }
+}
+
+/// The sampler `name` (as `OTEL_TRACES_SAMPLER` spells it) keeping `ratio` of the traces.
+fn sampler(name: &str, ratio: f64) -> Option<Sampler> {
+    let parent_based = |s| Sampler::ParentBased(Box::new(s));
+    Some(match name {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio),
+        "parentbased_always_on" => parent_based(Sampler::AlwaysOn),
+        "parentbased_always_off" => parent_based(Sampler::AlwaysOff),
+        "parentbased_traceidratio" => parent_based(Sampler::TraceIdRatioBased(ratio)),
+        _ => return None,
+    })
+}
+
+/// Keeps spans marked with `KEEP_ATTRIBUTE`; asks the inner sampler about the rest.
+#[derive(Debug, Clone)]
+struct KeepMarked(Box<dyn ShouldSample>);
+
+impl ShouldSample for KeepMarked {
+    fn should_sample(
+        &self,
+        parent_context: Option<&opentelemetry::Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let marked = attributes.iter().any(|kv| {
+            kv.key.as_str() == KEEP_ATTRIBUTE && matches!(kv.value, Value::I64(p) if p > 0)
+        });
+        if !marked {
+            return self.0.should_sample(
+                parent_context,
+                trace_id,
+                name,
+                span_kind,
+                attributes,
+                links,
+            );
+        }
+        let trace_state = parent_context
+            .map(|cx| cx.span().span_context().trace_state().clone())
+            .unwrap_or_default();
+        SamplingResult {
+            decision: SamplingDecision::RecordAndSample,
+            attributes: Vec::new(),
+            trace_state,
+        }
+    }
+}
+
+/// The current span's trace id (hex), when it has one: log lines of refused webhooks carry it
+/// so that an operator can go from the log to the trace.
+pub fn current_trace_id() -> Option<String> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = tracing::Span::current().context();
+    let id = cx.span().span_context().trace_id();
+    (id != TraceId::INVALID).then(|| id.to_string())
 }
 
 /// Wraps the exporter to count what reached the backend and what was lost.
@@ -227,5 +328,62 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.0.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trace id whose low 64 bits (what the ratio sampler looks at) are `low`.
+    fn trace_id(low: u64) -> TraceId {
+        TraceId::from_bytes(((1u128 << 64) | u128::from(low)).to_be_bytes())
+    }
+
+    fn sampled(s: &dyn ShouldSample, id: TraceId, attributes: &[KeyValue]) -> bool {
+        let r = s.should_sample(None, id, "span", &SpanKind::Server, attributes, &[]);
+        r.decision == SamplingDecision::RecordAndSample
+    }
+
+    #[test]
+    fn the_ratio_sampler_keeps_and_drops_as_configured() {
+        let half = KeepMarked(Box::new(sampler("parentbased_traceidratio", 0.5).unwrap()));
+        assert!(sampled(&half, trace_id(0), &[]), "low ids are kept");
+        assert!(
+            !sampled(&half, trace_id(u64::MAX), &[]),
+            "high ids are dropped"
+        );
+        let none = KeepMarked(Box::new(sampler("parentbased_traceidratio", 0.0).unwrap()));
+        assert!(!sampled(&none, trace_id(0), &[]));
+        let all = KeepMarked(Box::new(sampler("traceidratio", 1.0).unwrap()));
+        assert!(sampled(&all, trace_id(u64::MAX), &[]));
+        // Over many random ids the share kept follows the ratio.
+        let tenth = KeepMarked(Box::new(sampler("traceidratio", 0.1).unwrap()));
+        let kept = (0..10_000u64)
+            .filter(|i| sampled(&tenth, trace_id(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)), &[]))
+            .count();
+        assert!((800..1200).contains(&kept), "{kept} of 10000 kept at 0.1");
+    }
+
+    #[test]
+    fn a_marked_span_is_kept_whatever_the_ratio() {
+        let none = KeepMarked(Box::new(sampler("parentbased_traceidratio", 0.0).unwrap()));
+        let keep = [KeyValue::new(KEEP_ATTRIBUTE, 1i64)];
+        assert!(sampled(&none, trace_id(u64::MAX), &keep));
+        let off = KeepMarked(Box::new(sampler("always_off", 0.0).unwrap()));
+        assert!(sampled(&off, trace_id(7), &keep));
+        let zero = [KeyValue::new(KEEP_ATTRIBUTE, 0i64)];
+        assert!(!sampled(&none, trace_id(u64::MAX), &zero));
+    }
+
+    #[test]
+    fn unknown_sampler_names_and_ratios_are_refused() {
+        let mut s = TelemetrySettings::default();
+        assert!(s.validate().is_ok());
+        s.sampler = "sometimes".into();
+        assert!(s.validate().is_err());
+        s.sampler = "traceidratio".into();
+        s.sampler_ratio = 1.5;
+        assert!(s.validate().is_err());
     }
 }

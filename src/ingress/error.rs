@@ -1,6 +1,6 @@
 //! Webhook failures and the HTTP answers Twilio gets for them.
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::ingress::form::FormError;
@@ -66,16 +66,41 @@ impl IngressError {
     pub fn outcome(&self) -> &'static str {
         self.reason().as_str()
     }
+
+    /// Record this refusal as a span that every sampler keeps (`telemetry::KEEP_ATTRIBUTE`):
+    /// head sampling drops most webhook traces, and a refused or failed one must still be
+    /// found in Jaeger, by its outcome, status or Twilio idempotency token. It carries the
+    /// trace id of the request, which the log line of the refusal carries too.
+    pub(super) fn keep_span(&self, route: &'static str, headers: &HeaderMap) {
+        let token = headers
+            .get("i-twilio-idempotency-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let request_trace_id = crate::telemetry::current_trace_id().unwrap_or_default();
+        let _span = tracing::info_span!(
+            parent: None,
+            "webhook.refused",
+            otel.name = "webhook refused",
+            sampling.priority = 1i64,
+            http.route = route,
+            http.response.status_code = i64::from(self.status().as_u16()),
+            outcome = self.outcome(),
+            error.message = %self,
+            request.trace_id = request_trace_id,
+            twilio.idempotency_token = token,
+        );
+    }
 }
 
 impl IntoResponse for IngressError {
     fn into_response(self) -> Response {
         metrics::webhook_refused(self.reason());
         let status = self.status();
+        let trace_id = crate::telemetry::current_trace_id().unwrap_or_default();
         if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), error = %self, "webhook not accepted");
+            tracing::warn!(status = status.as_u16(), error = %self, trace_id, "webhook not accepted");
         } else {
-            tracing::info!(status = status.as_u16(), error = %self, "webhook refused");
+            tracing::info!(status = status.as_u16(), error = %self, trace_id, "webhook refused");
         }
         let mut resp = (
             status,

@@ -46,7 +46,10 @@ pub(super) async fn receive_status(
     let response = match result {
         // Twilio ignores the body of a status callback answer.
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            e.keep_span("/webhooks/twilio/status", &headers);
+            e.into_response()
+        }
     };
     let span = Span::current();
     span.record("outcome", outcome);

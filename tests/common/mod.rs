@@ -214,6 +214,8 @@ impl TestEnv {
         // Pipeline tests send from arbitrary numbers; the registry tests switch this back.
         settings.ingress.sender_policy = smsflow::ingress::SenderPolicy::Any;
         settings.api.auth.hs256_secret = Some(JWT_SECRET.into());
+        // Tests look for their own traces in Jaeger: keep every one (production samples).
+        settings.telemetry.sampler = "always_on".into();
         sweep_leftovers(&settings).await;
         let root = repo_root();
         let topo = Topology::load(&root.join("topology/topics.toml")).unwrap();
