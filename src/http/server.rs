@@ -14,6 +14,7 @@
 //! Shutdown drains: connections are asked to close once their requests are answered, and
 //! whatever is left after `http.shutdown_grace` is dropped.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -22,10 +23,10 @@ use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::conn::auto::{Builder, UpgradeableConnection};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -108,38 +109,14 @@ pub async fn serve(
             .into_owned();
         OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         crate::metrics::open_connections(open_connections());
-        let stop = shutdown.clone();
-        tracker.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let why = tokio::select! {
-                r = conn.as_mut() => Ended::Done(r.err()),
-                first = activity.idle(limits) => Ended::Idle { first },
-                _ = stop.cancelled() => Ended::Shutdown,
-            };
-            match why {
-                Ended::Done(Some(e)) => {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error")
-                }
-                Ended::Done(None) => {}
-                Ended::Idle { .. } | Ended::Shutdown => {
-                    conn.as_mut().graceful_shutdown();
-                    // On shutdown the server-wide grace bounds this; idle peers get less.
-                    let grace = match why {
-                        Ended::Idle { first } => {
-                            crate::metrics::http_idle_closed(first);
-                            limits.closing
-                        }
-                        _ => Duration::MAX,
-                    };
-                    if tokio::time::timeout(grace, conn.as_mut()).await.is_err() {
-                        tracing::debug!(%peer, "idle connection did not close; dropped");
-                    }
-                }
-            }
-            drop(slot);
-            OPEN_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
-            crate::metrics::open_connections(open_connections());
-        });
+        tracker.spawn(drive_connection(
+            conn,
+            activity,
+            limits,
+            shutdown.clone(),
+            slot,
+            peer,
+        ));
     }
 
     drop(listener);
@@ -151,6 +128,49 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// One accepted connection, as served.
+type Connection = UpgradeableConnection<'static, TokioIo<TcpStream>, RequestGate, TokioExecutor>;
+
+/// Serve one connection until it ends, idles out or the server shuts down; then free its slot.
+async fn drive_connection(
+    conn: Connection,
+    activity: Arc<Activity>,
+    limits: Limits,
+    stop: CancellationToken,
+    slot: OwnedSemaphorePermit,
+    peer: SocketAddr,
+) {
+    let mut conn = std::pin::pin!(conn);
+    let why = tokio::select! {
+        r = conn.as_mut() => Ended::Done(r.err()),
+        first = activity.idle(limits) => Ended::Idle { first },
+        _ = stop.cancelled() => Ended::Shutdown,
+    };
+    match why {
+        Ended::Done(Some(e)) => {
+            tracing::debug!(%peer, error = %e, "connection ended with an error")
+        }
+        Ended::Done(None) => {}
+        Ended::Idle { .. } | Ended::Shutdown => {
+            conn.as_mut().graceful_shutdown();
+            // On shutdown the server-wide grace bounds this; idle peers get less.
+            let grace = match why {
+                Ended::Idle { first } => {
+                    crate::metrics::http_idle_closed(first);
+                    limits.closing
+                }
+                _ => Duration::MAX,
+            };
+            if tokio::time::timeout(grace, conn.as_mut()).await.is_err() {
+                tracing::debug!(%peer, "idle connection did not close; dropped");
+            }
+        }
+    }
+    drop(slot);
+    OPEN_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+    crate::metrics::open_connections(open_connections());
 }
 
 /// Streams one HTTP/2 connection may have open at once (hyper's default is 200).
@@ -274,22 +294,27 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestGate {
         Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
     >;
 
-    fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
-        let gate = self.clone();
-        Box::pin(async move {
-            let _busy = gate.activity.begin();
-            let Ok(Ok(_permit)) =
-                tokio::time::timeout(gate.wait, gate.permits.clone().acquire_owned()).await
-            else {
-                crate::metrics::http_busy();
-                return Ok(busy());
-            };
-            // The app's timeout layer starts now too: handlers may plan with this.
-            req.extensions_mut()
-                .insert(RequestDeadline(Instant::now() + gate.wait));
-            hyper::service::Service::call(&gate.inner, req).await
-        })
+    fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
+        Box::pin(gated(self.clone(), req))
     }
+}
+
+/// One request through the gate: busy mark, permit, deadline, then the app.
+async fn gated(
+    gate: RequestGate,
+    mut req: hyper::Request<Incoming>,
+) -> Result<axum::response::Response, std::convert::Infallible> {
+    let _busy = gate.activity.begin();
+    let Ok(Ok(_permit)) =
+        tokio::time::timeout(gate.wait, gate.permits.clone().acquire_owned()).await
+    else {
+        crate::metrics::http_busy();
+        return Ok(busy());
+    };
+    // The app's timeout layer starts now too: handlers may plan with this.
+    req.extensions_mut()
+        .insert(RequestDeadline(Instant::now() + gate.wait));
+    hyper::service::Service::call(&gate.inner, req).await
 }
 
 /// 503 for a request that found no permit in time.
@@ -310,4 +335,38 @@ fn is_transient_accept_error(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
     ) || e.raw_os_error() == Some(24) // EMFILE: too many open files; back off and retry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn returned_size<F, A, B, R>(_: &F) -> usize
+    where
+        F: Fn(A, B) -> R,
+    {
+        std::mem::size_of::<R>()
+    }
+
+    /// `returned_size` for `drive_connection`'s six arguments.
+    fn returned_size_6<F, A, B, C, D, E, G, R>(_: &F) -> usize
+    where
+        F: Fn(A, B, C, D, E, G) -> R,
+    {
+        std::mem::size_of::<R>()
+    }
+
+    /// What one connection holds besides its buffers (issue 15: ~8.5 KiB connection futures
+    /// and a boxed per-request future). `cargo test --lib http::server -- --nocapture` prints.
+    #[test]
+    fn per_connection_and_per_request_state_sizes() {
+        let connection = std::mem::size_of::<Connection>();
+        let request = returned_size(&gated);
+        let task = returned_size_6(&drive_connection);
+        eprintln!(
+            "connection future {connection} B, connection task future {task} B, \
+             gated request future {request} B"
+        );
+    }
 }
