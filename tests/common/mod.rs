@@ -2,23 +2,16 @@
 //! an in-process app on port 0, a signing Twilio client, and condition waits with deadlines.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::Message;
 use scylla::client::session::Session;
-use std::collections::HashSet;
 use tokio_util::sync::CancellationToken;
 
 use smsflow::app::{Application, Role};
 use smsflow::config::Settings;
-use smsflow::ingress::signature;
-use smsflow::kafka::client;
 use smsflow::kafka::projection_runner::{run_projection, Projection, Target};
 use smsflow::kafka::topology::{self, Topology};
 use smsflow::projector::ProjectionError;
@@ -29,7 +22,10 @@ mod records;
 pub mod twilio_api;
 mod webhooks;
 
+// Each test binary uses its own subset of the harness.
+#[allow(unused_imports)]
 pub use records::*;
+#[allow(unused_imports)]
 pub use webhooks::*;
 
 /// Token every test webhook is signed with.
