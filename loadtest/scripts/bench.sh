@@ -62,6 +62,7 @@ OUT=$(cd "$OUT" && pwd)
 cargo build -q --release -p smsflow --bin smsflow -p smsflow-loadtest --bin smsflow-loadtest
 T=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
 SF=${SMSFLOW_BIN:-$T/smsflow}
+unset SMSFLOW_BIN  # smsflow reads every SMSFLOW_* variable as configuration
 LT=$T/smsflow-loadtest
 # The local stack runs three Kafka nodes (kafka1..3): each is watched on its own.
 KAFKA_WATCH=""
