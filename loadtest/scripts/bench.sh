@@ -379,6 +379,12 @@ elif [[ $PEER != off && -x $BENTHOS ]]; then
       export PEER_BROKERS=127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096
       # smsflow's rate limit settings of this run, in the peer's terms (same GCRA).
       export PEER_SENDER_LIMIT=$SENDER_LIMIT PEER_SENDER_PERIOD_MS=$SENDER_PERIOD_MS PEER_SENDER_BURST=$SENDER_BURST
+      step "peer (benthos-equal): does smsflow's work? (loadtest/peers/check-equal-work.sh)"
+      if SMSFLOW_BIN=$SF BENTHOS=$BENTHOS bash loadtest/peers/check-equal-work.sh >"$OUT/peer-equal-check.txt" 2>&1; then
+        tail -1 "$OUT/peer-equal-check.txt"
+      else
+        echo "bench: the equal-work peer FAILED its check (its figures below are not equal work): $OUT/peer-equal-check.txt" | tee -a "$OUT/peer-equal-check.txt"
+      fi
     fi
     run_peer "$kind"
   done

@@ -240,6 +240,9 @@ for p in PEERS:
         d = p["drain"]
         print(f"\n{p['name']}: sustained {fmt(p['sustained'], '/s', 0)}; projection drain "
               f"{fmt(d and d['projection_rate'], ' msg/s', 0)}" + (f" ({d['projected']}/{d['expected']} projected)" if d else ""))
+check = load("peer-equal-check.txt")
+if check:
+    print(f"\nequal-work peer check (loadtest/peers/check-equal-work.sh): {check.strip().splitlines()[-1]}")
 for name in ("peer-missing.txt", "peer-equal-missing.txt"):
     t = load(name)
     if t:
