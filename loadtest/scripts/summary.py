@@ -115,10 +115,18 @@ if drain and cql:
                  f"raw driver INSERT x{cql['concurrency']}: {cql['rate']:.0f} writes/s",
                  fmt(r, "x"), ">= 0.70x", verdict(r, 0.70, True)))
 # 6. against the Benthos peers: each figure as a ratio to both peers, measured in this run.
+steps_min = min((int(s) for s in os.environ.get("STEPS", "0").split() if s.isdigit()), default=None)
+
+
+def sustained_text(v):
+    # 0 means not even the lowest step was sustained: no ratio can be taken.
+    return f"below the lowest step ({steps_min}/s)" if v == 0 else f"{v:.0f}/s"
+
+
 for p in PEERS:
     if p["sustained"] is not None and sms_sustained is not None:
-        r = ratio(sms_sustained, p["sustained"])
-        rows.append((f"sustainable ack rate vs {p['name']}", f"{sms_sustained:.0f}/s", f"{p['sustained']:.0f}/s",
+        r = ratio(sms_sustained, p["sustained"]) if sms_sustained and p["sustained"] else None
+        rows.append((f"sustainable ack rate vs {p['name']}", sustained_text(sms_sustained), sustained_text(p["sustained"]),
                      fmt(r, "x"), f">= {p['rate_goal']:.1f}x", verdict(r, p["rate_goal"], True)))
 for p in PEERS:
     if p["drain"] and drain:
