@@ -28,19 +28,17 @@ async fn text(
     from: &str,
     body: &str,
 ) -> (u16, String, String) {
-    let mut params = sms_params(n);
-    let sid = format!(
-        "SM{:032x}",
-        n as u128 + (fastrand::u64(..) as u128) * 1_000_000
+    let sid = unique_sid(n);
+    let params = sms_with(
+        n,
+        &[
+            ("From", from),
+            ("Body", body),
+            ("MessageSid", &sid),
+            ("SmsSid", &sid),
+            ("SmsMessageSid", &sid),
+        ],
     );
-    for (k, v) in params.iter_mut() {
-        match k.as_str() {
-            "From" => *v = from.to_owned(),
-            "Body" => *v = body.to_owned(),
-            "MessageSid" | "SmsSid" | "SmsMessageSid" => *v = sid.clone(),
-            _ => {}
-        }
-    }
     // Like Twilio: a 503 is retried with the same message (a loaded two-core box can miss
     // the 2 s produce deadline on a fresh topic).
     for _ in 0..5 {
@@ -52,13 +50,6 @@ async fn text(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("webhook still answered 503 after 5 tries");
-}
-
-/// Settings for operator commands: as patient as test fixtures.
-fn patient(settings: &smsflow::config::Settings) -> smsflow::config::Settings {
-    let mut s = settings.clone();
-    s.kafka.produce_deadline = Duration::from_secs(14);
-    s
 }
 
 /// The events on `sms.messages.v1`, split by type.
@@ -340,14 +331,7 @@ async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed()
     assert!(reply.contains("subscribed again"), "{reply}");
     let (_, _, after) = text(&http, &app, 5, &phone, "back again").await;
     // Twilio's Advanced Opt-Out: it replied itself, so we record and stay quiet.
-    let mut params = sms_params(6);
-    for (k, v) in params.iter_mut() {
-        match k.as_str() {
-            "From" => *v = phone.clone(),
-            "Body" => *v = "arret".into(),
-            _ => {}
-        }
-    }
+    let mut params = sms_with(6, &[("From", &phone), ("Body", "arret")]);
     params.push(("OptOutType".into(), "STOP".into()));
     let resp = post_signed(&http, &app.base_url, &params).await;
     assert_eq!(resp.status(), 200);
