@@ -19,7 +19,12 @@ export RUST_LOG=warn
 # One signed request is replayed: without these it would be a duplicate or rate-limited.
 export SMSFLOW_INGRESS__DEDUPE=false
 export SMSFLOW_INGRESS__RATE_LIMIT__ENABLED=false
+# The sender is nobody's number: accept it (single tenant) so that every answer is a 200 after
+# a registry lookup, not a 503 for a missing keyspace or a SenderRejected.
+export SMSFLOW_CQL__KEYSPACE="bench_$(date +%s)"
+export SMSFLOW_INGRESS__SENDER_POLICY=any
 "$BIN" topics >/dev/null
+"$BIN" migrate >/dev/null
 
 lua=$(mktemp --suffix=.lua)
 python3 - "$lua" <<'PY'
