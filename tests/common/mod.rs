@@ -205,6 +205,7 @@ impl TestEnv {
         let mut settings = Settings::default();
         settings.kafka.brokers = brokers.into();
         settings.http.addr = "127.0.0.1:0".parse().unwrap();
+        settings.http.ops_addr = "127.0.0.1:0".parse().unwrap();
         settings.http.public_url = PUBLIC_URL.into();
         settings.kafka.topic_prefix = format!("t{id}.");
         settings.kafka.produce_deadline = Duration::from_secs(2);
@@ -265,6 +266,7 @@ impl TestEnv {
             ("SMSFLOW_INGRESS__SENDER_POLICY".into(), "any".into()),
             ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
             ("SMSFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
+            ("SMSFLOW_HTTP__OPS_ADDR".into(), "127.0.0.1:0".into()),
         ]
     }
 }
@@ -280,23 +282,25 @@ pub fn init_telemetry(settings: &Settings) {
 
 /// A running in-process app.
 pub struct TestApp {
+    /// The public listener (`http.addr`): webhooks, the user API, `/healthz`.
     pub base_url: String,
+    /// The operator listener (`http.ops_addr`): `/healthz`, `/readyz`, `/metrics`,
+    /// `/v1/admin/...`.
+    pub ops_url: String,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<()>,
 }
 
 impl TestApp {
-    /// Start the given roles; HTTP binds port 0.
+    /// Start the given roles; both listeners bind port 0.
     pub async fn spawn(settings: Settings, roles: &[Role]) -> TestApp {
         init_telemetry(&settings);
         let shutdown = CancellationToken::new();
         let app = Application::start(settings, roles, shutdown.clone())
             .await
             .expect("app starts");
-        let base_url = app
-            .http_addr()
-            .map(|a| format!("http://{a}"))
-            .unwrap_or_default();
+        let base_url = format!("http://{}", app.http_addr());
+        let ops_url = format!("http://{}", app.ops_addr());
         let handle = tokio::spawn(async move {
             if let Err(e) = app.wait().await {
                 panic!("app failed: {e}");
@@ -304,6 +308,7 @@ impl TestApp {
         });
         TestApp {
             base_url,
+            ops_url,
             shutdown,
             handle,
         }
