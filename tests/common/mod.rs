@@ -201,9 +201,20 @@ impl TestEnv {
     /// `new` with Kafka at `brokers` (a private cluster a test may kill) instead of the
     /// shared stack's.
     pub async fn on_brokers(brokers: &str) -> TestEnv {
+        TestEnv::on_stack(brokers, &Settings::default().cql.nodes).await
+    }
+
+    /// `new` with CQL at `nodes` (a private Cassandra a test may freeze) instead of the shared
+    /// stack's.
+    pub async fn on_cql(nodes: &[String]) -> TestEnv {
+        TestEnv::on_stack(&Settings::default().kafka.brokers, nodes).await
+    }
+
+    async fn on_stack(brokers: &str, cql_nodes: &[String]) -> TestEnv {
         let id = unique_id();
         let mut settings = Settings::default();
         settings.kafka.brokers = brokers.into();
+        settings.cql.nodes = cql_nodes.to_vec();
         settings.http.addr = "127.0.0.1:0".parse().unwrap();
         settings.http.ops_addr = "127.0.0.1:0".parse().unwrap();
         settings.http.public_url = PUBLIC_URL.into();
