@@ -63,11 +63,10 @@ async fn seeded(messages: bool) -> Seeded {
     let env = TestEnv::new().await;
     let mut settings = env.settings.clone();
     settings.ingress.sender_policy = SenderPolicy::Registered;
-    let mut patient = settings.clone();
-    patient.kafka.produce_deadline = Duration::from_secs(14);
-    let (phone, _) = smsflow::cli::phones::link(&patient, "+15105550178", USER, true, false)
-        .await
-        .unwrap();
+    let (phone, _) =
+        smsflow::cli::phones::link(&patient(&settings), "+15105550178", USER, true, false)
+            .await
+            .unwrap();
     let app = TestApp::spawn(
         settings,
         &[Role::Ingress, Role::Enrich, Role::Projector, Role::Api],
@@ -91,14 +90,7 @@ async fn seeded(messages: bool) -> Seeded {
         ),
     ];
     for (n, body) in bodies.into_iter().filter(|_| messages) {
-        let mut params = sms_params(n);
-        for (k, v) in params.iter_mut() {
-            match k.as_str() {
-                "From" => *v = phone.clone(),
-                "Body" => *v = body.into(),
-                _ => {}
-            }
-        }
+        let params = sms_with(n, &[("From", &phone), ("Body", body)]);
         let sid = as_map(&params)["MessageSid"].clone();
         assert_eq!(post_signed_retrying_503(&http, &base, &params).await, 200);
         wait_for(

@@ -242,12 +242,7 @@ async fn a_webhook_is_enriched_and_its_sender_told_the_item_count_unless_opted_o
     let sms = sms_params(7);
     let sid = as_map(&sms)["MessageSid"].clone();
     let sender = as_map(&sms)["From"].clone();
-    let mut quiet = sms_params(8);
-    for (k, v) in quiet.iter_mut() {
-        if k == "From" {
-            *v = opted_out.into();
-        }
-    }
+    let quiet = sms_with(8, &[("From", opted_out)]);
     let quiet_sid = as_map(&quiet)["MessageSid"].clone();
     for params in [&sms, &quiet] {
         assert_eq!(

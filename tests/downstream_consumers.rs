@@ -73,26 +73,18 @@ fn consume(env: &TestEnv, topics: &[&str], mode_args: &[&str]) -> serde_json::Va
     serde_json::from_str(&stdout).expect("a JSON report")
 }
 
-fn patient(settings: &Settings) -> Settings {
-    let mut s = settings.clone();
-    s.kafka.produce_deadline = Duration::from_secs(14);
-    s
-}
-
 /// A signed SMS from `from`; retried like Twilio on 503.
 async fn text(http: &reqwest::Client, app: &TestApp, n: usize, from: &str) {
-    let mut params = sms_params(n);
-    let sid = format!(
-        "SM{:032x}",
-        n as u128 + (fastrand::u64(..) as u128) * 1_000_000
+    let sid = unique_sid(n);
+    let params = sms_with(
+        n,
+        &[
+            ("From", from),
+            ("MessageSid", &sid),
+            ("SmsSid", &sid),
+            ("SmsMessageSid", &sid),
+        ],
     );
-    for (k, v) in params.iter_mut() {
-        match k.as_str() {
-            "From" => *v = from.to_owned(),
-            "MessageSid" | "SmsSid" | "SmsMessageSid" => *v = sid.clone(),
-            _ => {}
-        }
-    }
     assert_eq!(
         post_signed_retrying_503(http, &app.base_url, &params).await,
         200

@@ -24,11 +24,15 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
     let env = TestEnv::new().await;
     let mut settings = env.settings.clone();
     settings.ingress.sender_policy = SenderPolicy::Registered;
-    let mut patient = settings.clone();
-    patient.kafka.produce_deadline = Duration::from_secs(14);
-    let (phone, _) = smsflow::cli::phones::link(&patient, "+15105550177", "dana-user", true, false)
-        .await
-        .unwrap();
+    let (phone, _) = smsflow::cli::phones::link(
+        &patient(&settings),
+        "+15105550177",
+        "dana-user",
+        true,
+        false,
+    )
+    .await
+    .unwrap();
     let app = TestApp::spawn(
         settings.clone(),
         &[Role::Ingress, Role::Enrich, Role::Projector, Role::Api],
@@ -40,15 +44,8 @@ async fn a_texted_note_becomes_pending_items_a_review_moves_one_and_a_replay_reb
     let cql = env.cql().await;
     wait_phone_verified(&env, &phone).await;
 
-    let mut params = sms_params(1);
     let body = "met Dana Reyes at the Oakland expo, her cell is 510-555-0142, follow up next Tuesday 3pm #lead";
-    for (k, v) in params.iter_mut() {
-        match k.as_str() {
-            "From" => *v = phone.clone(),
-            "Body" => *v = body.into(),
-            _ => {}
-        }
-    }
+    let params = sms_with(1, &[("From", &phone), ("Body", body)]);
     let sid = as_map(&params)["MessageSid"].clone();
     assert_eq!(
         post_signed_retrying_503(&http, &app.base_url, &params).await,
@@ -236,10 +233,8 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
     let env = TestEnv::new().await;
     let mut settings = env.settings.clone();
     settings.ingress.sender_policy = SenderPolicy::Registered;
-    let mut patient = settings.clone();
-    patient.kafka.produce_deadline = Duration::from_secs(14);
     let (east, state) = smsflow::cli::phones::link_in_zone(
-        &patient,
+        &patient(&settings),
         "+12125550123",
         "tz-user",
         true,
@@ -249,9 +244,10 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
     .await
     .unwrap();
     assert_eq!(state.time_zone.as_deref(), Some("America/New_York"));
-    let (west, _) = smsflow::cli::phones::link(&patient, "+15105550124", "tz-user", true, false)
-        .await
-        .unwrap();
+    let (west, _) =
+        smsflow::cli::phones::link(&patient(&settings), "+15105550124", "tz-user", true, false)
+            .await
+            .unwrap();
     let app = TestApp::spawn(
         settings.clone(),
         &[Role::Ingress, Role::Enrich, Role::Projector, Role::Api],
@@ -264,14 +260,7 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
 
     let mut sids = Vec::new();
     for (n, from) in [(1, &east), (2, &west)] {
-        let mut params = sms_params(n);
-        for (k, v) in params.iter_mut() {
-            match k.as_str() {
-                "From" => *v = from.clone(),
-                "Body" => *v = "call Sam tomorrow at 9am".into(),
-                _ => {}
-            }
-        }
+        let params = sms_with(n, &[("From", from), ("Body", "call Sam tomorrow at 9am")]);
         sids.push(as_map(&params)["MessageSid"].clone());
         assert_eq!(
             post_signed_retrying_503(&http, &app.base_url, &params).await,

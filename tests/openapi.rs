@@ -159,12 +159,15 @@ async fn the_served_document_describes_every_real_answer() {
     let env = TestEnv::new().await;
     let mut settings = env.settings.clone();
     settings.ingress.sender_policy = SenderPolicy::Registered;
-    let mut patient = settings.clone();
-    patient.kafka.produce_deadline = Duration::from_secs(14);
-    let (phone, _) =
-        smsflow::cli::phones::link(&patient, "+15105550178", "openapi-user", true, false)
-            .await
-            .unwrap();
+    let (phone, _) = smsflow::cli::phones::link(
+        &patient(&settings),
+        "+15105550178",
+        "openapi-user",
+        true,
+        false,
+    )
+    .await
+    .unwrap();
     let app = TestApp::spawn(
         settings.clone(),
         &[Role::Ingress, Role::Enrich, Role::Projector, Role::Api],
@@ -216,14 +219,13 @@ async fn the_served_document_describes_every_real_answer() {
 
     // A message with items to read.
     wait_phone_verified(&env, &phone).await;
-    let mut params = sms_params(1);
-    for (k, v) in params.iter_mut() {
-        match k.as_str() {
-            "From" => *v = phone.clone(),
-            "Body" => *v = "call Dana Reyes at 510-555-0142 tomorrow 3pm #lead".into(),
-            _ => {}
-        }
-    }
+    let params = sms_with(
+        1,
+        &[
+            ("From", &phone),
+            ("Body", "call Dana Reyes at 510-555-0142 tomorrow 3pm #lead"),
+        ],
+    );
     let sid = as_map(&params)["MessageSid"].clone();
     assert_eq!(post_signed_retrying_503(&http, &base, &params).await, 200);
     let (s, page) = wait_for("pending items", Duration::from_secs(60), || {

@@ -28,19 +28,17 @@ async fn text(
     from: &str,
     body: &str,
 ) -> (u16, String, String) {
-    let mut params = sms_params(n);
-    let sid = format!(
-        "SM{:032x}",
-        n as u128 + (fastrand::u64(..) as u128) * 1_000_000
+    let sid = unique_sid(n);
+    let params = sms_with(
+        n,
+        &[
+            ("From", from),
+            ("Body", body),
+            ("MessageSid", &sid),
+            ("SmsSid", &sid),
+            ("SmsMessageSid", &sid),
+        ],
     );
-    for (k, v) in params.iter_mut() {
-        match k.as_str() {
-            "From" => *v = from.to_owned(),
-            "Body" => *v = body.to_owned(),
-            "MessageSid" | "SmsSid" | "SmsMessageSid" => *v = sid.clone(),
-            _ => {}
-        }
-    }
     // Like Twilio: a 503 is retried with the same message (a loaded two-core box can miss
     // the 2 s produce deadline on a fresh topic).
     for _ in 0..5 {
@@ -52,13 +50,6 @@ async fn text(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("webhook still answered 503 after 5 tries");
-}
-
-/// Settings for operator commands: as patient as test fixtures.
-fn patient(settings: &smsflow::config::Settings) -> smsflow::config::Settings {
-    let mut s = settings.clone();
-    s.kafka.produce_deadline = Duration::from_secs(14);
-    s
 }
 
 /// The events on `sms.messages.v1`, split by type.
@@ -340,14 +331,7 @@ async fn stop_blocks_enrichment_until_start_and_is_recorded_as_opt_out_changed()
     assert!(reply.contains("subscribed again"), "{reply}");
     let (_, _, after) = text(&http, &app, 5, &phone, "back again").await;
     // Twilio's Advanced Opt-Out: it replied itself, so we record and stay quiet.
-    let mut params = sms_params(6);
-    for (k, v) in params.iter_mut() {
-        match k.as_str() {
-            "From" => *v = phone.clone(),
-            "Body" => *v = "arret".into(),
-            _ => {}
-        }
-    }
+    let mut params = sms_with(6, &[("From", &phone), ("Body", "arret")]);
     params.push(("OptOutType".into(), "STOP".into()));
     let resp = post_signed(&http, &app.base_url, &params).await;
     assert_eq!(resp.status(), 200);
@@ -614,4 +598,91 @@ async fn an_auto_responder_texting_thirty_times_gets_one_paid_reply() {
     let (accepted, rejected) = messages(&env).await;
     assert!(accepted.is_empty());
     assert_eq!(rejected.len(), 60, "every message is recorded");
+}
+
+/// A projector that lagged while a number moved from one user to another, and found the
+/// unlink compacted away, still removes the number from the first user's list; a replay of
+/// the old link does not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_unlink_was_compacted_away_leaves_the_number_only_with_its_new_owner() {
+    use smsflow::events::{PhoneEvent, PhoneLinked, PhoneState};
+    use smsflow::projector::{PhonesProjection, Position, Projection};
+
+    let env = TestEnv::new().await;
+    let cql = env.cql().await;
+    let projection = PhonesProjection::new(cql.clone(), &env.settings.cql.keyspace)
+        .await
+        .unwrap();
+    let phone = "+15105550171";
+    let linked = |user: &str, at_ms: i64| {
+        PhoneEvent::Linked(PhoneLinked {
+            event_id: format!("ev-{user}"),
+            occurred_at: at_ms * 1000,
+            phone: phone.into(),
+            state: PhoneState {
+                user_id: Some(user.into()),
+                verified: false,
+                opted_out: false,
+                linked_at: Some(at_ms * 1000),
+                verified_at: None,
+                opted_out_at: None,
+                time_zone: None,
+            },
+            actor: "test".into(),
+        })
+    };
+    let at = |offset: i64, log_time_ms: i64| Position {
+        topic: env.topic(smsflow::topics::PHONES),
+        partition: 0,
+        offset,
+        log_time_ms,
+    };
+    let owners = || {
+        let cql = cql.clone();
+        async move {
+            let mut users = Vec::new();
+            for user in ["ivy", "jon"] {
+                let rows = cql
+                    .query_unpaged(
+                        "SELECT phone FROM phones_by_user WHERE user_id = ?",
+                        (user,),
+                    )
+                    .await
+                    .unwrap()
+                    .into_rows_result()
+                    .unwrap();
+                if rows.rows_num() > 0 {
+                    users.push(user);
+                }
+            }
+            users
+        }
+    };
+
+    // ivy's link (offset 0); her unlink (offset 1) was compacted away; jon's link (offset 2).
+    projection
+        .apply(&linked("ivy", 1_764_000_000_000), &at(0, 1_764_000_000_000))
+        .await
+        .unwrap();
+    assert_eq!(owners().await, ["ivy"]);
+    projection
+        .apply(&linked("jon", 1_764_000_060_000), &at(2, 1_764_000_060_000))
+        .await
+        .unwrap();
+    assert_eq!(owners().await, ["jon"], "the old owner's row is gone");
+
+    // A replay applies ivy's old link again: it is older than what jon's link wrote.
+    projection
+        .apply(&linked("ivy", 1_764_000_000_000), &at(0, 1_764_000_000_000))
+        .await
+        .unwrap();
+    projection
+        .apply(&linked("jon", 1_764_000_060_000), &at(2, 1_764_000_060_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        owners().await,
+        ["jon"],
+        "a replay ends where the first pass did"
+    );
 }

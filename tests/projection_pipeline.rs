@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use common::*;
 use smsflow::events::MessageReceived;
-use smsflow::kafka::projection_runner::{run_projection, Target};
 use smsflow::projector::{Position, Projection};
 use smsflow::store::StoreError;
 
@@ -104,19 +103,7 @@ async fn a_hanging_write_holds_back_only_its_partition_and_keys_stay_in_order() 
     });
     let session = env.cql().await;
     let shutdown = CancellationToken::new();
-    let task = {
-        let (p, settings, shutdown) = (projection.clone(), env.settings.clone(), shutdown.clone());
-        let keyspace = env.settings.cql.keyspace.clone();
-        tokio::spawn(async move {
-            let target = Target {
-                kafka: &settings.kafka,
-                settings: &settings.projector,
-                session: &session,
-                keyspace: &keyspace,
-            };
-            run_projection(target, p.as_ref(), &shutdown).await
-        })
-    };
+    let task = spawn_projection(&env, session, projection.clone(), &shutdown);
 
     // Everything but the slow sender's events is written, the slow partition's other keys
     // included, while the first slow write hangs.

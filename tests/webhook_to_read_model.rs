@@ -369,15 +369,7 @@ async fn a_sender_over_its_rate_limit_gets_200_and_is_recorded_as_sender_rejecte
     let app = TestApp::spawn(settings, &[Role::Ingress, Role::Projector]).await;
     let client = reqwest::Client::new();
     // One sender, seven messages at once: three fit the burst, four are over the limit.
-    let same_sender = |i: usize| -> Params {
-        let mut p = sms_params(100 + i);
-        for (k, v) in p.iter_mut() {
-            if k == "From" {
-                *v = "+15105559999".into();
-            }
-        }
-        p
-    };
+    let same_sender = |i: usize| -> Params { sms_with(100 + i, &[("From", "+15105559999")]) };
     for i in 0..7 {
         assert_eq!(
             post_signed(&client, &app.base_url, &same_sender(i))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: smsflow's pipeline next to its ceilings and a Benthos peer, all in one run on the
+# make bench: smsflow's pipeline next to its ceilings and two Benthos peers, all in one run on the
 # local stack, every pipeline figure reported as a ratio to a ceiling measured in this run.
 #
 # Usage: loadtest/scripts/bench.sh
@@ -22,7 +22,8 @@
 #     PARTS=wire    webhook ack latency with kafka.wire_format=confluent (schema-registry ids) against
 #                   single_object: two ingress processes measured alternately, WIRE_ROUNDS rounds of
 #                   WIRE_SECONDS at WIRE_RATE each (defaults 3 x DURATION at RATE); needs the registry
-#   PEER=auto|off            the Benthos peer (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos)
+#   PEER=auto|off            the Benthos peers (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos);
+#   PEERS="minimal equal"    which: the minimal peer and the equal-work peer (loadtest/README.md)
 # Results: $OUT (default target/bench/<UTC time>): JSON per step, report.md + charts per run,
 # summary.md and summary.json with the ratios.
 set -euo pipefail
@@ -35,6 +36,7 @@ DRAIN=${DRAIN:-20000}
 SUSTAIN=${SUSTAIN:-0}
 SUSTAIN_RATE=${SUSTAIN_RATE:-1000}
 PEER=${PEER:-auto}
+PEERS=${PEERS:-"minimal equal"}
 PARTS=${PARTS:-"ceilings smsflow wire peer"}  # PARTS=sustain runs only the sustained run (SUSTAIN seconds)
 PERF_RECORDS=${PERF_RECORDS:-300000}   # ProducerPerformance, unthrottled
 E2E_RECORDS=${E2E_RECORDS:-5000}       # EndToEndLatency
@@ -60,6 +62,7 @@ OUT=$(cd "$OUT" && pwd)
 cargo build -q --release -p smsflow --bin smsflow -p smsflow-loadtest --bin smsflow-loadtest
 T=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
 SF=${SMSFLOW_BIN:-$T/smsflow}
+unset SMSFLOW_BIN  # smsflow reads every SMSFLOW_* variable as configuration
 LT=$T/smsflow-loadtest
 # The local stack runs three Kafka nodes (kafka1..3): each is watched on its own.
 KAFKA_WATCH=""
@@ -79,9 +82,11 @@ SEED=$(( $(date +%s) * 1000 ))
 next_seed() { SEED=$((SEED + 1)); }
 
 export RUST_LOG=warn TWILIO_AUTH_TOKEN=bench-token
-# The limiter still runs (its Redis round trip is part of the ack) but never limits here.
-export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_LIMIT=60000 SMSFLOW_INGRESS__RATE_LIMIT__SENDER_PERIOD=1m
-export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_BURST=1000
+# The limiter still runs (its Redis round trip is part of the ack) but never limits here; the
+# equal-work peer gets the same budget.
+SENDER_LIMIT=60000 SENDER_PERIOD_MS=60000 SENDER_BURST=1000
+export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_LIMIT=$SENDER_LIMIT SMSFLOW_INGRESS__RATE_LIMIT__SENDER_PERIOD=${SENDER_PERIOD_MS}ms
+export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_BURST=$SENDER_BURST
 export SMSFLOW_HTTP__PUBLIC_URL=http://127.0.0.1:18080
 # Several smsflow processes run at once: each operator listener (/readyz, /metrics) takes a
 # free port unless a step names one.
@@ -107,7 +112,8 @@ with_space() {  # with_space NAME CMD...: run CMD with the topic prefix and keys
 step() { echo; echo "== $*"; }
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
-SPACES="ceil sms peer"
+SPACES="ceil sms"
+part peer && SPACES="$SPACES peer peq"
 part mix && SPACES="$SPACES mix"
 part memory && SPACES="$SPACES mem"
 part wire && SPACES="$SPACES wso wcf"
@@ -314,41 +320,78 @@ if part memory; then
   stop "$mem_ingress"
 fi
 
-# ------------------------------------------------------------------ Benthos peer
-if ! part peer; then
-  :
-elif [[ $PEER != off && -x $BENTHOS ]]; then
-  export PEER_TOPIC="t${HEX}peer.sms.messages.v1" PEER_KEYSPACE="t_${HEX}peer" PEER_GROUP="t${HEX}peer-project"
+# ------------------------------------------------------------------ Benthos peers
+# Two peers, each a webhook job and a projection job in Benthos (loadtest/README.md, "The Benthos
+# peers"): `minimal` (no signature, dedupe or rate limit, JSON, one table) and `equal` (smsflow's
+# work: signature, Redis dedupe and per-sender limit, Avro single-object, both tables). Each goes
+# through the same steps as smsflow: the main rate, the sustainable ack rate, end to end at half
+# smsflow's sustainable rate, and a projection drain of DRAIN queued messages.
+run_peer() {  # run_peer KIND: minimal | equal
+  local kind=$1 space label ingest_yaml project_yaml port ingest_metrics project_metrics read_from prefix
+  if [[ $kind == minimal ]]; then
+    space=peer label=benthos prefix=peer ingest_yaml=benthos-ingest.yaml project_yaml=benthos-project.yaml
+    port=18095 ingest_metrics=14195 project_metrics=14196 read_from=write-time
+  else
+    space=peq label=benthos-equal prefix=peer-equal ingest_yaml=benthos-equal-ingest.yaml project_yaml=benthos-equal-project.yaml
+    port=18096 ingest_metrics=14197 project_metrics=14198 read_from=stage-at
+  fi
+  export PEER_TOPIC="t${HEX}${space}.sms.messages.v1" PEER_KEYSPACE="t_${HEX}${space}" PEER_GROUP="t${HEX}${space}-project"
+  export PEER_KEY_PREFIX="t${HEX}${space}." PEER_PUBLIC_URL="http://127.0.0.1:$port"
   start_peer_project() {
-    PEER_METRICS_ADDR=127.0.0.1:14196 "$BENTHOS" -c loadtest/peers/benthos-project.yaml & peer_project=$!; pids+=("$peer_project")
-    wait_url http://127.0.0.1:14196/ping
+    PEER_METRICS_ADDR=127.0.0.1:$project_metrics "$BENTHOS" -c "loadtest/peers/$project_yaml" & peer_project=$!; pids+=("$peer_project")
+    wait_url "http://127.0.0.1:$project_metrics/ping"
   }
-  PEER_HTTP_ADDR=127.0.0.1:18095 PEER_METRICS_ADDR=127.0.0.1:14195 "$BENTHOS" -c loadtest/peers/benthos-ingest.yaml & peer_ingest=$!
+  PEER_HTTP_ADDR=127.0.0.1:$port PEER_METRICS_ADDR=127.0.0.1:$ingest_metrics "$BENTHOS" -c "loadtest/peers/$ingest_yaml" & peer_ingest=$!
   pids+=("$peer_ingest")
   start_peer_project
-  wait_url http://127.0.0.1:14195/ping
+  wait_url "http://127.0.0.1:$ingest_metrics/ping"
   peer_run() {
     local label=$1 rate=$2 secs=$3; shift 3; next_seed
-    with_space peer "$LT" run --label "$label" --target http://127.0.0.1:18095 --public-url http://127.0.0.1:18095 \
+    with_space "$space" "$LT" run --label "$label" --target "http://127.0.0.1:$port" --public-url "http://127.0.0.1:$port" \
       --rate "$rate" --duration "${secs}s" --seed "$SEED" "$@"
   }
   watch_peer() { echo --watch "benthos-ingest=$peer_ingest" --watch "benthos-project=$peer_project" $KAFKA_WATCH --watch "cassandra=$CASSANDRA_PID"; }
-  step "peer (Benthos): ${RATE}/s for ${DURATION}s, ack + end to end + cost"
-  peer_run benthos "$RATE" "$DURATION" --warmup 5s --read-back write-time $(watch_peer) --out "$OUT/peer" --json "$OUT/peer-ingress.json"
-  step "peer (Benthos): sustainable ack rate"
-  sustainable benthos http://127.0.0.1:18095; PEER_SUSTAINED=$SUSTAINED
-  echo "benthos sustained $PEER_SUSTAINED/s" | tee "$OUT/peer-sustained.txt"
+  step "peer ($label): ${RATE}/s for ${DURATION}s, ack + end to end + cost"
+  peer_run "$label" "$RATE" "$DURATION" --warmup 5s --read-back "$read_from" $(watch_peer) --out "$OUT/$prefix" --json "$OUT/$prefix-ingress.json"
+  step "peer ($label): sustainable ack rate"
+  sustainable "$label" "http://127.0.0.1:$port"
+  echo "$label sustained $SUSTAINED/s" | tee "$OUT/$prefix-sustained.txt"
   # Also lets the peer project what the steps queued before its projector is stopped.
-  step "peer (Benthos): end to end at ${HALF}/s for ${DURATION}s"
-  peer_run benthos-half "$HALF" "$DURATION" --warmup 5s --read-back write-time $(watch_peer) --out "$OUT/peer-half" >/dev/null
-  sed -n '/^end to end/,/send -> projected/p' "$OUT/peer-half/report.md"
-  step "peer (Benthos): projection rate, draining $DRAIN queued messages"
+  step "peer ($label): end to end at ${HALF}/s for ${DURATION}s"
+  peer_run "$label-half" "$HALF" "$DURATION" --warmup 5s --read-back "$read_from" $(watch_peer) --out "$OUT/$prefix-half" >/dev/null
+  sed -n '/^end to end/,/send -> projected/p' "$OUT/$prefix-half/report.md"
+  step "peer ($label): projection rate, draining $DRAIN queued messages"
   stop "$peer_project"
-  peer_run benthos-drain "$DRAIN_RATE" $(( (DRAIN + DRAIN_RATE - 1) / DRAIN_RATE )) --warmup 0s --out "$OUT/peer-drain" >/dev/null
+  peer_run "$label-drain" "$DRAIN_RATE" $(( (DRAIN + DRAIN_RATE - 1) / DRAIN_RATE )) --warmup 0s --out "$OUT/$prefix-drain" >/dev/null
   start_peer_project
-  with_space peer "$LT" read-back --run "$OUT/peer-drain/result.json" --from write-time --json "$OUT/peer-drain/e2e.json" >"$OUT/peer-drain/e2e.txt"
-  head -1 "$OUT/peer-drain/e2e.txt"
+  with_space "$space" "$LT" read-back --run "$OUT/$prefix-drain/result.json" --from "$read_from" --json "$OUT/$prefix-drain/e2e.json" >"$OUT/$prefix-drain/e2e.txt"
+  head -1 "$OUT/$prefix-drain/e2e.txt"
   stop "$peer_ingest"; stop "$peer_project"
+}
+if ! part peer; then
+  :
+elif [[ $PEER != off && -x $BENTHOS ]]; then
+  for kind in $PEERS; do
+    if [[ $kind == equal ]]; then
+      # The equal-work peer writes the spec's single-object header: the fingerprints come from
+      # the Avro reference implementation (Java), not from smsflow.
+      fps=$(bash tests/interop/java/run.sh AvroFingerprints schemas/MessageReceived.avsc schemas/SenderRejected.avsc) || {
+        echo "bench: the Avro reference (tests/interop/java/run.sh) failed; no equal-work peer" | tee "$OUT/peer-equal-missing.txt"; continue; }
+      export PEER_FP_MESSAGE_RECEIVED=$(awk '$1 == "MessageReceived.avsc" {print $2}' <<<"$fps")
+      export PEER_FP_SENDER_REJECTED=$(awk '$1 == "SenderRejected.avsc" {print $2}' <<<"$fps")
+      export PEER_SCHEMAS="$PWD/schemas" PEER_REDIS_URL=${SMSFLOW_REDIS__URL:-redis://127.0.0.1:6379}
+      export PEER_BROKERS=127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096
+      # smsflow's rate limit settings of this run, in the peer's terms (same GCRA).
+      export PEER_SENDER_LIMIT=$SENDER_LIMIT PEER_SENDER_PERIOD_MS=$SENDER_PERIOD_MS PEER_SENDER_BURST=$SENDER_BURST
+      step "peer (benthos-equal): does smsflow's work? (loadtest/peers/check-equal-work.sh)"
+      if SMSFLOW_BIN=$SF BENTHOS=$BENTHOS bash loadtest/peers/check-equal-work.sh >"$OUT/peer-equal-check.txt" 2>&1; then
+        tail -1 "$OUT/peer-equal-check.txt"
+      else
+        echo "bench: the equal-work peer FAILED its check (its figures below are not equal work): $OUT/peer-equal-check.txt" | tee -a "$OUT/peer-equal-check.txt"
+      fi
+    fi
+    run_peer "$kind"
+  done
 else
   echo "bench: no Benthos peer (PEER=$PEER, binary $BENTHOS missing?)" | tee "$OUT/peer-missing.txt"
 fi

@@ -43,10 +43,16 @@ half = load("smsflow-half/result.json")
 drain = load("smsflow-drain/e2e.json")
 sustained_run = load("smsflow-sustained/result.json")
 sms_sustained = num(r"sustained (\d+)", load("smsflow-sustained.txt"))
-peer = load("peer/result.json")
-peer_drain = load("peer-drain/e2e.json")
-peer_half = load("peer-half/result.json")
-peer_sustained = num(r"sustained (\d+)", load("peer-sustained.txt"))
+# The two Benthos peers (loadtest/README.md): minimal (files peer*) and equal-work (peer-equal*).
+PEERS = []
+for prefix, name, rate_goal, drain_goal in (("peer", "the minimal Benthos peer", 1.0, None),
+                                            ("peer-equal", "the equal-work Benthos peer", 1.5, 1.5)):
+    p = {"name": name, "run": load(f"{prefix}/result.json"), "drain": load(f"{prefix}-drain/e2e.json"),
+         "half": load(f"{prefix}-half/result.json"),
+         "sustained": num(r"sustained (\d+)", load(f"{prefix}-sustained.txt")),
+         "rate_goal": rate_goal, "drain_goal": drain_goal}
+    if p["run"] or p["sustained"] is not None or p["drain"]:
+        PEERS.append(p)
 mixed = load("mix/result.json")
 memory_run = load("memory/result.json")
 steps_max = max((int(s) for s in os.environ.get("STEPS", "0").split() if s.isdigit()), default=None)
@@ -108,25 +114,39 @@ if drain and cql:
                  f"{drain['projection_rate']:.0f} messages/s ({drain['projected']}/{drain['expected']})",
                  f"raw driver INSERT x{cql['concurrency']}: {cql['rate']:.0f} writes/s",
                  fmt(r, "x"), ">= 0.70x", verdict(r, 0.70, True)))
-# 6. against the Benthos peer
-if peer_sustained is not None and sms_sustained is not None:
-    r = ratio(sms_sustained, peer_sustained)
-    rows.append(("ingest rate vs Benthos (sustainable ack rate)", f"{sms_sustained:.0f}/s",
-                 f"Benthos {peer_sustained:.0f}/s", fmt(r, "x"), ">= 1.5x", verdict(r, 1.5, True)))
-if peer_drain and drain:
-    r = ratio(drain["projection_rate"], peer_drain["projection_rate"])
-    rows.append(("projection rate vs Benthos (draining a backlog)", f"{drain['projection_rate']:.0f}/s",
-                 f"Benthos {peer_drain['projection_rate']:.0f}/s ({peer_drain['projected']}/{peer_drain['expected']})",
-                 fmt(r, "x"), ">= 1.5x", verdict(r, 1.5, True)))
-if peer and sms:
-    r = ratio(sms["ack"]["p99_ms"], peer["ack"]["p99_ms"])
-    rows.append((f"ack p99 vs Benthos at {sms['ack']['target_rate']:.0f}/s", f"{sms['ack']['p99_ms']:.2f} ms",
-                 f"Benthos {peer['ack']['p99_ms']:.2f} ms", fmt(r, "x"), "(no goal)", "-"))
-if peer_half and peer_half.get("end_to_end") and half and half.get("end_to_end"):
-    a, b = half["end_to_end"]["total"]["p99_ms"], peer_half["end_to_end"]["total"]["p99_ms"]
-    rows.append((f"end-to-end p99 vs Benthos at {half['ack']['target_rate']:.0f}/s", f"{a:.1f} ms",
-                 f"Benthos {b:.1f} ms ({peer_half['end_to_end']['projected']}/{peer_half['end_to_end']['expected']} projected)",
-                 fmt(ratio(a, b), "x"), "(no goal)", "-"))
+# 6. against the Benthos peers: each figure as a ratio to both peers, measured in this run.
+steps_min = min((int(s) for s in os.environ.get("STEPS", "0").split() if s.isdigit()), default=None)
+
+
+def sustained_text(v):
+    # 0 means not even the lowest step was sustained: no ratio can be taken.
+    return f"below the lowest step ({steps_min}/s)" if v == 0 else f"{v:.0f}/s"
+
+
+for p in PEERS:
+    if p["sustained"] is not None and sms_sustained is not None:
+        r = ratio(sms_sustained, p["sustained"]) if sms_sustained and p["sustained"] else None
+        rows.append((f"sustainable ack rate vs {p['name']}", sustained_text(sms_sustained), sustained_text(p["sustained"]),
+                     fmt(r, "x"), f">= {p['rate_goal']:.1f}x", verdict(r, p["rate_goal"], True)))
+for p in PEERS:
+    if p["drain"] and drain:
+        r = ratio(drain["projection_rate"], p["drain"]["projection_rate"])
+        goal = p["drain_goal"]
+        rows.append((f"projection drain vs {p['name']}", f"{drain['projection_rate']:.0f} msg/s",
+                     f"{p['drain']['projection_rate']:.0f} msg/s ({p['drain']['projected']}/{p['drain']['expected']})",
+                     fmt(r, "x"), f">= {goal:.1f}x" if goal else "(no goal)", verdict(r, goal, True) if goal else "-"))
+for p in PEERS:
+    if p["run"] and sms:
+        r = ratio(sms["ack"]["p99_ms"], p["run"]["ack"]["p99_ms"])
+        rows.append((f"ack p99 at {sms['ack']['target_rate']:.0f}/s vs {p['name']} (lower is better)", f"{sms['ack']['p99_ms']:.2f} ms",
+                     f"{p['run']['ack']['p99_ms']:.2f} ms (success {p['run']['ack']['success_rate']:.4f})",
+                     fmt(r, "x"), "(no goal)", "-"))
+for p in PEERS:
+    if p["half"] and p["half"].get("end_to_end") and half and half.get("end_to_end"):
+        a, b = half["end_to_end"]["total"]["p99_ms"], p["half"]["end_to_end"]["total"]["p99_ms"]
+        rows.append((f"end-to-end p99 at {half['ack']['target_rate']:.0f}/s vs {p['name']}", f"{a:.1f} ms",
+                     f"{b:.1f} ms ({p['half']['end_to_end']['projected']}/{p['half']['end_to_end']['expected']} projected)",
+                     fmt(ratio(a, b), "x"), "(no goal)", "-"))
 # 6b. wire format: ack latency in confluent mode against single_object (PARTS=wire)
 wire = {f: [load(n) for n in sorted(os.listdir(out)) if n.startswith(f"wire-{f}-") and n.endswith(".json")]
         for f in ("single_object", "confluent")} if os.path.isdir(out) else {}
@@ -178,7 +198,10 @@ for name, r in (("raw rdkafka produce", produce), ("raw rdkafka echo", echo)):
 if cql:
     print(f"- raw driver INSERT messages_by_user x{cql['concurrency']}: {cql['rate']:.0f} writes/s, p50 {cql['latency']['p50_ms']:.2f} ms, p99 {cql['latency']['p99_ms']:.2f} ms")
 
-for title, run in (("smsflow", sms), ("smsflow at half the sustainable rate", half), ("Benthos peer", peer), ("Benthos peer at half smsflow's sustainable rate", peer_half), ("smsflow sustained", sustained_run)):
+peer_sections = []
+for p in PEERS:
+    peer_sections += [(p["name"], p["run"]), (f"{p['name']} at half smsflow's sustainable rate", p["half"])]
+for title, run in [("smsflow", sms), ("smsflow at half the sustainable rate", half)] + peer_sections + [("smsflow sustained", sustained_run)]:
     if not run:
         continue
     a = run["ack"]
@@ -220,7 +243,15 @@ if wire.get("single_object") and wire.get("confluent"):
         for fmt_name, r in (("single_object", so), ("confluent", cf)):
             print(f"| {r['label'].rsplit('-', 1)[-1]} | {fmt_name} | {r['achieved_rate']:.0f} | {r['success_rate']:.4f} | "
                   f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} |")
-for name in ("peer-missing.txt",):
+for p in PEERS:
+    if p["sustained"] is not None or p["drain"]:
+        d = p["drain"]
+        print(f"\n{p['name']}: sustained {fmt(p['sustained'], '/s', 0)}; projection drain "
+              f"{fmt(d and d['projection_rate'], ' msg/s', 0)}" + (f" ({d['projected']}/{d['expected']} projected)" if d else ""))
+check = load("peer-equal-check.txt")
+if check:
+    print(f"\nequal-work peer check (loadtest/peers/check-equal-work.sh): {check.strip().splitlines()[-1]}")
+for name in ("peer-missing.txt", "peer-equal-missing.txt"):
     t = load(name)
     if t:
         print(f"\n{t.strip()}")

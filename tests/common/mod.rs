@@ -2,32 +2,35 @@
 //! an in-process app on port 0, a signing Twilio client, and condition waits with deadlines.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::Message;
 use scylla::client::session::Session;
-use std::collections::HashSet;
 use tokio_util::sync::CancellationToken;
 
 use smsflow::app::{Application, Role};
 use smsflow::config::Settings;
-use smsflow::ingress::signature;
-use smsflow::kafka::client;
+use smsflow::kafka::projection_runner::{run_projection, Projection, Target};
 use smsflow::kafka::topology::{self, Topology};
+use smsflow::projector::ProjectionError;
 use smsflow::store::{self, migrate};
 
 pub mod private_kafka;
+mod records;
 pub mod twilio_api;
+mod webhooks;
+
+// Each test binary uses its own subset of the harness.
+#[allow(unused_imports)]
+pub use records::*;
+#[allow(unused_imports)]
+pub use webhooks::*;
 
 /// Token every test webhook is signed with.
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
-/// The public URL Twilio "calls"; as behind a proxy, it differs from the bound address.
+/// The HS256 secret the test app accepts bearer tokens signed with.
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef";
 
 /// A bearer token for `user`, signed with the test secret, valid for an hour.
@@ -46,6 +49,7 @@ pub fn jwt(user: &str, admin: bool) -> String {
     .unwrap()
 }
 
+/// The public URL Twilio "calls"; as behind a proxy, it differs from the bound address.
 pub const PUBLIC_URL: &str = "https://sms.example.test";
 /// The webhook path.
 pub const MESSAGES_PATH: &str = "/webhooks/twilio/messages";
@@ -332,105 +336,6 @@ impl TestApp {
     }
 }
 
-/// Twilio-shaped parameters for one inbound SMS.
-pub fn sms_params(n: usize) -> Vec<(String, String)> {
-    let sender = format!("+1510555{:04}", n % 17);
-    vec![
-        ("ToCountry".into(), "US".into()),
-        ("ToState".into(), "CA".into()),
-        ("SmsMessageSid".into(), format!("SM{n:032x}")),
-        ("NumMedia".into(), "0".into()),
-        ("ToCity".into(), "SAN FRANCISCO".into()),
-        ("FromZip".into(), "94607".into()),
-        ("SmsSid".into(), format!("SM{n:032x}")),
-        ("FromState".into(), "CA".into()),
-        ("SmsStatus".into(), "received".into()),
-        ("FromCity".into(), "OAKLAND".into()),
-        (
-            "Body".into(),
-            format!(
-                "met Dana Reyes #{n} at the Oakland expo, call 510-555-0142 & follow up Tue 3pm"
-            ),
-        ),
-        ("FromCountry".into(), "US".into()),
-        ("To".into(), "+14155550100".into()),
-        ("ToZip".into(), "94105".into()),
-        ("NumSegments".into(), "1".into()),
-        ("MessageSid".into(), format!("SM{n:032x}")),
-        (
-            "AccountSid".into(),
-            "AC0123456789abcdef0123456789abcdef".into(),
-        ),
-        ("From".into(), sender),
-        ("ApiVersion".into(), "2010-04-01".into()),
-    ]
-}
-
-/// Parameters as a map (one value per key).
-pub fn as_map(params: &[(String, String)]) -> BTreeMap<String, String> {
-    params.iter().cloned().collect()
-}
-
-/// Form-encode parameters.
-pub fn encode_form(params: &[(String, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish()
-}
-
-/// Twilio's signature for `params` posted to `PUBLIC_URL + path`.
-pub fn sign(path: &str, params: &[(String, String)]) -> String {
-    signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), params)
-}
-
-/// POST a form with the given signature header (None = no header).
-pub async fn post_form(
-    client: &reqwest::Client,
-    base_url: &str,
-    path: &str,
-    params: &[(String, String)],
-    signature: Option<&str>,
-) -> reqwest::Response {
-    let mut req = client
-        .post(format!("{base_url}{path}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode_form(params));
-    if let Some(sig) = signature {
-        req = req.header("x-twilio-signature", sig);
-    }
-    req.send().await.expect("request reaches the server")
-}
-
-/// Send a correctly signed webhook.
-pub async fn post_signed(
-    client: &reqwest::Client,
-    base_url: &str,
-    params: &[(String, String)],
-) -> reqwest::Response {
-    let sig = sign(MESSAGES_PATH, params);
-    post_form(client, base_url, MESSAGES_PATH, params, Some(&sig)).await
-}
-
-/// `post_signed`, retried like Twilio while the answer is 503 (a loaded two-core box can miss
-/// the produce deadline on a fresh topic); returns the last status.
-pub async fn post_signed_retrying_503(
-    client: &reqwest::Client,
-    base_url: &str,
-    params: &[(String, String)],
-) -> u16 {
-    let mut status = 503;
-    for _ in 0..5 {
-        status = post_signed(client, base_url, params)
-            .await
-            .status()
-            .as_u16();
-        if status != 503 {
-            break;
-        }
-    }
-    status
-}
-
 /// Poll `check` until it returns Some, or panic after `deadline` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where
@@ -469,155 +374,31 @@ pub fn stack_script() -> std::path::PathBuf {
     repo_root().join("deploy/local/stack.sh")
 }
 
-/// Everything a `read_committed` reader sees on `topic`, read to the end of every partition.
-pub async fn read_committed_to_end(env: &TestEnv, topic: &str) -> Vec<Vec<u8>> {
-    read_records_to_end(env, topic)
-        .await
-        .into_iter()
-        .map(|(payload, _)| payload)
-        .collect()
+/// `settings` for operator commands and CLI appends in tests: as patient as test fixtures
+/// (a loaded two-core box can miss the default produce deadline on a fresh topic).
+pub fn patient(settings: &Settings) -> Settings {
+    let mut s = settings.clone();
+    s.kafka.produce_deadline = Duration::from_secs(14);
+    s
 }
 
-/// Like `read_committed_to_end`, with each record's `traceparent` header.
-pub async fn read_records_to_end(env: &TestEnv, topic: &str) -> Vec<(Vec<u8>, Option<String>)> {
-    read_full_records_to_end(env, topic)
-        .await
-        .into_iter()
-        .map(|r| (r.payload, r.traceparent))
-        .collect()
-}
-
-/// One record as read back by a test.
-pub struct ReadRecord {
-    pub key: Option<String>,
-    pub event_type: Option<String>,
-    pub payload: Vec<u8>,
-    pub traceparent: Option<String>,
-}
-
-/// Every committed record of a topic, in partition order, with key and headers.
-pub async fn read_full_records_to_end(env: &TestEnv, topic: &str) -> Vec<ReadRecord> {
-    let consumer: StreamConsumer = client::consumer(
-        &env.settings.kafka,
-        "test-reader",
-        &format!("t{}-{}", env.id, fastrand_suffix()),
-    )
-    .set("enable.partition.eof", "true")
-    .create()
-    .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let partitions = wait_for("the topic's metadata", Duration::from_secs(30), || {
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok();
-        async move {
-            md.and_then(|m| m.topics().first().map(|t| t.partitions().len()))
-                .filter(|n| *n > 0)
-        }
+/// Run `projection` from its checkpoints on the test's topics and keyspace until `shutdown`.
+pub fn spawn_projection<P: Projection>(
+    env: &TestEnv,
+    session: Arc<Session>,
+    projection: Arc<P>,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<Result<(), ProjectionError>> {
+    let (settings, shutdown) = (env.settings.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let target = Target {
+            kafka: &settings.kafka,
+            settings: &settings.projector,
+            session: &session,
+            keyspace: &settings.cql.keyspace,
+        };
+        run_projection(target, projection.as_ref(), &shutdown).await
     })
-    .await;
-    let mut at_end = HashSet::new();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while at_end.len() < partitions {
-        match tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .expect("read to the end in time")
-        {
-            Ok(m) => {
-                at_end.remove(&m.partition());
-                let header = |name: &str| {
-                    m.headers()
-                        .and_then(|h| smsflow::kafka::headers::get(h, name))
-                        .map(str::to_owned)
-                };
-                out.push(ReadRecord {
-                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    event_type: header("event-type"),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    traceparent: header("traceparent"),
-                });
-            }
-            Err(KafkaError::PartitionEOF(p)) => {
-                at_end.insert(p);
-            }
-            Err(e) => panic!("consumer error: {e}"),
-        }
-    }
-    out
-}
-
-pub fn fastrand_suffix() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
-/// Committed offsets of the stage's group equal the input's high watermarks (lag 0).
-pub async fn wait_for_zero_lag(env: &TestEnv, group: &str, topic: &str) {
-    wait_for_zero_lag_within(env, group, topic, Duration::from_secs(120)).await
-}
-
-/// `wait_for_zero_lag` with a deadline of its own, for large backlogs.
-pub async fn wait_for_zero_lag_within(env: &TestEnv, group: &str, topic: &str, deadline: Duration) {
-    let consumer: StreamConsumer = client::consumer(&env.settings.kafka, "test-lag", group)
-        .create()
-        .unwrap();
-    wait_for("the stage's lag to reach 0", deadline, || {
-        let lag = (|| -> Option<i64> {
-            let md = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .ok()?;
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            for p in md.topics().first()?.partitions() {
-                tpl.add_partition(topic, p.id());
-            }
-            let committed = consumer
-                .committed_offsets(tpl, Duration::from_secs(5))
-                .ok()?;
-            let mut lag = 0;
-            for e in committed.elements() {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
-                    .ok()?;
-                let at = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
-                lag += high - at;
-            }
-            Some(lag)
-        })();
-        async move { (lag == Some(0)).then_some(()) }
-    })
-    .await;
-}
-
-/// Append `MessageReceived` events for `sms_params(i)`, `i` in `range`, and check each landed.
-pub async fn produce_messages(
-    producer: &smsflow::kafka::EventProducer,
-    topic: &str,
-    range: std::ops::Range<usize>,
-) {
-    use futures::StreamExt;
-    let results: Vec<_> = futures::stream::iter(range)
-        .map(|i| async move {
-            let ev = smsflow::ingress::form::message_received(
-                &sms_params(i),
-                format!("ev-{i}"),
-                1_764_000_000_000_000 + i as i64,
-                None,
-            )
-            .unwrap();
-            producer.send(topic, ev.partition_key(), &ev).await
-        })
-        .buffer_unordered(128)
-        .collect()
-        .await;
-    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        panic!("producing test events failed: {e}");
-    }
 }
 
 /// Wait until the projector has `phone` as verified in the `phones` read model.

@@ -3,7 +3,10 @@
 //!
 //! Every event carries the phone's whole state, so applying the latest one per phone is
 //! enough (the topic is compacted). An unlink deletes the user's `phones_by_user` row; the
-//! `phones` row stays, holding the opt-out that belongs to the number.
+//! `phones` row stays, holding the opt-out that belongs to the number. Compaction can remove
+//! an unlink that a lagging projector never applied (the number's later link to another user
+//! supersedes it), so every event also deletes the row of the owner the `phones` table holds,
+//! when that owner is not the event's.
 
 use std::sync::Arc;
 
@@ -27,6 +30,7 @@ pub struct PhonesProjection {
     upsert_phone: PreparedStatement,
     upsert_by_user: PreparedStatement,
     delete_by_user: PreparedStatement,
+    select_owner: PreparedStatement,
 }
 
 impl PhonesProjection {
@@ -52,11 +56,18 @@ impl PhonesProjection {
             ))
             .await
             .map_err(StoreError::prepare("delete phones_by_user"))?;
+        let select_owner = session
+            .prepare(format!(
+                "SELECT user_id FROM {keyspace}.phones WHERE phone = ?"
+            ))
+            .await
+            .map_err(StoreError::prepare("select phones owner"))?;
         Ok(PhonesProjection {
             session,
             upsert_phone,
             upsert_by_user,
             delete_by_user,
+            select_owner,
         })
     }
 
@@ -67,6 +78,7 @@ impl PhonesProjection {
         let at = |v: Option<i64>| -> Option<CqlTimestamp> {
             v.map(|us| CqlTimestamp(us.div_euclid(1000)))
         };
+        let owner = self.owner(phone).await?;
         // A null here is meaningful (no owner any more), so it is written, not unset.
         self.session
             .execute_unpaged(
@@ -86,14 +98,23 @@ impl PhonesProjection {
             .instrument(cql_span("UPDATE", "phones"))
             .await
             .map_err(StoreError::execute("upsert phones"))?;
-        if let PhoneEvent::Unlinked(u) = ev {
-            if let Some(prev) = u.previous_user_id.as_deref() {
-                self.session
-                    .execute_unpaged(&self.delete_by_user, (ts, prev, phone))
-                    .instrument(cql_span("DELETE", "phones_by_user"))
-                    .await
-                    .map_err(StoreError::execute("delete phones_by_user"))?;
-            }
+        let unlinked = match ev {
+            PhoneEvent::Unlinked(u) => u.previous_user_id.as_deref(),
+            _ => None,
+        };
+        // The owner read before this write may be a later event's (a replay): then the delete
+        // carries this older event's timestamp and the later rows outlive it.
+        let stale = owner
+            .as_deref()
+            .filter(|o| Some(*o) != s.user_id.as_deref());
+        let mut gone: Vec<&str> = unlinked.into_iter().chain(stale).collect();
+        gone.dedup();
+        for prev in gone {
+            self.session
+                .execute_unpaged(&self.delete_by_user, (ts, prev, phone))
+                .instrument(cql_span("DELETE", "phones_by_user"))
+                .await
+                .map_err(StoreError::execute("delete phones_by_user"))?;
         }
         if let Some(user) = s.user_id.as_deref() {
             let linked = at(s.linked_at).map_or(MaybeUnset::Unset, MaybeUnset::Set);
@@ -115,6 +136,24 @@ impl PhonesProjection {
                 .map_err(StoreError::execute("upsert phones_by_user"))?;
         }
         Ok(())
+    }
+}
+
+impl PhonesProjection {
+    /// The user the `phones` table has for `phone` now, if any.
+    async fn owner(&self, phone: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.select_owner, (phone,))
+            .instrument(cql_span("SELECT", "phones"))
+            .await
+            .map_err(StoreError::execute("select phones owner"))?
+            .into_rows_result()
+            .map_err(StoreError::rows("select phones owner"))?;
+        let row = rows
+            .maybe_first_row::<(Option<String>,)>()
+            .map_err(StoreError::rows("select phones owner"))?;
+        Ok(row.and_then(|(user,)| user))
     }
 }
 
