@@ -285,12 +285,7 @@ fn listener_regexes(doc: &Value) -> (String, String) {
     };
     let (mut only, mut all) = (Vec::new(), Vec::new());
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let urls: Vec<&str> = item["servers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["url"].as_str())
-            .collect();
+        let urls = path_servers(item);
         if urls.iter().any(|u| u.starts_with("http")) {
             all.push(path);
             if !urls.contains(&"/") {

@@ -35,7 +35,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 use smsflow::app::Role;
 
 /// Webhooks per run: 40 s of load at `PER_SECOND`, around a 30 s freeze.
@@ -103,29 +102,6 @@ impl Drop for Frozen {
             .args(["-CONT", &self.0.to_string()])
             .status();
     }
-}
-
-/// `/readyz` as (status, body).
-async fn readyz(http: &reqwest::Client, ops_url: &str) -> Option<(u16, Value)> {
-    let r = http.get(format!("{ops_url}/readyz")).send().await.ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.json().await.ok()?))
-}
-
-/// A counter of `/metrics`, summed over its labels.
-async fn metric(http: &reqwest::Client, ops_url: &str, name: &str) -> f64 {
-    let text = http
-        .get(format!("{ops_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Send `WEBHOOKS` signed webhooks at `PER_SECOND`; the statuses by webhook number.

@@ -37,14 +37,6 @@ impl Drop for Outage {
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn metric_value(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jaeger_down_webhooks_still_answer_200_rows_are_projected_and_lost_spans_are_counted() {
     let _serial = SERIAL.lock().await;

@@ -133,12 +133,7 @@ async fn operator_routes_are_served_on_the_operator_listener_only() {
         .unwrap();
     let mut checked = (0, 0);
     for (template, item) in doc["paths"].as_object().unwrap() {
-        let urls: Vec<&str> = item["servers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["url"].as_str())
-            .collect();
+        let urls = path_servers(item);
         let on_public = urls.is_empty() || urls.contains(&"/");
         let on_ops = urls.contains(&"http://{host}:{port}");
         assert!(on_public || on_ops, "{template}: servers {urls:?}");

@@ -17,12 +17,15 @@ use smsflow::kafka::topology::{self, Topology};
 use smsflow::projector::ProjectionError;
 use smsflow::store::{self, migrate};
 
+mod ops;
 pub mod private_kafka;
 mod records;
 pub mod twilio_api;
 mod webhooks;
 
 // Each test binary uses its own subset of the harness.
+#[allow(unused_imports)]
+pub use ops::*;
 #[allow(unused_imports)]
 pub use records::*;
 #[allow(unused_imports)]
