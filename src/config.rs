@@ -262,6 +262,22 @@ mod tests {
     }
 
     #[test]
+    fn an_operator_listener_on_the_public_address_is_refused_at_load() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "smsflow.toml",
+                "[http]\naddr = \"0.0.0.0:8080\"\nops_addr = \"127.0.0.1:8090\"\n",
+            )?;
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.http.ops_addr.port(), 8090);
+            jail.set_env("SMSFLOW_HTTP__OPS_ADDR", "127.0.0.1:8080");
+            let err = Settings::load(None).expect_err("ops_addr on http.addr's port must fail");
+            assert!(err.to_string().contains("http.ops_addr"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_value_names_its_key() {
         Jail::expect_with(|jail| {
             jail.set_env("SMSFLOW_KAFKA__PRODUCE_DEADLINE", "20s");

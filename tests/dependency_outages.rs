@@ -37,14 +37,6 @@ impl Drop for Outage {
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn metric_value(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jaeger_down_webhooks_still_answer_200_rows_are_projected_and_lost_spans_are_counted() {
     let _serial = SERIAL.lock().await;
@@ -73,7 +65,7 @@ async fn jaeger_down_webhooks_still_answer_200_rows_are_projected_and_lost_spans
         Duration::from_secs(60),
         || {
             let client = client.clone();
-            let url = format!("{}/metrics", app.base_url);
+            let url = format!("{}/metrics", app.ops_url);
             async move {
                 let m = client.get(url).send().await.ok()?.text().await.ok()?;
                 (metric_value(&m, "smsflow_trace_spans_dropped_total") > 0.0).then_some(())
@@ -120,7 +112,7 @@ async fn redis_down_fails_open_by_default_and_closed_when_configured() {
         "fail_closed refuses"
     );
     let m = client
-        .get(format!("{}/metrics", open.base_url))
+        .get(format!("{}/metrics", open.ops_url))
         .send()
         .await
         .unwrap()
@@ -158,7 +150,7 @@ async fn cassandra_down_makes_readyz_503_and_name_cql() {
 
     let body = wait_for("readyz to report CQL down", Duration::from_secs(60), || {
         let client = client.clone();
-        let url = format!("{}/readyz", app.base_url);
+        let url = format!("{}/readyz", app.ops_url);
         async move {
             let r = client.get(url).send().await.ok()?;
             (r.status() == 503).then_some(())?;

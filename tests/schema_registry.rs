@@ -362,7 +362,7 @@ fn registry_via(settings: &Settings, addr: std::net::SocketAddr) -> Settings {
 }
 
 async fn readyz(app: &TestApp) -> (u16, serde_json::Value) {
-    let resp = reqwest::get(format!("{}/readyz", app.base_url))
+    let resp = reqwest::get(format!("{}/readyz", app.ops_url))
         .await
         .unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())

@@ -208,7 +208,7 @@ async fn metrics_are_valid_prometheus_text_and_histograms_move_with_traffic() {
     let client = reqwest::Client::new();
     let scrape = || async {
         client
-            .get(format!("{}/metrics", app.base_url))
+            .get(format!("{}/metrics", app.ops_url))
             .send()
             .await
             .unwrap()
@@ -252,7 +252,7 @@ async fn readiness_is_200_when_kafka_cql_and_redis_answer() {
     let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
     let client = reqwest::Client::new();
     let resp = client
-        .get(format!("{}/readyz", app.base_url))
+        .get(format!("{}/readyz", app.ops_url))
         .send()
         .await
         .unwrap();
@@ -277,10 +277,10 @@ async fn readiness_is_200_when_kafka_cql_and_redis_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_stats_need_the_admin_role_and_reset_zeroes_counters() {
     let env = TestEnv::new().await;
-    // The admin routes are on every role, checked by the user API's verifier (api.auth).
+    // The admin routes are on every role's operator listener, checked by the user API's verifier (api.auth).
     let app = TestApp::spawn(env.settings.clone(), &[Role::Ingress]).await;
     let client = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", app.base_url);
+    let url = |p: &str| format!("{}{p}", app.ops_url);
     let admin = jwt("ops", true);
 
     for (token, status, code) in [

@@ -212,7 +212,7 @@ async fn malformed_oversized_and_wrongly_typed_bodies_get_400_413_415_and_nothin
     assert_eq!(resp.status(), 415);
 
     let metrics = client
-        .get(format!("{}/metrics", app.base_url))
+        .get(format!("{}/metrics", app.ops_url))
         .send()
         .await
         .unwrap()
@@ -345,7 +345,7 @@ async fn repeated_deliveries_of_one_message_are_appended_once() {
     assert_eq!(count(&params), 1, "{seen:?}");
     assert_eq!(count(&other), 1, "{seen:?}");
     let metrics = client
-        .get(format!("{}/metrics", app.base_url))
+        .get(format!("{}/metrics", app.ops_url))
         .send()
         .await
         .unwrap()

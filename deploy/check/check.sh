@@ -69,6 +69,7 @@ refuse "must exceed preStopSleepSeconds" --set config.http.shutdown_grace=40s
 refuse "file:// media store" --set config.media.store_url=file:///var/tmp/smsflow/media
 refuse "autoscaling \(CPU\) or keda" --set keda.enabled=true --set roleGroups.stages.autoscaling.enabled=true
 refuse "runs no consumer role" --set keda.enabled=true --set roleGroups.api.keda.enabled=true
+refuse "must listen on every interface" --set config.http.ops_addr=127.0.0.1:8090
 
 step "smsflow.toml of each rendering, read by smsflow's own configuration loader"
 for r in "${RENDERED[@]}"; do
@@ -79,6 +80,7 @@ open(sys.argv[2], "w").write(docs[0]["data"]["smsflow.toml"])
 PY
   env -i PATH="$PATH" HOME="$HOME" "$SMSFLOW" --config "$OUT/smsflow.toml" topics --emit strimzi >/dev/null
   echo "ok   $(basename "$r"): smsflow accepts its smsflow.toml"
+  "$PY" "$HERE/listeners.py" "$r"
 done
 env -i PATH="$PATH" HOME="$HOME" "$SMSFLOW" --config deploy/compose/smsflow.toml topics --emit strimzi >/dev/null
 echo "ok   deploy/compose/smsflow.toml: smsflow accepts it"

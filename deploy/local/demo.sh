@@ -53,6 +53,7 @@ cargo run -q --example demo
 cat <<MSG
 
 Demo done. smsflow is still running so you can send your own webhooks (see README).
+  operator routes: http://127.0.0.1:8090/readyz, /metrics (http.ops_addr)
   stop smsflow:    make demo-stop
   stop the stack:  make stack-down
 MSG

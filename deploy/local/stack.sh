@@ -13,6 +13,9 @@
 # Kafka node N listens on $SMSSTACK_KAFKA_PORT + 2(N-1) (default 9092, 9094, 9096), its
 # controller one port above. Fault tests start a private cluster with their own
 # SMSSTACK_STATE and SMSSTACK_KAFKA_PORT, so killing one of its nodes disturbs nobody else.
+# Cassandra serves CQL on $SMSSTACK_CASSANDRA_PORT (default 9042, storage 7000, JMX 7199); any
+# other port starts a private single-node cluster of its own (storage and JMX one and two ports
+# above, its own cluster name and seed) that a test may freeze without disturbing the shared one.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +28,7 @@ KAFKA_NODES=(kafka1 kafka2 kafka3)
 
 KAFKA_CLUSTER_ID="c21zZmxvdzMtbm9kZXMtMQ"   # fixed: one local cluster per state dir
 KAFKA_PORT="${SMSSTACK_KAFKA_PORT:-9092}"
+CASSANDRA_PORT="${SMSSTACK_CASSANDRA_PORT:-9042}"
 # Heap per Kafka node: three nodes share the box with Cassandra (1 GiB) and the registry.
 # 384 MiB ran out (OutOfMemoryError answering replica fetches) once a test run had left a few
 # hundred topics (about 2,400 partition replicas per node); 768 MiB leaves room for that.
@@ -40,7 +44,7 @@ declare -A READY_DEADLINE=([cassandra]=180 [redis]=10 [jaeger]=30 [registry]=120
 declare -A STOP_GRACE=([cassandra]=60 [redis]=15 [jaeger]=15 [registry]=20)
 # a string that must appear in /proc/<pid>/cmdline, to never signal a recycled pid
 declare -A CMD_MARK=([cassandra]=CassandraDaemon [redis]=redis-server [jaeger]=jaeger- [registry]=smsflow-registry)
-declare -A PORT=([cassandra]=9042 [redis]=6379 [jaeger]=16686 [registry]=8081)
+declare -A PORT=([cassandra]=$CASSANDRA_PORT [redis]=6379 [jaeger]=16686 [registry]=8081)
 for _n in 1 2 3; do
   # A restart loads every partition of the leftover test topics (hundreds) on a busy 2-core
   # box: kafka3 took just over 120 s once, so allow 300 s.
@@ -178,7 +182,7 @@ stop_service() {
 probe() {
   case $1 in
     kafka[123]) "$PYTHON" "$HERE/probe.py" kafka "127.0.0.1:${PORT[$1]}" ;;
-    cassandra) "$PYTHON" "$HERE/probe.py" cql 127.0.0.1:9042 ;;
+    cassandra) "$PYTHON" "$HERE/probe.py" cql "127.0.0.1:${PORT[cassandra]}" ;;
     redis)
       local out; out="$(redis-cli -h 127.0.0.1 -p 6379 PING 2>&1)" && [[ $out == PONG ]] && echo "redis ok: PING -> $out" ;;
     jaeger) "$PYTHON" "$HERE/probe.py" http http://127.0.0.1:16686/api/services ;;
@@ -235,10 +239,22 @@ start_cassandra() {
   local jamm; jamm="$(ls "$lib"/jamm-*.jar | head -n1)"
   local -a opts
   mapfile -t opts < <(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$HERE/cassandra/jvm17-server.options")
-  log cassandra "starting (CQL 127.0.0.1:9042, storage 127.0.0.1:7000)"
+  local config="$HERE/cassandra/cassandra.yaml" storage=7000 jmx=7199
+  if [[ $CASSANDRA_PORT != 9042 ]]; then
+    # A private node: its own ports, seed and cluster name, so it can never gossip with the
+    # shared one.
+    storage=$((CASSANDRA_PORT + 1)) jmx=$((CASSANDRA_PORT + 2)) config="$dir/cassandra.yaml"
+    sed -e "s/^cluster_name: .*/cluster_name: smsflow-private-$CASSANDRA_PORT/" \
+        -e "s/127\.0\.0\.1:7000/127.0.0.1:$storage/" \
+        -e "s/^storage_port: .*/storage_port: $storage/" \
+        -e "s/^ssl_storage_port: .*/ssl_storage_port: $((CASSANDRA_PORT + 3))/" \
+        -e "s/^native_transport_port: .*/native_transport_port: $CASSANDRA_PORT/" \
+        "$HERE/cassandra/cassandra.yaml" >"$config"
+  fi
+  log cassandra "starting (CQL 127.0.0.1:$CASSANDRA_PORT, storage 127.0.0.1:$storage)"
   spawn cassandra "$LOGS/cassandra.stdout.log" "$JAVA_HOME/bin/java" "${opts[@]}" \
     -javaagent:"$jamm" \
-    -Dcassandra.config="file://$HERE/cassandra/cassandra.yaml" \
+    -Dcassandra.config="file://$config" \
     -Dlogback.configurationFile="file://$HERE/cassandra/logback.xml" \
     -Dcassandra.logdir="$LOGS" \
     -Dcassandra.storagedir="$dir" \
@@ -246,7 +262,7 @@ start_cassandra() {
     -Dcassandra.skip_wait_for_gossip_to_settle=0 \
     -Dcassandra.ring_delay_ms=100 \
     -Dcassandra.unsafesystem=true \
-    -Dcassandra.jmx.local.port=7199 -Djava.rmi.server.hostname=127.0.0.1 \
+    -Dcassandra.jmx.local.port="$jmx" -Djava.rmi.server.hostname=127.0.0.1 \
     -cp "$lib/*" org.apache.cassandra.service.CassandraDaemon
 }
 

@@ -88,6 +88,9 @@ SENDER_LIMIT=60000 SENDER_PERIOD_MS=60000 SENDER_BURST=1000
 export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_LIMIT=$SENDER_LIMIT SMSFLOW_INGRESS__RATE_LIMIT__SENDER_PERIOD=${SENDER_PERIOD_MS}ms
 export SMSFLOW_INGRESS__RATE_LIMIT__SENDER_BURST=$SENDER_BURST
 export SMSFLOW_HTTP__PUBLIC_URL=http://127.0.0.1:18080
+# Several smsflow processes run at once: each operator listener (/readyz, /metrics) takes a
+# free port unless a step names one.
+export SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:0
 # The generator's senders are not in the phone registry: accept every signed sender, keyed
 # by its number. (The registered path adds one moka lookup per message, a cache hit after
 # the first message of each sender; these figures were measured before the registry landed.)
@@ -269,9 +272,10 @@ if part wire; then
   # The same ingress twice, differing only in kafka.wire_format (each on its own topics); the
   # confluent one has its registry ids cached before it serves, as readiness requires.
   with_space wcf "$SF" schemas register >/dev/null
-  with_space wso env SMSFLOW_HTTP__ADDR=127.0.0.1:18380 "$SF" serve --role ingress & wire_so=$!; pids+=("$wire_so")
-  with_space wcf env SMSFLOW_HTTP__ADDR=127.0.0.1:18381 SMSFLOW_KAFKA__WIRE_FORMAT=confluent "$SF" serve --role ingress & wire_cf=$!; pids+=("$wire_cf")
-  wait_url http://127.0.0.1:18380/readyz; wait_url http://127.0.0.1:18381/readyz
+  with_space wso env SMSFLOW_HTTP__ADDR=127.0.0.1:18380 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18390 "$SF" serve --role ingress & wire_so=$!; pids+=("$wire_so")
+  with_space wcf env SMSFLOW_HTTP__ADDR=127.0.0.1:18381 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18391 SMSFLOW_KAFKA__WIRE_FORMAT=confluent "$SF" serve --role ingress & wire_cf=$!; pids+=("$wire_cf")
+  # Readiness is on the operator listener.
+  wait_url http://127.0.0.1:18390/readyz; wait_url http://127.0.0.1:18391/readyz
   for round in $(seq 1 "$WIRE_ROUNDS"); do
     for fmt in single_object confluent; do
       if [[ $fmt == confluent ]]; then port=18381 space=wcf; else port=18380 space=wso; fi

@@ -15,6 +15,7 @@ export TWILIO_AUTH_TOKEN=bench-token
 export SMSFLOW_KAFKA__TOPIC_PREFIX="bench$(date +%s)."
 export SMSFLOW_HTTP__ADDR=127.0.0.1:18080
 export SMSFLOW_HTTP__PUBLIC_URL=http://127.0.0.1:18080
+export SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:0  # the operator listener is not read here
 export RUST_LOG=warn
 # One signed request is replayed: without these it would be a duplicate or rate-limited.
 export SMSFLOW_INGRESS__DEDUPE=false

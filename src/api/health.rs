@@ -112,18 +112,25 @@ async fn check_kafka(deps: &Readiness) -> Result<(), String> {
     Ok(())
 }
 
+/// One query. Its error names the contact points and tells a node that does not answer
+/// (paused, overloaded, stuck in GC) from one that refuses.
 async fn check_cql(deps: &Readiness) -> Result<(), String> {
+    let nodes = deps.cql.nodes().join(",");
     let q = async {
         let session = deps.cql.get().await.map_err(|e| e.to_string())?;
         session
             .query_unpaged("SELECT release_version FROM system.local", ())
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("CQL at {nodes} refused the query: {e}"))
     };
     match tokio::time::timeout(deps.timeout, q).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {:?}", deps.timeout)),
+        Err(_) => Err(format!(
+            "CQL at {nodes} did not answer within {:?}: the node accepts no connection or \
+             answers none (paused, overloaded or unreachable)",
+            deps.timeout
+        )),
     }
 }
 

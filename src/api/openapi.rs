@@ -31,9 +31,12 @@ use super::{admin, health, items, phones};
     info(
         title = "smsflow API",
         description = "The user API over the enrichment read models (bearer JWT, `sub` is the \
-            user; someone else's item or message is a 404), the phone registry, and the \
-            operator routes (a JWT whose role claim carries the admin role). Every error is \
-            `{\"error\": {\"code\", \"message\"}}` with a stable code."
+            user; someone else's item or message is a 404) and the phone registry, on the \
+            public listener (`http.addr`); and the operator routes, on the operator listener \
+            (`http.ops_addr`, each such path names it in `servers`): readiness, metrics and \
+            the admin statistics (a JWT whose role claim carries the admin role). `/healthz` \
+            is on both. Every error is `{\"error\": {\"code\", \"message\"}}` with a \
+            stable code."
     ),
     paths(
         items::list,
@@ -185,6 +188,55 @@ fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
         .into()
 }
 
+/// Whether `path` is served by the operator listener (`http.ops_addr`) only: readiness,
+/// metrics and the admin routes. The public listener answers them 404.
+pub fn on_ops_listener(path: &str) -> bool {
+    matches!(path, "/readyz" | "/metrics") || path.starts_with("/v1/admin/")
+}
+
+/// Paths both listeners serve.
+const ON_BOTH_LISTENERS: &[&str] = &["/healthz"];
+
+/// The public listener, where the document is served: its `servers` entry is relative.
+fn public_server() -> Value {
+    serde_json::json!({
+        "url": "/",
+        "description": "The public listener, `http.addr` (reached as `http.public_url`): \
+            Twilio's webhooks, the user API, `/healthz` and this document",
+    })
+}
+
+/// The operator listener, with its default address as the variables' defaults.
+fn ops_server() -> Value {
+    let default = crate::http::HttpSettings::default().ops_addr;
+    serde_json::json!({
+        "url": "http://{host}:{port}",
+        "description": "The operator listener, `http.ops_addr`: `/healthz`, `/readyz`, \
+            `/metrics` and `/v1/admin/...`, for probes, scrapers and operators. The public \
+            listener answers these paths 404.",
+        "variables": {
+            "host": {"default": default.ip().to_string(), "description": "the host of `http.ops_addr`"},
+            "port": {"default": default.port().to_string(), "description": "the port of `http.ops_addr`"},
+        },
+    })
+}
+
+/// Each path's listeners as OpenAPI `servers`: the document's own for the public listener,
+/// a path-level list for the operator routes and for the paths on both.
+fn add_servers(doc: &mut Value) {
+    doc["servers"] = Value::Array(vec![public_server()]);
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if on_ops_listener(path) {
+            item["servers"] = Value::Array(vec![ops_server()]);
+        } else if ON_BOTH_LISTENERS.contains(&path.as_str()) {
+            item["servers"] = Value::Array(vec![public_server(), ops_server()]);
+        }
+    }
+}
+
 /// The document as served.
 ///
 /// utoipa 5.5 writes a Link object's fields in snake_case (`operation_id`, `operation_ref`,
@@ -222,6 +274,7 @@ pub fn document() -> Value {
             }
         }
     }
+    add_servers(&mut doc);
     doc
 }
 
@@ -333,10 +386,19 @@ mod tests {
         panic!("unbalanced route call: {s:.80}")
     }
 
+    /// The operations of a path item: its fields but `servers` (and the other non-methods).
+    fn methods(item: &Value) -> impl Iterator<Item = (&String, &Value)> {
+        const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
+        item.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| METHODS.contains(&k.as_str()))
+    }
+
     fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
-            for method in item.as_object().unwrap().keys() {
+            for (method, _) in methods(item) {
                 out.insert((method.to_uppercase(), path.clone()));
             }
         }
@@ -392,7 +454,7 @@ mod tests {
         let error_ref = "#/components/schemas/ErrorBody";
         let mut checked = 0;
         for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, op) in item.as_object().unwrap() {
+            for (method, op) in methods(item) {
                 let responses = op["responses"].as_object().unwrap();
                 for (status, r) in responses {
                     let error = status.starts_with('4') || status.starts_with('5');
@@ -426,7 +488,7 @@ mod tests {
     fn operations(doc: &Value) -> Vec<(String, &Value)> {
         let mut out = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, op) in item.as_object().unwrap() {
+            for (method, op) in methods(item) {
                 out.push((format!("{} {path}", method.to_uppercase()), op));
             }
         }
@@ -579,6 +641,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn operator_paths_name_the_operator_listener_and_the_rest_the_public_one() {
+        let doc = doc();
+        assert_eq!(doc["servers"][0]["url"], "/");
+        let mut ops = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let urls: Vec<&str> = item["servers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| s["url"].as_str().unwrap())
+                .collect();
+            let want: &[&str] = if on_ops_listener(path) {
+                ops.insert(path.as_str());
+                &["http://{host}:{port}"]
+            } else if path == "/healthz" {
+                &["/", "http://{host}:{port}"]
+            } else {
+                &[]
+            };
+            assert_eq!(urls, want, "{path}");
+        }
+        for path in [
+            "/readyz",
+            "/metrics",
+            "/v1/admin/stats",
+            "/v1/admin/stats/reset",
+        ] {
+            assert!(ops.contains(path), "{path} is not on the operator listener");
+        }
+        let vars = &doc["paths"]["/metrics"]["servers"][0]["variables"];
+        let default = crate::http::HttpSettings::default().ops_addr;
+        assert_eq!(vars["port"]["default"], default.port().to_string());
+        assert_eq!(vars["host"]["default"], default.ip().to_string());
     }
 
     #[test]

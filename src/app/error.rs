@@ -24,9 +24,12 @@ pub enum AppError {
     #[error(transparent)]
     Clients(#[from] ClientsError),
     #[error(
-        "cannot bind HTTP on {addr}: {source}; is another process using the port (http.addr)?"
+        "cannot bind HTTP on {addr} ({setting}): {source}; is another process using the port? \
+         Set {setting} to a free address"
     )]
     Bind {
+        /// `http.addr` or `http.ops_addr`.
+        setting: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },

@@ -1,7 +1,8 @@
 //! `smsflow serve`: start the chosen roles in one process under one shutdown token. Each role
 //! has its own small start function ([`ingress`], [`api`], [`projector`], [`stages`]); they
 //! share the process's clients ([`clients`]: one CQL session, one Redis pool), the phone
-//! directory ([`phone_cache`]) and one HTTP listener ([`http`]).
+//! directory ([`phone_cache`]) and two HTTP listeners ([`http`]): the public one and the
+//! operator one.
 
 mod api;
 mod clients;
@@ -54,9 +55,9 @@ impl Role {
     ];
 }
 
-/// A started application: its HTTP address and its tasks.
+/// A started application: its HTTP addresses and its tasks.
 pub struct Application {
-    http_addr: Option<SocketAddr>,
+    http: http::Bound,
     tasks: Tasks,
 }
 
@@ -93,7 +94,8 @@ impl Application {
             directory,
         };
         let authenticator = Arc::new(Authenticator::new(&shared.settings.api.auth));
-        let mut router = http::ops_router(&shared.clients, metrics, authenticator.clone());
+        let ops = http::ops_router(&shared.clients, metrics, authenticator.clone());
+        let mut router = http::public_router();
 
         if has(Role::Ingress) || has(Role::Api) {
             let (producer, registry) = front_clients(&shared, &mut tasks).await?;
@@ -105,7 +107,7 @@ impl Application {
                     router.merge(api::start(&shared, &producer, &registry, authenticator).await?);
             }
         }
-        let http_addr = http::serve(&shared.settings.http, router, &mut tasks).await?;
+        let http = http::serve(&shared.settings.http, router, ops, &mut tasks).await?;
 
         if has(Role::Projector) {
             projector::start(&shared, &mut tasks);
@@ -125,12 +127,17 @@ impl Application {
         if has(Role::Confirm) {
             stages::start_confirm(&shared, &mut tasks)?;
         }
-        Ok(Application { http_addr, tasks })
+        Ok(Application { http, tasks })
     }
 
-    /// The bound HTTP address (port 0 in tests resolves here).
-    pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_addr
+    /// The bound address of the public listener, `http.addr` (port 0 in tests resolves here).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.public
+    }
+
+    /// The bound address of the operator listener, `http.ops_addr`.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.http.ops
     }
 
     /// Wait for every task; the first failure cancels the rest.

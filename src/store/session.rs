@@ -235,6 +235,11 @@ impl SharedSession {
         self.cell.get()
     }
 
+    /// The configured contact points (`cql.nodes`), for messages.
+    pub fn nodes(&self) -> &[String] {
+        &self.settings.nodes
+    }
+
     /// The keyspace statements name (no `USE`: both engines discourage it with prepared
     /// statements).
     pub fn keyspace(&self) -> &str {

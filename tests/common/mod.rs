@@ -17,12 +17,15 @@ use smsflow::kafka::topology::{self, Topology};
 use smsflow::projector::ProjectionError;
 use smsflow::store::{self, migrate};
 
+mod ops;
 pub mod private_kafka;
 mod records;
 pub mod twilio_api;
 mod webhooks;
 
 // Each test binary uses its own subset of the harness.
+#[allow(unused_imports)]
+pub use ops::*;
 #[allow(unused_imports)]
 pub use records::*;
 #[allow(unused_imports)]
@@ -205,10 +208,22 @@ impl TestEnv {
     /// `new` with Kafka at `brokers` (a private cluster a test may kill) instead of the
     /// shared stack's.
     pub async fn on_brokers(brokers: &str) -> TestEnv {
+        TestEnv::on_stack(brokers, &Settings::default().cql.nodes).await
+    }
+
+    /// `new` with CQL at `nodes` (a private Cassandra a test may freeze) instead of the shared
+    /// stack's.
+    pub async fn on_cql(nodes: &[String]) -> TestEnv {
+        TestEnv::on_stack(&Settings::default().kafka.brokers, nodes).await
+    }
+
+    async fn on_stack(brokers: &str, cql_nodes: &[String]) -> TestEnv {
         let id = unique_id();
         let mut settings = Settings::default();
         settings.kafka.brokers = brokers.into();
+        settings.cql.nodes = cql_nodes.to_vec();
         settings.http.addr = "127.0.0.1:0".parse().unwrap();
+        settings.http.ops_addr = "127.0.0.1:0".parse().unwrap();
         settings.http.public_url = PUBLIC_URL.into();
         settings.kafka.topic_prefix = format!("t{id}.");
         settings.kafka.produce_deadline = Duration::from_secs(2);
@@ -271,6 +286,7 @@ impl TestEnv {
             ("SMSFLOW_INGRESS__SENDER_POLICY".into(), "any".into()),
             ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
             ("SMSFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
+            ("SMSFLOW_HTTP__OPS_ADDR".into(), "127.0.0.1:0".into()),
         ]
     }
 }
@@ -286,23 +302,25 @@ pub fn init_telemetry(settings: &Settings) {
 
 /// A running in-process app.
 pub struct TestApp {
+    /// The public listener (`http.addr`): webhooks, the user API, `/healthz`.
     pub base_url: String,
+    /// The operator listener (`http.ops_addr`): `/healthz`, `/readyz`, `/metrics`,
+    /// `/v1/admin/...`.
+    pub ops_url: String,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<()>,
 }
 
 impl TestApp {
-    /// Start the given roles; HTTP binds port 0.
+    /// Start the given roles; both listeners bind port 0.
     pub async fn spawn(settings: Settings, roles: &[Role]) -> TestApp {
         init_telemetry(&settings);
         let shutdown = CancellationToken::new();
         let app = Application::start(settings, roles, shutdown.clone())
             .await
             .expect("app starts");
-        let base_url = app
-            .http_addr()
-            .map(|a| format!("http://{a}"))
-            .unwrap_or_default();
+        let base_url = format!("http://{}", app.http_addr());
+        let ops_url = format!("http://{}", app.ops_addr());
         let handle = tokio::spawn(async move {
             if let Err(e) = app.wait().await {
                 panic!("app failed: {e}");
@@ -310,6 +328,7 @@ impl TestApp {
         });
         TestApp {
             base_url,
+            ops_url,
             shutdown,
             handle,
         }

@@ -59,6 +59,20 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/*
+The port of a listener address of smsflow.toml: include "smsflow.podPort" (list "config.http.ops_addr" .Values.config.http.ops_addr)
+In a pod the listener must take connections from outside it (the kubelet's probes, Prometheus,
+the Service): any other address stops the render.
+*/}}
+{{- define "smsflow.podPort" -}}
+{{- $key := index . 0 -}}
+{{- $addr := toString (index . 1) -}}
+{{- if not (regexMatch "^(0\\.0\\.0\\.0|\\[::\\]):[1-9][0-9]*$" $addr) -}}
+{{- fail (printf "%s is %q: in a pod it must listen on every interface (0.0.0.0:PORT or [::]:PORT), or the kubelet's probes and Prometheus cannot reach it" $key $addr) -}}
+{{- end -}}
+{{- regexFind "[0-9]+$" $addr -}}
+{{- end -}}
+
+{{/*
 A duration of smsflow.toml ("500ms", "10s", "2m", "1h") in whole seconds, rounded up.
 Anything else stops the render: the grace-period check below must not guess.
 */}}
