@@ -113,7 +113,7 @@ async fn with_a_zero_ratio_traces_are_dropped_but_a_refused_webhook_is_kept() {
     );
     // Metrics saw both, sampled or not.
     let metrics = client
-        .get(format!("{}/metrics", app.base_url))
+        .get(format!("{}/metrics", app.ops_url))
         .send()
         .await
         .unwrap()
