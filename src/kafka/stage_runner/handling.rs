@@ -54,8 +54,8 @@ pub(super) struct Handling<'a> {
 
 /// Handle every record until `deadline`; the result is in record order, each with the trace
 /// context its outputs should carry, `None` for an input not finished by then. On
-/// `shutdown`, inputs not started yet are not started; those running finish (each bounded by
-/// `stages.input_timeout`).
+/// `shutdown`, inputs not started yet are not started, and those running get at most
+/// `stages.shutdown_grace` more.
 pub(super) async fn handle_all<S: Stage>(
     stage: &S,
     h: &Handling<'_>,
@@ -75,6 +75,7 @@ pub(super) async fn handle_all<S: Stage>(
     let mut results: Vec<Option<(Outcome, opentelemetry::Context)>> =
         (0..records.len()).map(|_| None).collect();
     let mut stopping = false;
+    let mut deadline = deadline;
     loop {
         tokio::select! {
             next = ordered.next() => match next {
@@ -82,16 +83,26 @@ pub(super) async fn handle_all<S: Stage>(
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline) => {
-                tracing::warn!(
-                    stage = S::NAME,
-                    unfinished = ordered.len(),
-                    "batch over stages.batch_timeout: committing what finished, the rest is read again"
-                );
+                if stopping {
+                    tracing::warn!(
+                        stage = S::NAME,
+                        unfinished = ordered.len(),
+                        "shutting down after stages.shutdown_grace: committing what finished, \
+                         the partition's next owner handles the rest"
+                    );
+                } else {
+                    tracing::warn!(
+                        stage = S::NAME,
+                        unfinished = ordered.len(),
+                        "batch over stages.batch_timeout: committing what finished, the rest is read again"
+                    );
+                }
                 break;
             }
             _ = shutdown.cancelled(), if !stopping => {
                 stopping = true;
                 ordered.drop_waiting();
+                deadline = deadline.min(tokio::time::Instant::now() + h.settings.shutdown_grace);
             }
         }
     }
@@ -304,6 +315,7 @@ mod tests {
             input_timeout: Duration::from_secs(5),
             batch_timeout: Duration::from_secs(8),
             max_poll_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(1),
         }
     }
 
@@ -392,6 +404,15 @@ mod tests {
         records: &[Record],
         batch_time: Duration,
     ) -> Vec<Option<Outcome>> {
+        run_stopping(s, records, batch_time, &CancellationToken::new()).await
+    }
+
+    async fn run_stopping(
+        s: &TestStage,
+        records: &[Record],
+        batch_time: Duration,
+        shutdown: &CancellationToken,
+    ) -> Vec<Option<Outcome>> {
         let (settings, kafka, encoder) = (
             settings(),
             KafkaSettings::default(),
@@ -404,7 +425,7 @@ mod tests {
             group: "g",
         };
         let deadline = tokio::time::Instant::now() + batch_time;
-        handle_all(s, &h, records, deadline, &CancellationToken::new())
+        handle_all(s, &h, records, deadline, shutdown)
             .await
             .into_iter()
             .map(|o| o.map(|(o, _)| o))
@@ -547,6 +568,33 @@ mod tests {
         assert!(out[1].is_none(), "cut off at the batch deadline");
         assert!(out[2].is_none(), "never started");
         assert!(matches!(&out[3], Some(Outcome::Outputs(o)) if o.len() == 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_shutdown_running_inputs_get_the_grace_and_the_rest_is_left() {
+        let s = stage();
+        // Key a hangs (dead-lettered only after input_timeout, 5 s) with one more behind it.
+        let records = vec![
+            input(0, "a", "hang"),
+            input(1, "b", "y"),
+            input(2, "a", "x"),
+        ];
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stop.cancel();
+        });
+        let started = tokio::time::Instant::now();
+        let out = run_stopping(&s, &records, Duration::from_secs(3600), &shutdown).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(1100),
+            "shutdown_grace (1 s) after the signal, not input_timeout (5 s)"
+        );
+        assert!(out[0].is_none(), "cut off, left for the next owner");
+        assert!(matches!(&out[1], Some(Outcome::Outputs(o)) if o.len() == 1));
+        assert!(out[2].is_none(), "never started");
     }
 
     #[tokio::test]

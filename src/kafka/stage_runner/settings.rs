@@ -47,6 +47,11 @@ pub struct StageSettings {
     /// evicted and its transaction can no longer commit.
     #[serde(with = "humantime_serde")]
     pub max_poll_interval: Duration,
+    /// On shutdown, how long inputs already running may still take; then what finished is
+    /// committed and the rest is left for the partition's next owner. It keeps a SIGTERM's
+    /// drain inside a pod's grace period although one input may run `input_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for StageSettings {
@@ -63,6 +68,7 @@ impl Default for StageSettings {
             input_timeout: Duration::from_secs(150),
             batch_timeout: Duration::from_secs(200),
             max_poll_interval: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(15),
         }
     }
 }
@@ -99,6 +105,11 @@ impl StageSettings {
             self.batch_timeout + 2 * self.transaction_timeout < self.max_poll_interval,
             "stages.batch_timeout",
             "plus twice stages.transaction_timeout must stay below stages.max_poll_interval",
+        )?;
+        ensure(
+            self.shutdown_grace <= self.batch_timeout,
+            "stages.shutdown_grace",
+            "must not be above stages.batch_timeout",
         )?;
         // librdkafka's range; below the brokers' default group.min.session.timeout.ms (6 s)
         // the session timeout that follows it would be refused.

@@ -105,6 +105,11 @@ flush (5 s), or a stage's last transaction (stages.transaction_timeout), whichev
 {{- if has . $stageRoles -}}
 {{- $txn := include "smsflow.seconds" (dig "stages" "transaction_timeout" "30s" $root.Values.config) | atoi -}}
 {{- $drain = max $drain $txn -}}
+{{- if ne . "projector" -}}
+{{- /* a stage's running inputs get stages.shutdown_grace, then the commit */ -}}
+{{- $inputs := include "smsflow.seconds" (dig "stages" "shutdown_grace" "15s" $root.Values.config) | atoi -}}
+{{- $drain = max $drain (add $inputs $txn) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $drain -}}
