@@ -38,12 +38,13 @@ async fn one_message_sid_ingested_twice_is_listed_once_and_a_review_between_stay
     )
     .await;
     let http = reqwest::Client::new();
-    let mut params = sms_params(3);
-    for (k, v) in params.iter_mut() {
-        if k == "Body" {
-            *v = "call Dana Reyes at 510-555-0142 or dana@example.com #lead".into();
-        }
-    }
+    let params = sms_with(
+        3,
+        &[(
+            "Body",
+            "call Dana Reyes at 510-555-0142 or dana@example.com #lead",
+        )],
+    );
     let map = as_map(&params);
     let (sid, user) = (map["MessageSid"].clone(), map["From"].clone());
     let me = jwt(&user, false);

@@ -68,14 +68,11 @@ async fn a_batch_slower_than_the_poll_interval_dead_letters_the_slow_inputs_and_
     // one batch also hits its deadline behind the first.
     let slow: BTreeSet<usize> = [5, 22, 39].into();
     for i in 0..40usize {
-        let mut params = sms_params(i);
-        if slow.contains(&i) {
-            for (k, v) in params.iter_mut() {
-                if k == "Body" {
-                    *v = format!("slow media #{i}");
-                }
-            }
-        }
+        let params = if slow.contains(&i) {
+            sms_with(i, &[("Body", &format!("slow media #{i}"))])
+        } else {
+            sms_params(i)
+        };
         let ev = smsflow::ingress::form::message_received(
             &params,
             format!("ev-{i}"),

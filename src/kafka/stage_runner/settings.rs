@@ -106,11 +106,6 @@ impl StageSettings {
             "stages.batch_timeout",
             "plus twice stages.transaction_timeout must stay below stages.max_poll_interval",
         )?;
-        ensure(
-            self.shutdown_grace <= self.batch_timeout,
-            "stages.shutdown_grace",
-            "must not be above stages.batch_timeout",
-        )?;
         // librdkafka's range; below the brokers' default group.min.session.timeout.ms (6 s)
         // the session timeout that follows it would be refused.
         ensure(
