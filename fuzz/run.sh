@@ -44,9 +44,10 @@ for t in "${targets[@]}"; do
     status=CRASH
     failed+=("$t")
   fi
-  execs=$(grep -a 'stat::number_of_executed_units' "$log" | tail -1 | awk '{print $2}')
-  cov=$(grep -a -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
-  ft=$(grep -a -o 'ft: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  # A run that stops early may print no stats at all: missing figures show as "?".
+  execs=$( (grep -a 'stat::number_of_executed_units' "$log" || true) | tail -1 | awk '{print $2}')
+  cov=$( (grep -a -o 'cov: [0-9]*' "$log" || true) | tail -1 | awk '{print $2}')
+  ft=$( (grep -a -o 'ft: [0-9]*' "$log" || true) | tail -1 | awk '{print $2}')
   corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
   summary+=("$(printf '%-12s %-6s execs=%-10s cov=%-6s ft=%-6s corpus=%s' "$t" "$status" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$corpus")")
 done
