@@ -319,7 +319,7 @@ async fn dates_are_read_in_the_time_zone_of_the_sending_number() {
 /// re-enrichment) does not put the item back into pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_proposal_delivered_again_after_the_review_does_not_reopen_the_item() {
-    use smsflow::events::{ItemReviewed, ItemsProposed, ProposedItem};
+    use smsflow::events::{ItemReviewed, ItemsProposed};
     let env = TestEnv::new().await;
     let app = TestApp::spawn(env.settings.clone(), &[Role::Projector, Role::Api]).await;
     let producer = env.fixture_producer();
@@ -333,16 +333,7 @@ async fn a_proposal_delivered_again_after_the_review_does_not_reopen_the_item() 
         part: "body".into(),
         received_at,
         proposed_at: received_at + 1_000,
-        items: vec![ProposedItem {
-            item_id: "dup-item".into(),
-            kind: "tag".into(),
-            value: "#lead".into(),
-            normalized: "lead".into(),
-            confidence: 1.0,
-            source: "body".into(),
-            span_start: 0,
-            span_end: 5,
-        }],
+        items: vec![tag_item("dup-item", "lead")],
     };
     let enrichments = env.topic(smsflow::topics::ENRICHMENTS);
     producer

@@ -48,24 +48,6 @@ impl Projection for Recorder {
     }
 }
 
-/// `projection_offsets` of the test projection, by partition.
-async fn checkpoints(env: &TestEnv) -> BTreeMap<i32, i64> {
-    let cql = env.cql().await;
-    let rows = cql
-        .query_unpaged(
-            "SELECT partition, next_offset FROM projection_offsets WHERE projection = ?",
-            (NAME,),
-        )
-        .await
-        .unwrap()
-        .into_rows_result()
-        .unwrap();
-    rows.rows::<(i32, i64)>()
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_write_holds_back_only_its_partition_and_keys_stay_in_order() {
     let env = TestEnv::new().await;
@@ -138,7 +120,7 @@ async fn a_hanging_write_holds_back_only_its_partition_and_keys_stay_in_order() 
             let env = &env;
             let end = &end;
             async move {
-                let cp = checkpoints(env).await;
+                let cp = env.checkpoints(NAME).await;
                 end.iter()
                     .filter(|(p, _)| **p != slow_partition)
                     .all(|(p, e)| cp.get(p) == Some(e))
@@ -163,7 +145,7 @@ async fn a_hanging_write_holds_back_only_its_partition_and_keys_stay_in_order() 
         || {
             let env = &env;
             let end = &end;
-            async move { (checkpoints(env).await == *end).then_some(()) }
+            async move { (env.checkpoints(NAME).await == *end).then_some(()) }
         },
     )
     .await;

@@ -29,19 +29,6 @@ const PER_HOUR: i64 = 100;
 const PER_EVENT: i64 = 25;
 const HOUR_US: i64 = 3_600_000_000;
 
-fn item(id: String, n: i64) -> ProposedItem {
-    ProposedItem {
-        item_id: id,
-        kind: "tag".into(),
-        value: format!("#t{n}"),
-        normalized: format!("t{n}"),
-        confidence: 1.0,
-        source: "body".into(),
-        span_start: 0,
-        span_end: 4,
-    }
-}
-
 /// Where Cassandra's log is (see deploy/local/stack.sh).
 fn cassandra_log() -> std::path::PathBuf {
     let state = std::env::var("SMSSTACK_STATE").map_or_else(
@@ -104,7 +91,7 @@ async fn after_100k_reviews_the_first_pending_page_skips_the_tombstones() {
                 .map(|k| {
                     let id = format!("{sid}-{k}");
                     to_review.push((id.clone(), received_at, sid.clone()));
-                    item(id, k)
+                    tag_item(id, &format!("t{k}"))
                 })
                 .collect();
             proposals.push(proposed(&sid, received_at, items));
@@ -123,7 +110,7 @@ async fn after_100k_reviews_the_first_pending_page_skips_the_tombstones() {
                 .map(|k| {
                     let id = format!("{sid}-{k:02}");
                     stay_pending.push((received_at, id.clone()));
-                    item(id, k)
+                    tag_item(id, &format!("t{k}"))
                 })
                 .collect();
             proposals.push(proposed(&sid, received_at, items));

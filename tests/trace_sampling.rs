@@ -11,35 +11,6 @@ use serde_json::Value;
 use common::*;
 use smsflow::app::Role;
 
-const JAEGER: &str = "http://127.0.0.1:16686";
-
-async fn traces_tagged(client: &reqwest::Client, key: &str, value: &str) -> Option<Vec<Value>> {
-    let tags = serde_json::json!({ key: value }).to_string();
-    let body: Value = client
-        .get(format!("{JAEGER}/api/traces"))
-        .query(&[
-            ("service", "smsflow"),
-            ("tags", tags.as_str()),
-            ("lookback", "1h"),
-            ("limit", "5"),
-        ])
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    body["data"].as_array().cloned()
-}
-
-fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
-    span["tags"]
-        .as_array()?
-        .iter()
-        .find(|t| t["key"] == key)
-        .map(|t| &t["value"])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_zero_ratio_traces_are_dropped_but_a_refused_webhook_is_kept() {
     let env = TestEnv::new().await;
@@ -81,7 +52,7 @@ async fn with_a_zero_ratio_traces_are_dropped_but_a_refused_webhook_is_kept() {
             let client = client.clone();
             let token = token.clone();
             async move {
-                traces_tagged(&client, "twilio.idempotency_token", &token)
+                jaeger_traces(&client, "twilio.idempotency_token", &token)
                     .await
                     .filter(|t| !t.is_empty())
             }
@@ -91,21 +62,21 @@ async fn with_a_zero_ratio_traces_are_dropped_but_a_refused_webhook_is_kept() {
     let span = &traces[0]["spans"][0];
     assert_eq!(span["operationName"], "webhook refused");
     assert_eq!(
-        tag(span, "outcome").and_then(Value::as_str),
+        span_tag(span, "outcome").and_then(Value::as_str),
         Some("bad_signature")
     );
     assert_eq!(
-        tag(span, "http.response.status_code").and_then(Value::as_i64),
+        span_tag(span, "http.response.status_code").and_then(Value::as_i64),
         Some(403)
     );
-    let request_trace = tag(span, "request.trace_id")
+    let request_trace = span_tag(span, "request.trace_id")
         .and_then(Value::as_str)
         .unwrap_or_default();
     assert_eq!(request_trace.len(), 32, "the request's trace id: {span}");
 
     // The accepted webhook's spans were exported before the refusal's, if at all: none.
     assert_eq!(
-        traces_tagged(&client, "message_sid", &sid)
+        jaeger_traces(&client, "message_sid", &sid)
             .await
             .map(|t| t.len()),
         Some(0),

@@ -12,8 +12,6 @@ use serde_json::Value;
 use common::*;
 use smsflow::app::Role;
 
-const JAEGER: &str = "http://127.0.0.1:16686";
-
 fn unique_params(env: &TestEnv, n: usize) -> Vec<(String, String)> {
     let mut p = sms_params(n);
     let sid = format!("SM{}{n:08x}", env.id);
@@ -26,20 +24,7 @@ fn unique_params(env: &TestEnv, n: usize) -> Vec<(String, String)> {
 }
 
 async fn find_trace(client: &reqwest::Client, sid: &str) -> Option<Value> {
-    let tags = serde_json::json!({ "message_sid": sid }).to_string();
-    let resp = client
-        .get(format!("{JAEGER}/api/traces"))
-        .query(&[
-            ("service", "smsflow"),
-            ("tags", tags.as_str()),
-            ("lookback", "1h"),
-            ("limit", "5"),
-        ])
-        .send()
-        .await
-        .ok()?;
-    let body: Value = resp.json().await.ok()?;
-    let traces = body["data"].as_array()?;
+    let traces = jaeger_traces(client, "message_sid", sid).await?;
     // Wait until the projector's spans have been exported too.
     traces
         .iter()
@@ -130,13 +115,7 @@ async fn one_webhook_is_one_trace_from_ingress_to_the_projectors_writes() {
     let read = span("SELECT message_status");
     assert_eq!(parent_of(read), Some(id(process)));
 
-    let tag = |s: &Value, key: &str| -> Option<Value> {
-        s["tags"]
-            .as_array()?
-            .iter()
-            .find(|t| t["key"] == key)
-            .map(|t| t["value"].clone())
-    };
+    let tag = |s: &Value, key: &str| span_tag(s, key).cloned();
     assert_eq!(
         tag(webhook, "message_sid"),
         Some(Value::String(sid.clone()))

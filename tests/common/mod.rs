@@ -2,6 +2,7 @@
 //! an in-process app on port 0, a signing Twilio client, and condition waits with deadlines.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use smsflow::projector::ProjectionError;
 use smsflow::store::{self, migrate};
 
 mod ops;
+mod phones;
 pub mod private_kafka;
 mod records;
 pub mod twilio_api;
@@ -26,6 +28,8 @@ mod webhooks;
 // Each test binary uses its own subset of the harness.
 #[allow(unused_imports)]
 pub use ops::*;
+#[allow(unused_imports)]
+pub use phones::*;
 #[allow(unused_imports)]
 pub use records::*;
 #[allow(unused_imports)]
@@ -260,6 +264,25 @@ impl TestEnv {
         store::connect_to_keyspace(&self.settings.cql)
             .await
             .unwrap()
+    }
+
+    /// The checkpoints `projection` has saved in `projection_offsets`: next offset by partition.
+    pub async fn checkpoints(&self, projection: &str) -> BTreeMap<i32, i64> {
+        let rows = self
+            .cql()
+            .await
+            .query_unpaged(
+                "SELECT partition, next_offset FROM projection_offsets WHERE projection = ?",
+                (projection,),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        rows.rows::<(i32, i64)>()
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
     }
 
     /// Full topic name.

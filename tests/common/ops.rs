@@ -1,5 +1,5 @@
-//! The operator listener as a test sees it: `/metrics` counters, `/readyz`, and which
-//! listener the OpenAPI document names for a path.
+//! What an operator sees, as a test reads it: `/metrics` counters, `/readyz`, which listener
+//! the OpenAPI document names for a path, and the traces Jaeger holds.
 
 use serde_json::Value;
 
@@ -41,4 +41,37 @@ pub fn path_servers(item: &Value) -> Vec<&str> {
         .flatten()
         .filter_map(|s| s["url"].as_str())
         .collect()
+}
+
+/// The local stack's Jaeger query API (deploy/local/stack.sh).
+pub const JAEGER: &str = "http://127.0.0.1:16686";
+
+/// smsflow's traces in Jaeger (last hour, at most 5) with a span tagged `key = value`; `None`
+/// while Jaeger does not answer.
+pub async fn jaeger_traces(client: &reqwest::Client, key: &str, value: &str) -> Option<Vec<Value>> {
+    let tags = serde_json::json!({ key: value }).to_string();
+    let body: Value = client
+        .get(format!("{JAEGER}/api/traces"))
+        .query(&[
+            ("service", "smsflow"),
+            ("tags", tags.as_str()),
+            ("lookback", "1h"),
+            ("limit", "5"),
+        ])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["data"].as_array().cloned()
+}
+
+/// The value of a Jaeger span's tag `key`.
+pub fn span_tag<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["tags"]
+        .as_array()?
+        .iter()
+        .find(|t| t["key"] == key)
+        .map(|t| &t["value"])
 }

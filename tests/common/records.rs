@@ -162,3 +162,17 @@ pub async fn produce_messages(
         panic!("producing test events failed: {e}");
     }
 }
+
+/// A proposed `#tag` item, as the enrich stage proposes one for a body that starts with it.
+pub fn tag_item(item_id: impl Into<String>, tag: &str) -> smsflow::events::ProposedItem {
+    smsflow::events::ProposedItem {
+        item_id: item_id.into(),
+        kind: "tag".into(),
+        value: format!("#{tag}"),
+        normalized: tag.to_owned(),
+        confidence: 1.0,
+        source: "body".into(),
+        span_start: 0,
+        span_end: tag.len() as i32 + 1,
+    }
+}

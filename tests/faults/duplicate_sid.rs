@@ -131,16 +131,7 @@ async fn one_message_sid_ingested_twice_is_listed_once_and_a_review_between_stay
         part: "body".into(),
         received_at: copies[1].received_at,
         proposed_at: copies[1].received_at,
-        items: vec![smsflow::events::ProposedItem {
-            item_id: "sentinel-item".into(),
-            kind: "tag".into(),
-            value: "#sentinel".into(),
-            normalized: "sentinel".into(),
-            confidence: 1.0,
-            source: "body".into(),
-            span_start: 0,
-            span_end: 9,
-        }],
+        items: vec![tag_item("sentinel-item", "sentinel")],
     };
     env.fixture_producer()
         .send(&enrichments, &user, &sentinel)
@@ -192,16 +183,7 @@ async fn copies_of_one_message_in_different_hour_buckets_list_the_item_once() {
         part: "body".into(),
         received_at,
         proposed_at: received_at + 1_000,
-        items: vec![smsflow::events::ProposedItem {
-            item_id: "hour-item".into(),
-            kind: "tag".into(),
-            value: "#lead".into(),
-            normalized: "lead".into(),
-            confidence: 1.0,
-            source: "body".into(),
-            span_start: 0,
-            span_end: 5,
-        }],
+        items: vec![tag_item("hour-item", "lead")],
     };
     let enrichments = env.topic(smsflow::topics::ENRICHMENTS);
     producer

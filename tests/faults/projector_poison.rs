@@ -2,24 +2,6 @@
 
 use super::*;
 
-/// `projection_offsets` of one projection, by partition.
-async fn checkpoints(env: &TestEnv, projection: &str) -> BTreeMap<i32, i64> {
-    let cql = env.cql().await;
-    let rows = cql
-        .query_unpaged(
-            "SELECT partition, next_offset FROM projection_offsets WHERE projection = ?",
-            (projection,),
-        )
-        .await
-        .unwrap()
-        .into_rows_result()
-        .unwrap();
-    rows.rows::<(i32, i64)>()
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-}
-
 async fn spawn_messages_projection(
     env: &TestEnv,
     shutdown: &CancellationToken,
@@ -83,7 +65,7 @@ async fn an_undecodable_event_at_the_projector_is_dead_lettered_and_its_partitio
             let env = &env;
             let end = end.clone();
             async move {
-                let at = checkpoints(env, "messages").await;
+                let at = env.checkpoints("messages").await;
                 end.iter()
                     .all(|(p, e)| at.get(p).is_some_and(|a| a >= e))
                     .then_some(())
