@@ -112,3 +112,71 @@ async fn an_accepted_webhook_costs_one_redis_round_trip_before_its_answer() {
     );
     app.stop().await;
 }
+
+/// On shutdown the `done` marks still running in the background land before the process
+/// exits: while Redis holds writes, `drain` waits, and the mark is there when it returns.
+/// After the drain a confirm is awaited by its caller (the request holds its answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_the_done_marks_in_the_background_land_before_exit() {
+    let env = TestEnv::new().await;
+    let url = env.settings.redis.url.expose_secret().to_owned();
+    let pool = deadpool_redis::Config::from_url(url.clone())
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .expect("redis pool");
+    let dedupe = smsflow::ingress::dedupe::Deduper::new(
+        pool,
+        &env.settings.kafka.topic_prefix,
+        Duration::from_secs(30),
+        Duration::from_secs(60),
+    );
+    let mut admin = redis::Client::open(url.as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let reader = admin.clone();
+    let get = move |key: String| {
+        let mut conn = reader.clone();
+        async move {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<String>>(&mut conn)
+                .await
+                .expect("GET")
+        }
+    };
+
+    // Writes wait for 300 ms (reads do not): the mark below is still on its way.
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("WRITE")
+        .query_async::<()>(&mut admin)
+        .await
+        .expect("CLIENT PAUSE");
+    let keys = dedupe.keys(&unique_sid(1), None);
+    dedupe.confirm(keys.clone()).await;
+    assert!(
+        dedupe.is_confirming(&keys),
+        "the confirm runs in the background"
+    );
+    assert_eq!(
+        get(keys[0].clone()).await,
+        None,
+        "not written while writes wait"
+    );
+
+    assert!(
+        dedupe.drain(Duration::from_secs(10)).await,
+        "drained within the deadline"
+    );
+    assert_eq!(get(keys[0].clone()).await.as_deref(), Some("done"));
+
+    let later = dedupe.keys(&unique_sid(2), None);
+    dedupe.confirm(later.clone()).await;
+    assert!(
+        !dedupe.is_confirming(&later),
+        "after the drain a confirm is not left behind"
+    );
+    assert_eq!(get(later[0].clone()).await.as_deref(), Some("done"));
+}

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use super::tasks::Tasks;
 use super::{AppError, Shared};
 use crate::ingress::{self, IngressClients, IngressState};
 use crate::kafka::EventProducer;
@@ -14,6 +15,7 @@ pub(super) fn start(
     shared: &Shared,
     producer: &EventProducer,
     registry: &Arc<PhoneRegistry>,
+    tasks: &mut Tasks,
 ) -> Result<Router, AppError> {
     let s = &shared.settings;
     // A public URL that cannot make a plan is warned about just below (`twilio::startup`);
@@ -33,7 +35,7 @@ pub(super) fn start(
         account_sid: s.twilio.account_sid.as_deref(),
         auth_token: s.twilio.auth_token.clone(),
     });
-    let state = IngressState::new(
+    let state = Arc::new(IngressState::new(
         &s.ingress,
         &s.kafka,
         &s.http.public_url,
@@ -45,6 +47,14 @@ pub(super) fn start(
             directory: shared.directory.clone(),
             registry: registry.clone(),
         },
-    )?;
-    Ok(ingress::router(Arc::new(state), s.http.body_limit_bytes))
+    )?);
+    let draining = state.clone();
+    let token = tasks.token();
+    let grace = s.http.shutdown_grace;
+    tasks.spawn("land duplicate marks on shutdown", async move {
+        token.cancelled().await;
+        draining.drain_confirms(grace).await;
+        Ok(())
+    });
+    Ok(ingress::router(state, s.http.body_limit_bytes))
 }

@@ -100,7 +100,7 @@ impl Application {
         if has(Role::Ingress) || has(Role::Api) {
             let (producer, registry) = front_clients(&shared, &mut tasks).await?;
             if has(Role::Ingress) {
-                router = router.merge(ingress::start(&shared, &producer, &registry)?);
+                router = router.merge(ingress::start(&shared, &producer, &registry, &mut tasks)?);
             }
             if has(Role::Api) {
                 router =

@@ -155,6 +155,20 @@ impl Deduper {
         });
     }
 
+    /// On shutdown: wait until every `done` mark running in the background has reached Redis,
+    /// at most `deadline`; false when some had not. Confirms after this one hold their
+    /// request's answer instead, so the HTTP server's drain waits for them too.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        let all = u32::try_from(MAX_BACKGROUND_CONFIRMS).unwrap_or(u32::MAX);
+        match tokio::time::timeout(deadline, self.confirm_slots.acquire_many(all)).await {
+            Ok(Ok(slots)) => {
+                slots.forget();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The append failed: free the claim so Twilio's retry is accepted.
     pub async fn release(&self, keys: &[String]) {
         let result: Result<(), String> = async {

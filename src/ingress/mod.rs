@@ -125,6 +125,21 @@ impl IngressState {
     }
 }
 
+impl IngressState {
+    /// On shutdown: let the duplicate marks still on their way to Redis land, at most
+    /// `grace`, so that a retry after a restart is still answered as a duplicate.
+    pub async fn drain_confirms(&self, grace: std::time::Duration) {
+        if let Some(d) = &self.dedupe {
+            if !d.drain(grace).await {
+                tracing::warn!(
+                    "some duplicate marks did not reach Redis before shutdown; their claims \
+                     expire after the pending TTL, and a retry of those messages is appended again"
+                );
+            }
+        }
+    }
+}
+
 /// Routes under `/webhooks/twilio`.
 pub fn router(state: Arc<IngressState>, body_limit: usize) -> Router {
     Router::new()
