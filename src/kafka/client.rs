@@ -22,14 +22,6 @@ pub fn producer(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")
         .set("linger.ms", settings.linger.as_millis().to_string())
-        // One produce request in flight per broker: what arrives meanwhile goes out in the
-        // next request as one batch. With librdkafka's default of 5, a partition that
-        // reaches the idempotent producer's cap of 5 requests in flight after its linger
-        // has expired makes the broker thread poll with a zero timeout until an answer
-        // comes (rdkafka_broker.c sets the wake-up before it checks the cap): at 500/s on
-        // a loaded two-core box that spin was most of ingress's CPU, and the tiny requests
-        // most of the brokers'. Measured with librdkafka 2.12, `make bench` in the note.
-        .set("max.in.flight.requests.per.connection", "1")
         .set(
             "queue.buffering.max.messages",
             settings.producer_queue_max_messages.to_string(),
@@ -57,17 +49,4 @@ pub fn consumer(settings: &KafkaSettings, client_id: &str, group_id: &str) -> Cl
         .set("queued.max.messages.kbytes", "16384")
         .set("fetch.max.bytes", "16777216");
     cfg
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_producer_is_durable_and_sends_one_request_at_a_time_per_broker() {
-        let cfg = producer(&KafkaSettings::default(), "test");
-        assert_eq!(cfg.get("acks"), Some("all"));
-        assert_eq!(cfg.get("enable.idempotence"), Some("true"));
-        assert_eq!(cfg.get("max.in.flight.requests.per.connection"), Some("1"));
-    }
 }
