@@ -123,9 +123,7 @@ impl IngressState {
             }),
         })
     }
-}
 
-impl IngressState {
     /// On shutdown: let the duplicate marks still on their way to Redis land, at most
     /// `grace`, so that a retry after a restart is still answered as a duplicate.
     pub async fn drain_confirms(&self, grace: std::time::Duration) {
