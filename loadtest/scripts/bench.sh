@@ -20,8 +20,9 @@
 #                   holds every webhook until its batch goes out, so MEM_RATE x MEM_LINGER are in
 #                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT
 #     PARTS=wire    webhook ack latency with kafka.wire_format=confluent (schema-registry ids) against
-#                   single_object: two ingress processes measured alternately, WIRE_ROUNDS rounds of
-#                   WIRE_SECONDS at WIRE_RATE each (defaults 3 x DURATION at RATE); needs the registry
+#                   single_object: two ingress processes measured back to back in ABBA order,
+#                   WIRE_ROUNDS rounds of WIRE_SECONDS at WIRE_RATE each (defaults 4 x DURATION at
+#                   RATE); the ratio is the median of the rounds' paired ratios; needs the registry
 #   PEER=auto|off            the Benthos peers (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos);
 #   PEERS="minimal equal"    which: the minimal peer and the equal-work peer (loadtest/README.md)
 # Results: $OUT (default target/bench/<UTC time>): JSON per step, report.md + charts per run,
@@ -51,7 +52,7 @@ MEM_SECONDS=${MEM_SECONDS:-20}
 MEM_IN_FLIGHT=${MEM_IN_FLIGHT:-12000}
 WIRE_RATE=${WIRE_RATE:-$RATE}
 WIRE_SECONDS=${WIRE_SECONDS:-$DURATION}
-WIRE_ROUNDS=${WIRE_ROUNDS:-3}
+WIRE_ROUNDS=${WIRE_ROUNDS:-4}
 BENTHOS=${BENTHOS:-$HOME/.cache/smsflow-bench/benthos}
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 STATE=${SMSSTACK_STATE:-$HOME/.local/state/smsflow-stack}
@@ -268,7 +269,7 @@ fi
 
 # ------------------------------------------------------------------ wire format: confluent vs single_object
 if part wire; then
-  step "ack latency by wire format: single_object vs confluent, ${WIRE_RATE}/s, ${WIRE_ROUNDS} alternating rounds of ${WIRE_SECONDS}s"
+  step "ack latency by wire format: single_object vs confluent, ${WIRE_RATE}/s, ${WIRE_ROUNDS} paired rounds (ABBA order) of ${WIRE_SECONDS}s"
   # The same ingress twice, differing only in kafka.wire_format (each on its own topics); the
   # confluent one has its registry ids cached before it serves, as readiness requires.
   with_space wcf "$SF" schemas register >/dev/null
@@ -277,7 +278,10 @@ if part wire; then
   # Readiness is on the operator listener.
   wait_url http://127.0.0.1:18390/readyz; wait_url http://127.0.0.1:18391/readyz
   for round in $(seq 1 "$WIRE_ROUNDS"); do
-    for fmt in single_object confluent; do
+    # ABBA order: odd rounds start with single_object, even rounds with confluent, so drift in
+    # the shared stack (broker CPU, compaction, page cache) does not favour one format.
+    if (( round % 2 )); then order="single_object confluent"; else order="confluent single_object"; fi
+    for fmt in $order; do
       if [[ $fmt == confluent ]]; then port=18381 space=wcf; else port=18380 space=wso; fi
       next_seed
       with_space "$space" "$LT" run --label "ack-$fmt-$round" --target "http://127.0.0.1:$port" --public-url http://127.0.0.1:18080 \
