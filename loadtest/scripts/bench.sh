@@ -20,7 +20,7 @@
 #                   holds every webhook until its batch goes out, so MEM_RATE x MEM_LINGER are in
 #                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT
 #     PARTS=wire    webhook ack latency with kafka.wire_format=confluent (schema-registry ids) against
-#                   single_object: two ingress processes measured back to back in ABBA order,
+#                   single_object: two ingress processes on the same topics, measured back to back in ABBA order,
 #                   WIRE_ROUNDS rounds of WIRE_SECONDS at WIRE_RATE each (defaults 4 x DURATION at
 #                   RATE); the ratio is the median of the rounds' paired ratios; needs the registry
 #   PEER=auto|off            the Benthos peers (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos);
@@ -117,7 +117,7 @@ SPACES="ceil sms"
 part peer && SPACES="$SPACES peer peq"
 part mix && SPACES="$SPACES mix"
 part memory && SPACES="$SPACES mem"
-part wire && SPACES="$SPACES wso wcf"
+part wire && SPACES="$SPACES wir"
 for space in $SPACES; do with_space "$space" "$SF" migrate >/dev/null; with_space "$space" "$SF" topics >/dev/null; done
 echo "bench: output in $OUT; topics t${HEX}{${SPACES// /,}}.*, keyspaces t_${HEX}{${SPACES// /,}}"
 
@@ -270,11 +270,16 @@ fi
 # ------------------------------------------------------------------ wire format: confluent vs single_object
 if part wire; then
   step "ack latency by wire format: single_object vs confluent, ${WIRE_RATE}/s, ${WIRE_ROUNDS} paired rounds (ABBA order) of ${WIRE_SECONDS}s"
-  # The same ingress twice, differing only in kafka.wire_format (each on its own topics); the
-  # confluent one has its registry ids cached before it serves, as readiness requires.
-  with_space wcf "$SF" schemas register >/dev/null
-  with_space wso env SMSFLOW_HTTP__ADDR=127.0.0.1:18380 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18390 "$SF" serve --role ingress & wire_so=$!; pids+=("$wire_so")
-  with_space wcf env SMSFLOW_HTTP__ADDR=127.0.0.1:18381 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18391 SMSFLOW_KAFKA__WIRE_FORMAT=confluent "$SF" serve --role ingress & wire_cf=$!; pids+=("$wire_cf")
+  # The same ingress twice, differing only in kafka.wire_format. Both append to the same topics
+  # (consumers read either format by its first byte), so both meet the same partition leaders
+  # on the same brokers. The confluent one has its registry ids cached before it serves, as
+  # readiness requires.
+  with_space wir "$SF" schemas register >/dev/null
+  # Started with env directly, not through with_space: $! must be the server's own pid, or
+  # stop would end a subshell and leave the server running (and holding its port) after the run.
+  wire_env=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}wir." SMSFLOW_CQL__KEYSPACE="t_${HEX}wir" SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}wir-projector")
+  env "${wire_env[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18380 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18390 "$SF" serve --role ingress & wire_so=$!; pids+=("$wire_so")
+  env "${wire_env[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18381 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18391 SMSFLOW_KAFKA__WIRE_FORMAT=confluent "$SF" serve --role ingress & wire_cf=$!; pids+=("$wire_cf")
   # Readiness is on the operator listener.
   wait_url http://127.0.0.1:18390/readyz; wait_url http://127.0.0.1:18391/readyz
   for round in $(seq 1 "$WIRE_ROUNDS"); do
@@ -282,9 +287,9 @@ if part wire; then
     # the shared stack (broker CPU, compaction, page cache) does not favour one format.
     if (( round % 2 )); then order="single_object confluent"; else order="confluent single_object"; fi
     for fmt in $order; do
-      if [[ $fmt == confluent ]]; then port=18381 space=wcf; else port=18380 space=wso; fi
+      if [[ $fmt == confluent ]]; then port=18381; else port=18380; fi
       next_seed
-      with_space "$space" "$LT" run --label "ack-$fmt-$round" --target "http://127.0.0.1:$port" --public-url http://127.0.0.1:18080 \
+      with_space wir "$LT" run --label "ack-$fmt-$round" --target "http://127.0.0.1:$port" --public-url http://127.0.0.1:18080 \
         --rate "$WIRE_RATE" --duration "${WIRE_SECONDS}s" --warmup 5s --seed "$SEED" --json "$OUT/wire-$fmt-$round.json" | sed -n 2,3p
     done
   done
