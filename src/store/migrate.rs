@@ -147,7 +147,7 @@ pub async fn run(settings: &CqlSettings, dir: &Path) -> Result<MigrateReport, Mi
             source: Box::new(e),
         })?;
 
-    let applied = applied_checksums(&session).await?;
+    let applied = applied_checksums(&session, ks).await?;
     // Check every applied file before changing anything, so an edit stops the whole run.
     for m in &migrations {
         if let Some((_, sum)) = applied.iter().find(|(v, _)| *v == m.version as i32) {
@@ -173,9 +173,11 @@ pub async fn run(settings: &CqlSettings, dir: &Path) -> Result<MigrateReport, Mi
                 .map_err(StoreError::execute("apply migration statement"))?;
             agree(&session).await;
         }
+        // Qualified: a statement with values is prepared, and Cassandra warns about preparing
+        // unqualified names on a connection that ran `USE <keyspace>`.
         session
             .query_unpaged(
-                "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, toTimestamp(now()))",
+                format!("INSERT INTO {ks}.schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, toTimestamp(now()))"),
                 (m.version as i32, m.name.as_str(), m.checksum.as_str()),
             )
             .await
@@ -186,9 +188,12 @@ pub async fn run(settings: &CqlSettings, dir: &Path) -> Result<MigrateReport, Mi
     Ok(report)
 }
 
-async fn applied_checksums(session: &Session) -> Result<Vec<(i32, String)>, StoreError> {
+async fn applied_checksums(session: &Session, ks: &str) -> Result<Vec<(i32, String)>, StoreError> {
     let rows = session
-        .query_unpaged("SELECT version, checksum FROM schema_migrations", ())
+        .query_unpaged(
+            format!("SELECT version, checksum FROM {ks}.schema_migrations"),
+            (),
+        )
         .await
         .map_err(StoreError::execute("read schema_migrations"))?
         .into_rows_result()
