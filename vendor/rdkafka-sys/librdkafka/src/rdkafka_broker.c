@@ -3856,6 +3856,26 @@ rd_kafka_broker_outbufs_space(rd_kafka_broker_t *rkb) {
 
 
 /**
+ * smsflow patch: an idempotent partition at its in-flight cap, or draining,
+ * cannot send until a ProduceResponse arrives, and that response wakes this
+ * broker thread by itself. Setting a wake-up time for such a partition (in
+ * the past once linger.ms has expired) made the broker thread poll with a
+ * zero timeout until the response came: a busy loop for a whole acks=all
+ * round trip. Callers pass no wake-up pointer while this is true.
+ * See vendor/README.md in smsflow.
+ *
+ * @locality broker thread, toppar lock held
+ */
+static RD_INLINE rd_bool_t
+rd_kafka_toppar_idemp_blocked(const rd_kafka_broker_t *rkb,
+                              rd_kafka_toppar_t *rktp) {
+        return rd_kafka_is_idempotent(rkb->rkb_rk) &&
+               (rktp->rktp_eos.wait_drain ||
+                rd_atomic32_get(&rktp->rktp_msgs_inflight) >=
+                    RD_KAFKA_IDEMP_MAX_INFLIGHT);
+}
+
+/**
  * @brief Serve a toppar for producing.
  *
  * @param next_wakeup will be updated to when the next wake-up/attempt is
@@ -3969,19 +3989,6 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
                             rktp->rktp_rkt->rkt_conf.msg_order_cmp);
                 }
 
-                /* smsflow patch: an idempotent partition at its in-flight
-                 * cap, or draining, cannot send until a ProduceResponse
-                 * arrives, and that response wakes this broker thread by
-                 * itself. Setting a wake-up time here (in the past once
-                 * linger.ms has expired) made the broker thread poll with
-                 * a zero timeout until the response came: a busy loop for
-                 * a whole acks=all round trip. See vendor/README.md. */
-                rd_bool_t idemp_blocked =
-                    rd_kafka_is_idempotent(rkb->rkb_rk) &&
-                    (rktp->rktp_eos.wait_drain ||
-                     rd_atomic32_get(&rktp->rktp_msgs_inflight) >=
-                         RD_KAFKA_IDEMP_MAX_INFLIGHT);
-
                 /* Calculate maximum wait-time to honour
                  * queue.buffering.max.ms contract.
                  * Unless flushing in which case immediate
@@ -3992,7 +3999,7 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
                      * if connection is up and messages can actually be
                      * sent, otherwise the wakeup can't do much. */
                     rkb->rkb_state == RD_KAFKA_BROKER_STATE_UP &&
-                            !idemp_blocked
+                            !rd_kafka_toppar_idemp_blocked(rkb, rktp)
                         ? next_wakeup
                         : NULL,
                     now, flushing ? 1 : rkb->rkb_rk->rk_conf.buffering_max_us,
@@ -4154,15 +4161,10 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
          * in the queue. */
         if (cnt > 0) {
                 rd_kafka_toppar_lock(rktp);
-                /* smsflow patch: as above, no wake-up while the partition
-                 * is at its idempotent in-flight cap. */
                 batch_ready = rd_kafka_msgq_allow_wakeup_at(
                     &rktp->rktp_msgq, &rktp->rktp_xmit_msgq,
-                    rd_kafka_is_idempotent(rkb->rkb_rk) &&
-                            rd_atomic32_get(&rktp->rktp_msgs_inflight) >=
-                                RD_KAFKA_IDEMP_MAX_INFLIGHT
-                        ? NULL
-                        : next_wakeup,
+                    rd_kafka_toppar_idemp_blocked(rkb, rktp) ? NULL
+                                                             : next_wakeup,
                     now,
                     flushing ? 1 : rkb->rkb_rk->rk_conf.buffering_max_us,
                     /* Batch message count threshold */
