@@ -105,10 +105,12 @@ wait_url() {
   local i; for i in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "bench: $1 did not answer in 30 s" >&2; return 1
 }
-with_space() {  # with_space NAME CMD...: run CMD with the topic prefix and keyspace of space NAME
-  local name=$1; shift
-  SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}${name}." SMSFLOW_CQL__KEYSPACE="t_${HEX}${name}" \
-    SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}${name}-projector" "$@"
+space_env() {  # space_env NAME: SPACE_ENV = the topic prefix, keyspace and projector group of space NAME
+  SPACE_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}$1." SMSFLOW_CQL__KEYSPACE="t_${HEX}$1" SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}$1-projector")
+}
+with_space() {  # with_space NAME CMD...: run CMD (a program) in space NAME
+  space_env "$1"; shift
+  env "${SPACE_ENV[@]}" "$@"
 }
 step() { echo; echo "== $*"; }
 part() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -159,7 +161,7 @@ fi
 
 # ------------------------------------------------------------------ smsflow
 # `env ... prog &` execs prog in the background child, so $! is smsflow's own pid (watched, stopped).
-SMS_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}sms." SMSFLOW_CQL__KEYSPACE="t_${HEX}sms" SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}sms-projector")
+space_env sms; SMS_ENV=("${SPACE_ENV[@]}")
 start_smsflow() {  # ingress and projector as separate processes, so each one's cost is its own
   env "${SMS_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18080 "$SF" serve --role ingress & ingress=$!; pids+=("$ingress")
   start_projector
@@ -246,7 +248,7 @@ fi
 # ------------------------------------------------------------------ mixed traffic
 if part mix; then
   step "smsflow, whole pipeline: mix $MIX at ${MIX_RATE}/s for ${MIX_SECONDS}s, read back until every part is enriched"
-  MIX_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}mix." SMSFLOW_CQL__KEYSPACE="t_${HEX}mix" SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}mix-projector")
+  space_env mix; MIX_ENV=("${SPACE_ENV[@]}")
   # The generator serves the media on 127.0.0.1, which the media stage refuses unless allowed
   # (production allows only Twilio's hosts); basic auth goes to it as it would to Twilio.
   MEDIA_ENV=(SMSFLOW_MEDIA__ALLOWED_HOSTS='["127.0.0.1"]' SMSFLOW_MEDIA__CREDENTIAL_HOSTS='["127.0.0.1"]'
@@ -277,7 +279,7 @@ if part wire; then
   with_space wir "$SF" schemas register >/dev/null
   # Started with env directly, not through with_space: $! must be the server's own pid, or
   # stop would end a subshell and leave the server running (and holding its port) after the run.
-  wire_env=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}wir." SMSFLOW_CQL__KEYSPACE="t_${HEX}wir" SMSFLOW_PROJECTOR__GROUP_ID="t${HEX}wir-projector")
+  space_env wir; wire_env=("${SPACE_ENV[@]}")
   env "${wire_env[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18380 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18390 "$SF" serve --role ingress & wire_so=$!; pids+=("$wire_so")
   env "${wire_env[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18381 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18391 SMSFLOW_KAFKA__WIRE_FORMAT=confluent "$SF" serve --role ingress & wire_cf=$!; pids+=("$wire_cf")
   # Readiness is on the operator listener.
@@ -310,7 +312,8 @@ if part memory; then
   # Kafka's ack: a legitimate setting (a large batching window) that keeps webhooks waiting.
   # produce_deadline and the HTTP timeout must outlast it; requests in flight are capped by
   # http.max_concurrent_requests (4096 by default) and sockets by http.max_connections.
-  MEM_ENV=(SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}mem." SMSFLOW_CQL__KEYSPACE="t_${HEX}mem"
+  space_env mem
+  MEM_ENV=("${SPACE_ENV[@]}"
     SMSFLOW_KAFKA__LINGER="$MEM_LINGER" SMSFLOW_KAFKA__PRODUCE_DEADLINE=14s SMSFLOW_HTTP__REQUEST_TIMEOUT=15s
     SMSFLOW_HTTP__MAX_CONCURRENT_REQUESTS=$((MEM_IN_FLIGHT + 1024))
     SMSFLOW_HTTP__MAX_CONNECTIONS=$((MEM_IN_FLIGHT + 1024)))
