@@ -25,6 +25,7 @@
 #                   RATE); the ratio is the median of the rounds' paired ratios; needs the registry
 #   PEER=auto|off            the Benthos peers (binary: $BENTHOS or ~/.cache/smsflow-bench/benthos);
 #   PEERS="minimal equal"    which: the minimal peer and the equal-work peer (loadtest/README.md)
+#   KEEP_SPACES=1            keep this run's topics and keyspaces (removed at exit by default)
 # Results: $OUT (default target/bench/<UTC time>): JSON per step, report.md + charts per run,
 # summary.md and summary.json with the ratios.
 set -euo pipefail
@@ -75,8 +76,9 @@ CASSANDRA_PID=$(cat "$STATE/run/cassandra.pid")
 JAEGER_PID=$(cat "$STATE/run/jaeger.pid")  # smsflow exports every span to it: tracing's cost
 kafka_java=(java -Xmx512m -Dlog4j2.configurationFile="$PWD/deploy/local/kafka/log4j2.xml" -cp "$KLIB/*")
 
-# Names shaped like test leftovers (t + creation second in hex), so the test harness' sweep
-# removes these topics and keyspaces after 30 minutes on this shared stack.
+# Names shaped like test leftovers (t + creation second in hex): the run removes them when it
+# ends (KEEP_SPACES=1 keeps them), and the test harness' sweep removes what a killed run left
+# after 30 minutes.
 HEX=$(printf '%08x' "$(date +%s)")
 # Seeds make MessageSids; Redis remembers SIDs for a day, so every run needs fresh ones.
 SEED=$(( $(date +%s) * 1000 ))
@@ -98,7 +100,16 @@ export SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:0
 export SMSFLOW_INGRESS__SENDER_POLICY=any
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+SPACES=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  # Left on the stack, a run's topics slow the next run down (see the stack size recorded below).
+  if [[ -n $SPACES && ${KEEP_SPACES:-0} != 1 ]]; then
+    local drop=() s
+    for s in $SPACES; do drop+=(--topic-prefix "t${HEX}$s." --keyspace "t_${HEX}$s"); done
+    "$LT" drop-spaces "${drop[@]}" || echo "bench: could not remove this run's topics and keyspaces" >&2
+  fi
+}
 trap cleanup EXIT
 stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 wait_url() {
@@ -115,6 +126,9 @@ with_space() {  # with_space NAME CMD...: run CMD (a program) in space NAME
 step() { echo; echo "== $*"; }
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
+# Every leftover partition costs the brokers (3 replicas each) and the latency of the next run;
+# the summary shows what the stack held before this run created its own.
+"$LT" stack-size --json "$OUT/stack-before.json"
 SPACES="ceil sms"
 part peer && SPACES="$SPACES peer peq"
 part mix && SPACES="$SPACES mix"

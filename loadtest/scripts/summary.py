@@ -184,6 +184,11 @@ elif sms:
 
 print(f"# make bench summary ({out})\n")
 print("Goals are benchmark targets, not test assertions. Every ceiling was measured in this run, on the same shared 2-core machine (noisy).\n")
+stack = load("stack-before.json")
+if stack:
+    # Old runs' partitions slow the brokers down for every figure below (each is 3 replicas).
+    print(f"The stack held {stack['topics']} topics ({stack['partitions']} partitions) and {stack['keyspaces']} keyspaces "
+          "of other runs when this one started.\n")
 print("| goal | smsflow | ceiling / peer (same run) | ratio | target | verdict |")
 print("|---|---|---|---|---|---|")
 for row in rows:

@@ -10,9 +10,14 @@ CONNS=${2:-32}
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/smsflow}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 [[ -x $BIN ]] || cargo build --release --bin smsflow
+LT=$(dirname "$BIN")/smsflow-loadtest
+[[ -x $LT ]] || cargo build --release -p smsflow-loadtest --bin smsflow-loadtest
 
 export TWILIO_AUTH_TOKEN=bench-token
-export SMSFLOW_KAFKA__TOPIC_PREFIX="bench$(date +%s)."
+# Named like bench.sh's spaces (t + creation second in hex), removed at exit; a killed run's
+# are swept by the test harness after 30 minutes.
+HEX=$(printf '%08x' "$(date +%s)")
+export SMSFLOW_KAFKA__TOPIC_PREFIX="t${HEX}trc."
 export SMSFLOW_HTTP__ADDR=127.0.0.1:18080
 export SMSFLOW_HTTP__PUBLIC_URL=http://127.0.0.1:18080
 export SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:0  # the operator listener is not read here
@@ -22,7 +27,8 @@ export SMSFLOW_INGRESS__DEDUPE=false
 export SMSFLOW_INGRESS__RATE_LIMIT__ENABLED=false
 # The sender is nobody's number: accept it (single tenant) so that every answer is a 200 after
 # a registry lookup, not a 503 for a missing keyspace or a SenderRejected.
-export SMSFLOW_CQL__KEYSPACE="bench_$(date +%s)"
+export SMSFLOW_CQL__KEYSPACE="t_${HEX}trc"
+trap '"$LT" drop-spaces --topic-prefix "$SMSFLOW_KAFKA__TOPIC_PREFIX" --keyspace "$SMSFLOW_CQL__KEYSPACE" >/dev/null || true' EXIT
 export SMSFLOW_INGRESS__SENDER_POLICY=any
 "$BIN" topics >/dev/null
 "$BIN" migrate >/dev/null

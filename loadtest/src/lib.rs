@@ -16,4 +16,5 @@ pub mod payload;
 pub mod report;
 pub mod schedule;
 pub mod senders;
+pub mod stack;
 pub mod webhook;

@@ -16,7 +16,7 @@ use smsflow_loadtest::open_loop::Plan;
 use smsflow_loadtest::payload::Traffic;
 use smsflow_loadtest::report::{self, RunResult};
 use smsflow_loadtest::webhook::Target;
-use smsflow_loadtest::{ceilings, limits, media, senders};
+use smsflow_loadtest::{ceilings, limits, media, senders, stack};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +64,20 @@ enum Command {
     BareRoute {
         #[arg(long, default_value = "127.0.0.1:18090")]
         addr: std::net::SocketAddr,
+    },
+    /// Count the topics, partitions and keyspaces on the stack (internal ones left out): a
+    /// stack full of old runs' partitions slows Kafka down, so a bench run records it.
+    StackSize {
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Delete the topics starting with each --topic-prefix and drop each --keyspace: what a
+    /// bench run created on the shared stack.
+    DropSpaces {
+        #[arg(long = "topic-prefix")]
+        topic_prefixes: Vec<String>,
+        #[arg(long = "keyspace")]
+        keyspaces: Vec<String>,
     },
 }
 
@@ -270,6 +284,31 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = json {
                 write_json(&path, &r)?;
             }
+            Ok(())
+        }
+        Command::StackSize { json } => {
+            let settings = smsflow::config::Settings::load(None)?;
+            let size = stack::size(&settings).await?;
+            println!(
+                "stack: {} topics, {} partitions, {} keyspaces (internal ones left out)",
+                size.topics, size.partitions, size.keyspaces
+            );
+            if let Some(path) = json {
+                write_json(&path, &size)?;
+            }
+            Ok(())
+        }
+        Command::DropSpaces {
+            topic_prefixes,
+            keyspaces,
+        } => {
+            let settings = smsflow::config::Settings::load(None)?;
+            let dropped = stack::drop_spaces(&settings, &topic_prefixes, &keyspaces).await?;
+            println!(
+                "dropped {} topics and {} keyspaces",
+                dropped.topics.len(),
+                dropped.keyspaces.len()
+            );
             Ok(())
         }
     }
