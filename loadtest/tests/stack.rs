@@ -58,9 +58,13 @@ async fn dropping_a_run_removes_its_topics_and_keyspace_and_leaves_another_runs(
         "both runs are counted: {size:?}"
     );
 
-    let dropped = stack::drop_spaces(&run.settings, &[prefix.clone()], &[keyspace.clone()])
-        .await
-        .expect("drop");
+    let dropped = stack::drop_spaces(
+        &run.settings,
+        std::slice::from_ref(&prefix),
+        std::slice::from_ref(&keyspace),
+    )
+    .await
+    .expect("drop");
     let mut dropped_topics = dropped.topics.clone();
     dropped_topics.sort();
     let mut expected = own.clone();
