@@ -21,7 +21,13 @@ unset SMSFLOW_BIN  # smsflow reads every SMSFLOW_* variable as configuration
 HEX=$(printf '%08x' "$(date +%s)")
 WORK=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+LT=$(dirname "$SF")/smsflow-loadtest
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"
+  # Its topics and keyspace (bench.sh builds smsflow-loadtest next to smsflow; otherwise the
+  # test harness' sweep removes them after 30 minutes).
+  [[ -x $LT ]] && "$LT" drop-spaces --topic-prefix "t${HEX}pck." --keyspace "t_${HEX}pck" >/dev/null || true
+}
 trap cleanup EXIT
 wait_url() {
   local i; for i in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
