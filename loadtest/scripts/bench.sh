@@ -294,22 +294,29 @@ if part wire; then
   # Started with env directly, not through with_space: $! must be the server's own pid, or
   # stop would end a subshell and leave the server running (and holding its port) after the run.
   space_env wir; wire_env=("${SPACE_ENV[@]}")
-  env "${wire_env[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18380 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18390 "$SF" serve --role ingress & wire_so=$!; pids+=("$wire_so")
-  env "${wire_env[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18381 SMSFLOW_HTTP__OPS_ADDR=127.0.0.1:18391 SMSFLOW_KAFKA__WIRE_FORMAT=confluent "$SF" serve --role ingress & wire_cf=$!; pids+=("$wire_cf")
-  # Readiness is on the operator listener.
-  wait_url http://127.0.0.1:18390/readyz; wait_url http://127.0.0.1:18391/readyz
+  wire_start() {  # wire_start FORMAT PORT: one ingress writing FORMAT; sets wire_pid
+    env "${wire_env[@]}" SMSFLOW_HTTP__ADDR="127.0.0.1:$2" SMSFLOW_HTTP__OPS_ADDR="127.0.0.1:$(($2 + 10))" \
+      SMSFLOW_KAFKA__WIRE_FORMAT="$1" "$SF" serve --role ingress & wire_pid=$!; pids+=("$wire_pid")
+    wait_url "http://127.0.0.1:$(($2 + 10))/readyz"  # readiness is on the operator listener
+  }
   for round in $(seq 1 "$WIRE_ROUNDS"); do
     # ABBA order: odd rounds start with single_object, even rounds with confluent, so drift in
-    # the shared stack (broker CPU, compaction, page cache) does not favour one format.
+    # the shared stack (broker CPU, compaction, page cache) does not favour one format. Each
+    # round starts both processes afresh in the order it measures them, on ports it swaps: with
+    # one long-lived process per format, two single_object processes differed by ~4 % (A/A).
     if (( round % 2 )); then order="single_object confluent"; else order="confluent single_object"; fi
+    port=18380; declare -A wire_port=() wire_pids=()
     for fmt in $order; do
-      if [[ $fmt == confluent ]]; then port=18381; else port=18380; fi
-      next_seed
-      with_space wir "$LT" run --label "ack-$fmt-$round" --target "http://127.0.0.1:$port" --public-url http://127.0.0.1:18080 \
-        --rate "$WIRE_RATE" --duration "${WIRE_SECONDS}s" --warmup 5s --seed "$SEED" --json "$OUT/wire-$fmt-$round.json" | sed -n 2,3p
+      wire_start "$fmt" "$port"; wire_port[$fmt]=$port; wire_pids[$fmt]=$wire_pid; port=$((port + 1))
     done
+    for fmt in $order; do
+      next_seed
+      with_space wir "$LT" run --label "ack-$fmt-$round" --target "http://127.0.0.1:${wire_port[$fmt]}" \
+        --public-url http://127.0.0.1:18080 --rate "$WIRE_RATE" --duration "${WIRE_SECONDS}s" --warmup 5s \
+        --seed "$SEED" --json "$OUT/wire-$fmt-$round.json" | sed -n 4p
+    done
+    for fmt in $order; do stop "${wire_pids[$fmt]}"; done
   done
-  stop "$wire_so"; stop "$wire_cf"
 fi
 
 # ------------------------------------------------------------------ memory per in-flight webhook
