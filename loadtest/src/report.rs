@@ -158,6 +158,10 @@ pub struct RunResult {
     pub distribution: Vec<QuantilePoint>,
     #[serde(default)]
     pub timeline: Vec<Second>,
+    /// Why measured requests failed, by kind (`status 503`, `timeout`, `connect`, ...), where
+    /// the driver knows: a failure without a cause cannot be told from a lost message.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub failures: std::collections::BTreeMap<String, u64>,
 }
 
 impl RunResult {
@@ -194,6 +198,7 @@ impl RunResult {
             total_requests: total,
             distribution: distribution(h),
             timeline: Vec::new(),
+            failures: Default::default(),
         }
     }
 }
@@ -205,7 +210,20 @@ pub fn table(r: &RunResult) -> String {
          |---|---|---|---|---|---|---|---|---|---|---|\n\
          | {} | {:.0} | {:.0} | {} | {} | {:.4} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
         r.label, r.target_rate, r.achieved_rate, r.ok, r.failed, r.success_rate, r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms
-    )
+    ) + &failure_line(r)
+}
+
+/// `\nfailed: status 503 x1, timeout x2` when the causes of failures are known, else nothing.
+fn failure_line(r: &RunResult) -> String {
+    if r.failures.is_empty() {
+        return String::new();
+    }
+    let kinds: Vec<String> = r
+        .failures
+        .iter()
+        .map(|(k, n)| format!("{k} x{n}"))
+        .collect();
+    format!("\nfailed: {}", kinds.join(", "))
 }
 
 #[cfg(test)]

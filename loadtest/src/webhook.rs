@@ -1,6 +1,7 @@
 //! Signed Twilio webhooks sent open loop at a fixed rate: the generator for smsflow and for a
 //! peer that listens on the same path.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub struct Progress {
     peak_since_taken: AtomicU64,
     /// Attachments named by webhooks answered 2xx: what the media stage should fetch.
     pub media_acked: AtomicU64,
+    /// Measured requests that failed, by cause.
+    failures: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl Progress {
@@ -43,6 +46,17 @@ impl Progress {
     /// A request was answered (or failed).
     pub fn finished(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn failed(&self, cause: String) {
+        if let Ok(mut f) = self.failures.lock() {
+            *f.entry(cause).or_default() += 1;
+        }
+    }
+
+    /// Measured requests that failed, by cause (`status 503`, `timeout`, `connect`, ...).
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        self.failures.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// The most requests in flight since the last call, and start the next interval at
@@ -67,7 +81,8 @@ pub async fn send(
         .build()?;
     let url = format!("{}{}", target.base_url.trim_end_matches('/'), target.path);
     let signed_url = format!("{}{}", target.public_url.trim_end_matches('/'), target.path);
-    open_loop::drive(plan, |i| {
+    let warmup = plan.warmup_requests();
+    let mut result = open_loop::drive(plan, |i| {
         let hook = target.traffic.webhook(i, &signed_url, &target.token);
         let request = client
             .post(&url)
@@ -77,13 +92,103 @@ pub async fn send(
         let (progress, media) = (progress.clone(), hook.media as u64);
         async move {
             progress.started();
-            let ok = request.send().await.is_ok_and(|r| r.status().is_success());
+            let outcome = request.send().await;
             progress.finished();
-            if ok {
-                progress.media_acked.fetch_add(media, Ordering::Relaxed);
+            let failure = match &outcome {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("status {}", r.status().as_u16())),
+                Err(e) => Some(transport_failure(e).to_owned()),
+            };
+            let ok = failure.is_none();
+            match failure {
+                None => {
+                    progress.media_acked.fetch_add(media, Ordering::Relaxed);
+                }
+                // The driver counts only measured requests as failed; so do the causes.
+                Some(cause) if i >= warmup => progress.failed(cause),
+                Some(_) => {}
             }
             ok
         }
     })
-    .await
+    .await?;
+    result.failures = progress.failures();
+    Ok(result)
+}
+
+/// What kind of transport failure `e` is, without its URL or body.
+fn transport_failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "response body"
+    } else {
+        "transport"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(base_url: String) -> Target {
+        Target {
+            public_url: base_url.clone(),
+            base_url,
+            path: "/webhooks/twilio/messages".into(),
+            token: "t".into(),
+            traffic: Traffic::sms(1, Arc::new(vec!["+14155550100".into()])),
+        }
+    }
+
+    fn plan(warmup: Duration) -> Plan {
+        Plan {
+            label: "t".into(),
+            rate: 20.0,
+            duration: Duration::from_secs(1),
+            warmup,
+            max_in_flight: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_are_counted_by_status_and_warm_up_failures_are_left_out() {
+        let app = axum::Router::new()
+            .fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let progress = Arc::new(Progress::default());
+        let p = plan(Duration::from_millis(500));
+        let r = send(&target(format!("http://{addr}")), &p, &progress)
+            .await
+            .unwrap();
+        assert_eq!(r.ok, 0);
+        assert_eq!(r.failed, 20);
+        assert_eq!(
+            r.failures.into_iter().collect::<Vec<_>>(),
+            vec![("status 503".to_owned(), 20)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_failure() {
+        // Bound, then closed: nothing listens on the port.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let progress = Arc::new(Progress::default());
+        let r = send(
+            &target(format!("http://{addr}")),
+            &plan(Duration::ZERO),
+            &progress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.failed, 20);
+        assert_eq!(r.failures.get("connect"), Some(&20), "{:?}", r.failures);
+    }
 }
