@@ -313,7 +313,8 @@ if part wire; then
       next_seed
       with_space wir "$LT" run --label "ack-$fmt-$round" --target "http://127.0.0.1:${wire_port[$fmt]}" \
         --public-url http://127.0.0.1:18080 --rate "$WIRE_RATE" --duration "${WIRE_SECONDS}s" --warmup 5s \
-        --seed "$SEED" --json "$OUT/wire-$fmt-$round.json" | sed -n 4p
+        --seed "$SEED" --json "$OUT/wire-$fmt-$round.json" --watch "ingress=${wire_pids[$fmt]}" \
+        --out "$OUT/wire-$fmt-$round" | sed -n 4p
     done
     for fmt in $order; do stop "${wire_pids[$fmt]}"; done
   done

@@ -167,6 +167,25 @@ if wire.get("single_object") and wire.get("confluent"):
         rows.append((f"ack {q[:-3]} in confluent wire format at {so[0]['target_rate']:.0f}/s (median of {len(cf)} paired rounds, ABBA order)",
                      f"{a:.2f} ms", f"single_object {b:.2f} ms (same run)", fmt(r, "x"), "<= 1.05x",
                      verdict(r, 1.05, False)))
+
+
+def wire_cpu(fmt_name, rnd):
+    # ingress CPU per webhook of one round's run (its --out result.json, --watch ingress)
+    res = load(f"wire-{fmt_name}-{rnd}/result.json") or {}
+    return next((c["cpu_ms_per_message"] for c in res.get("cost") or [] if c["name"] == "ingress"), None)
+
+
+if wire.get("single_object") and wire.get("confluent"):
+    rounds = [r["label"].rsplit("-", 1)[-1] for r in wire["confluent"]]
+    cpu = [(wire_cpu("confluent", n), wire_cpu("single_object", n)) for n in rounds]
+    cpu = [(c, s) for c, s in cpu if c is not None and s is not None]
+    if cpu:
+        # CPU per webhook is what the format changes; latency on a shared box mostly measures
+        # the neighbours.
+        r = median(ratio(c, s) for c, s in cpu)
+        rows.append((f"ingress CPU per webhook in confluent wire format (median of {len(cpu)} paired rounds)",
+                     f"{median(c for c, _ in cpu):.3f} ms", f"single_object {median(s for _, s in cpu):.3f} ms (same run)",
+                     fmt(r, "x"), "(no goal)", "-"))
 # 7. memory (PARTS=memory: requests held in flight at ingress by a long producer linger)
 mem_use = next((u for u in ((memory_run or {}).get("memory") or {}).get("per_process", []) if u["name"] == "ingress"), None)
 if mem_use:
