@@ -157,6 +157,12 @@ def median(xs):
     return None if not xs else (xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2)
 
 
+def wire_cpu(fmt_name, rnd):
+    # ingress CPU per webhook of one round's run (its --out result.json, --watch ingress)
+    res = load(f"wire-{fmt_name}-{rnd}/result.json") or {}
+    return next((c["cpu_ms_per_message"] for c in res.get("cost") or [] if c["name"] == "ingress"), None)
+
+
 if wire.get("single_object") and wire.get("confluent"):
     so, cf = wire["single_object"], wire["confluent"]
     for q in ("p50_ms", "p99_ms"):
@@ -168,15 +174,7 @@ if wire.get("single_object") and wire.get("confluent"):
                      f"{a:.2f} ms", f"single_object {b:.2f} ms (same run)", fmt(r, "x"), "<= 1.05x",
                      verdict(r, 1.05, False)))
 
-
-def wire_cpu(fmt_name, rnd):
-    # ingress CPU per webhook of one round's run (its --out result.json, --watch ingress)
-    res = load(f"wire-{fmt_name}-{rnd}/result.json") or {}
-    return next((c["cpu_ms_per_message"] for c in res.get("cost") or [] if c["name"] == "ingress"), None)
-
-
-if wire.get("single_object") and wire.get("confluent"):
-    rounds = [r["label"].rsplit("-", 1)[-1] for r in wire["confluent"]]
+    rounds = [r["label"].rsplit("-", 1)[-1] for r in cf]
     cpu = [(wire_cpu("confluent", n), wire_cpu("single_object", n)) for n in rounds]
     cpu = [(c, s) for c, s in cpu if c is not None and s is not None]
     if cpu:
