@@ -3856,23 +3856,55 @@ rd_kafka_broker_outbufs_space(rd_kafka_broker_t *rkb) {
 
 
 /**
- * smsflow patch: an idempotent partition at its in-flight cap, or draining,
- * cannot send until a ProduceResponse arrives, and that response wakes this
- * broker thread by itself. Setting a wake-up time for such a partition (in
- * the past once linger.ms has expired) made the broker thread poll with a
- * zero timeout until the response came: a busy loop for a whole acks=all
- * round trip. Callers pass no wake-up pointer while this is true.
+ * smsflow patch: an idempotent partition at its in-flight cap, or draining
+ * with requests still in flight, cannot send until a ProduceResponse
+ * arrives. Setting the usual wake-up time for such a partition (in the past
+ * once linger.ms has expired) made the broker thread poll with a zero
+ * timeout until the response came: a busy loop for a whole acks=all round
+ * trip. While blocked, the partition is polled every
+ * RD_KAFKA_IDEMP_BLOCKED_POLL_US instead. It is still polled, not left to
+ * the response alone: after a leader change the response that unblocks it
+ * is read by the old leader's broker thread, which does not wake this one.
+ * A drain with nothing in flight is not blocked: it ends in this very serve
+ * call, and its queued messages need their linger wake-up.
  * See vendor/README.md in smsflow.
  *
  * @locality broker thread, toppar lock held
  */
+#define RD_KAFKA_IDEMP_BLOCKED_POLL_US (5 * 1000)
+
 static RD_INLINE rd_bool_t
 rd_kafka_toppar_idemp_blocked(const rd_kafka_broker_t *rkb,
                               rd_kafka_toppar_t *rktp) {
-        return rd_kafka_is_idempotent(rkb->rkb_rk) &&
-               (rktp->rktp_eos.wait_drain ||
-                rd_atomic32_get(&rktp->rktp_msgs_inflight) >=
-                    RD_KAFKA_IDEMP_MAX_INFLIGHT);
+        int32_t inflight;
+
+        if (!rd_kafka_is_idempotent(rkb->rkb_rk))
+                return rd_false;
+
+        inflight = rd_atomic32_get(&rktp->rktp_msgs_inflight);
+        return (rktp->rktp_eos.wait_drain && inflight > 0) ||
+               inflight >= RD_KAFKA_IDEMP_MAX_INFLIGHT;
+}
+
+/**
+ * smsflow patch: store \p wakeup (what rd_kafka_msgq_allow_wakeup_at() made
+ * of a copy of \p *next_wakeup) in \p *next_wakeup, no sooner than
+ * RD_KAFKA_IDEMP_BLOCKED_POLL_US from \p now while the partition is blocked,
+ * and never later than \p *next_wakeup was.
+ *
+ * @locality broker thread, toppar lock held
+ */
+static RD_INLINE void
+rd_kafka_toppar_idemp_set_wakeup(const rd_kafka_broker_t *rkb,
+                                 rd_kafka_toppar_t *rktp,
+                                 rd_ts_t *next_wakeup,
+                                 rd_ts_t wakeup,
+                                 rd_ts_t now) {
+        if (wakeup < now + RD_KAFKA_IDEMP_BLOCKED_POLL_US &&
+            rd_kafka_toppar_idemp_blocked(rkb, rktp))
+                wakeup =
+                    RD_MIN(*next_wakeup, now + RD_KAFKA_IDEMP_BLOCKED_POLL_US);
+        *next_wakeup = wakeup;
 }
 
 /**
@@ -3993,20 +4025,22 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
                  * queue.buffering.max.ms contract.
                  * Unless flushing in which case immediate
                  * wakeups are allowed. */
+                rd_ts_t wakeup = *next_wakeup;
+
                 batch_ready = rd_kafka_msgq_allow_wakeup_at(
                     &rktp->rktp_msgq, &rktp->rktp_xmit_msgq,
                     /* Only update the broker thread wakeup time
                      * if connection is up and messages can actually be
                      * sent, otherwise the wakeup can't do much. */
-                    rkb->rkb_state == RD_KAFKA_BROKER_STATE_UP &&
-                            !rd_kafka_toppar_idemp_blocked(rkb, rktp)
-                        ? next_wakeup
-                        : NULL,
+                    rkb->rkb_state == RD_KAFKA_BROKER_STATE_UP ? &wakeup
+                                                               : NULL,
                     now, flushing ? 1 : rkb->rkb_rk->rk_conf.buffering_max_us,
                     /* Batch message count threshold */
                     rkb->rkb_rk->rk_conf.batch_num_messages,
                     /* Batch total size threshold */
                     rkb->rkb_rk->rk_conf.batch_size);
+                rd_kafka_toppar_idemp_set_wakeup(rkb, rktp, next_wakeup,
+                                                 wakeup, now);
         }
 
         rd_kafka_toppar_unlock(rktp);
@@ -4160,17 +4194,18 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
         /* Update the allowed wake-up time based on remaining messages
          * in the queue. */
         if (cnt > 0) {
+                rd_ts_t wakeup = *next_wakeup;
+
                 rd_kafka_toppar_lock(rktp);
                 batch_ready = rd_kafka_msgq_allow_wakeup_at(
-                    &rktp->rktp_msgq, &rktp->rktp_xmit_msgq,
-                    rd_kafka_toppar_idemp_blocked(rkb, rktp) ? NULL
-                                                             : next_wakeup,
-                    now,
+                    &rktp->rktp_msgq, &rktp->rktp_xmit_msgq, &wakeup, now,
                     flushing ? 1 : rkb->rkb_rk->rk_conf.buffering_max_us,
                     /* Batch message count threshold */
                     rkb->rkb_rk->rk_conf.batch_num_messages,
                     /* Batch total size threshold */
                     rkb->rkb_rk->rk_conf.batch_size);
+                rd_kafka_toppar_idemp_set_wakeup(rkb, rktp, next_wakeup,
+                                                 wakeup, now);
                 rd_kafka_toppar_unlock(rktp);
         }
 
