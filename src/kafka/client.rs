@@ -12,6 +12,9 @@ pub fn base(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
         // Reconnect quickly after a broker restart; the defaults back off to 10 s.
         .set("reconnect.backoff.max.ms", "1000")
         .set("socket.keepalive.enable", "true");
+    if !settings.client_debug.is_empty() {
+        cfg.set("debug", &settings.client_debug);
+    }
     cfg
 }
 

@@ -25,6 +25,9 @@ pub struct KafkaSettings {
     pub linger: Duration,
     /// Most records the producer keeps queued; beyond that ingress answers 503 at once.
     pub producer_queue_max_messages: u32,
+    /// librdkafka debug contexts (its `debug` property, e.g. `eos,msg,topic`), logged at DEBUG
+    /// under the `librdkafka` target; empty = off. For diagnosing a client, not for production.
+    pub client_debug: String,
     /// Replication factor used by `smsflow topics` when the topology file does not fix one.
     pub replication_factor: Option<i32>,
     /// How producers frame records: `single_object` (Avro single-object encoding, readable
@@ -42,6 +45,7 @@ impl Default for KafkaSettings {
             produce_deadline: Duration::from_secs(3),
             linger: Duration::from_millis(2),
             producer_queue_max_messages: 100_000,
+            client_debug: String::new(),
             replication_factor: None,
             wire_format: WireFormat::SingleObject,
             schema_registry: SchemaRegistrySettings::default(),
