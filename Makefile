@@ -54,7 +54,7 @@ interop: deps
 OUTAGE_TESTS := binary(/outage/)
 test: deps stack-up lint check-deploy interop
 	$(CARGO) nextest run --workspace --all-targets --profile ci -E 'not ($(OUTAGE_TESTS))'
-	$(CARGO) nextest run --workspace --all-targets --profile ci -E '$(OUTAGE_TESTS)' --test-threads 1
+	$(CARGO) nextest run --workspace --all-targets --profile ci-outage -E '$(OUTAGE_TESTS)'
 	$(CARGO) test --workspace --doc
 
 ## Benchmarks against ceilings measured in the same run (needs the stack; not part of make test).
