@@ -116,33 +116,142 @@ pub async fn echo(
     result
 }
 
-/// The raw driver's write rate: the projector's own prepared INSERT into `messages_by_user`,
-/// `concurrency` at a time (the projector's `max_in_flight`), as fast as Cassandra takes it.
+/// What one unit of the raw driver loop writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CqlWork {
+    /// The projector's prepared INSERT into `messages_by_user`: one statement.
+    Insert,
+    /// `MessagesProjection::apply` itself, the projector's whole Cassandra work for one
+    /// `MessageReceived` (SELECT `message_status`, then INSERT `messages_by_user` and UPDATE
+    /// `message_status` together), without Kafka, decoding, batching or checkpoints.
+    Projection,
+}
+
+impl CqlWork {
+    /// CQL statements per unit.
+    pub fn statements(self) -> u64 {
+        match self {
+            CqlWork::Insert => 1,
+            CqlWork::Projection => 3,
+        }
+    }
+}
+
+/// The raw driver's write rate: `concurrency` units at a time (the projector's
+/// `max_in_flight`), as fast as Cassandra takes them.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CqlWrites {
+    pub work: CqlWork,
     pub concurrency: usize,
+    /// Units written (statements for `insert`, messages for `projection`).
     pub writes: u64,
     pub failed: u64,
     pub seconds: f64,
+    /// Units per second.
     pub rate: f64,
+    /// Statements per second (`rate` x the unit's statements).
+    pub statements_rate: f64,
     pub latency: Percentiles,
 }
 
-/// Run the INSERT loop for `duration` after `warmup`.
+/// The message a raw driver unit writes: what the generator sends, as ingress encodes it.
+fn raw_message(w: usize, n: u64) -> smsflow::events::MessageReceived {
+    let sid = format!("SMraw{w:05}{n:022}");
+    let user = format!("+1510{:07}", 2_000_000 + (w as u64 * 7_919 + n) % 8_000_000);
+    smsflow::events::MessageReceived {
+        event_id: format!("ev-{sid}"),
+        received_at: smsflow::clock::now_micros(),
+        message_sid: sid,
+        account_sid: "ACloadtest0000000000000000000000000".into(),
+        messaging_service_sid: None,
+        from: user.clone(),
+        to: "+14155550100".into(),
+        body: "met Dana Reyes at the Oakland expo, her cell is 510-555-0142 #lead".into(),
+        num_segments: 1,
+        media: Vec::new(),
+        geo: None,
+        sms_status: Some("received".into()),
+        api_version: Some("2010-04-01".into()),
+        idempotency_token: None,
+        user_id: Some(user),
+        extra: Default::default(),
+    }
+}
+
+/// One prepared unit of work for the loop.
+enum Writer {
+    Insert(scylla::statement::prepared::PreparedStatement),
+    Projection(smsflow::projector::MessagesProjection),
+}
+
+impl Writer {
+    async fn write(
+        &self,
+        session: &scylla::client::session::Session,
+        w: usize,
+        n: u64,
+    ) -> Result<(), String> {
+        let ev = raw_message(w, n);
+        match self {
+            Writer::Insert(insert) => {
+                let now_ms = ev.received_at / 1000;
+                session
+                    .execute_unpaged(
+                        insert,
+                        (
+                            ev.from.as_str(),
+                            CqlTimestamp(now_ms),
+                            ev.message_sid.as_str(),
+                            ev.account_sid.as_str(),
+                            MaybeUnset::<&str>::Unset,
+                            ev.from.as_str(),
+                            ev.to.as_str(),
+                            ev.body.as_str(),
+                            ev.num_segments,
+                            Vec::<(&str, &str)>::new(),
+                            MaybeUnset::<HashMap<&str, &str>>::Unset,
+                            ev.message_sid.as_str(),
+                            now_ms * 1000,
+                        ),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Writer::Projection(projection) => {
+                let pos = smsflow::projector::Position {
+                    topic: "raw".into(),
+                    partition: (w % 12) as i32,
+                    offset: n as i64,
+                    log_time_ms: ev.received_at / 1000,
+                };
+                projection.apply(&ev, &pos).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Run the write loop for `duration` after `warmup`.
 pub async fn cql_writes(
     settings: &smsflow::config::Settings,
+    work: CqlWork,
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<CqlWrites> {
     let session = smsflow::store::connect(&settings.cql).await?;
-    let insert = Arc::new(
-        session
-            .prepare(smsflow::projector::insert_message_cql(
-                &settings.cql.keyspace,
-            ))
-            .await?,
-    );
+    let keyspace = &settings.cql.keyspace;
+    let writer = Arc::new(match work {
+        CqlWork::Insert => Writer::Insert(
+            session
+                .prepare(smsflow::projector::insert_message_cql(keyspace))
+                .await?,
+        ),
+        CqlWork::Projection => Writer::Projection(
+            smsflow::projector::MessagesProjection::new(session.clone(), keyspace).await?,
+        ),
+    });
     let hist = Arc::new(Mutex::new(report::histogram()?));
     let counts = Arc::new(Mutex::new((0u64, 0u64)));
     let begin = Instant::now();
@@ -150,9 +259,9 @@ pub async fn cql_writes(
     let end = measure_from + duration;
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..concurrency {
-        let (session, insert, hist, counts) = (
+        let (session, writer, hist, counts) = (
             session.clone(),
-            insert.clone(),
+            writer.clone(),
             hist.clone(),
             counts.clone(),
         );
@@ -160,30 +269,8 @@ pub async fn cql_writes(
             let mut n = 0u64;
             while Instant::now() < end {
                 n += 1;
-                let sid = format!("SMraw{w:05}{n:022}");
-                let user = format!("+1510{:07}", 2_000_000 + (w as u64 * 7_919 + n) % 8_000_000);
-                let now_ms = smsflow::clock::now_millis();
                 let started = Instant::now();
-                let res = session
-                    .execute_unpaged(
-                        &insert,
-                        (
-                            user.as_str(),
-                            CqlTimestamp(now_ms),
-                            sid.as_str(),
-                            "ACloadtest0000000000000000000000000",
-                            MaybeUnset::<&str>::Unset,
-                            user.as_str(),
-                            "+14155550100",
-                            "met Dana Reyes at the Oakland expo, her cell is 510-555-0142 #lead",
-                            1i32,
-                            Vec::<(&str, &str)>::new(),
-                            MaybeUnset::<HashMap<&str, &str>>::Unset,
-                            sid.as_str(),
-                            now_ms * 1000,
-                        ),
-                    )
-                    .await;
+                let res = writer.write(&session, w, n).await;
                 if started < measure_from {
                     continue;
                 }
@@ -212,12 +299,15 @@ pub async fn cql_writes(
             .lock()
             .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?,
     );
+    let rate = writes as f64 / seconds;
     Ok(CqlWrites {
+        work,
         concurrency,
         writes,
         failed,
         seconds,
-        rate: writes as f64 / seconds,
+        rate,
+        statements_rate: rate * work.statements() as f64,
         latency,
     })
 }
@@ -232,6 +322,42 @@ pub async fn bare_route(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("bare route on http://{addr}");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Serve `POST /*` by appending the request body to `topic` with smsflow's producer settings
+/// and answering 200 with empty TwiML once Kafka acknowledges it (503 if it does not): the
+/// least any axum webhook that answers after the append holds per webhook in flight (one
+/// connection, one request, one Kafka record), the ceiling for ingress memory.
+pub async fn bare_relay(
+    addr: std::net::SocketAddr,
+    settings: &smsflow::config::Settings,
+    topic: String,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let producer = smsflow::kafka::EventProducer::new(&settings.kafka, "loadtest-relay")?;
+    eprintln!("bare relay to {topic} on http://{addr}");
+    let topic: Arc<str> = topic.into();
+    let next = Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(move |body: axum::body::Bytes| {
+        let (producer, topic, next) = (producer.clone(), topic.clone(), next.clone());
+        async move {
+            let key = format!("k{}", next.fetch_add(1, Ordering::Relaxed) % 100_000);
+            let status = match producer.send_bytes(&topic, &key, "LoadTest", &body).await {
+                Ok(_) => axum::http::StatusCode::OK,
+                Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (
+                status,
+                [(axum::http::header::CONTENT_TYPE, "text/xml")],
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -48,8 +48,11 @@ enum Command {
     /// Produce and consume the same records with smsflow's client settings: the Kafka part of
     /// the end-to-end ceiling, in microseconds.
     Echo(ProduceArgs),
-    /// The projector's own INSERT through the raw driver at its concurrency, as fast as it goes.
+    /// The projector's own INSERT (or, with `--work projection`, its whole Cassandra work per
+    /// message) through the raw driver at its concurrency, as fast as it goes.
     CqlWrites {
+        #[arg(long, value_enum, default_value = "insert")]
+        work: ceilings::CqlWork,
         /// Statements in flight (the projector's `projector.max_in_flight`).
         #[arg(long)]
         concurrency: Option<usize>,
@@ -60,10 +63,14 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Serve `POST /*` with 200 and empty TwiML: the ceiling for the webhook.
+    /// Serve `POST /*` with 200 and empty TwiML: the ceiling for the webhook. With
+    /// `--relay-topic`, answer only once the body is appended there with smsflow's producer
+    /// settings (the memory ceiling: what any such webhook holds while it waits).
     BareRoute {
         #[arg(long, default_value = "127.0.0.1:18090")]
         addr: std::net::SocketAddr,
+        #[arg(long)]
+        relay_topic: Option<String>,
     },
     /// Count the topics, partitions and keyspaces on the stack (internal ones left out): a
     /// stack full of old runs' partitions slows Kafka down, so a bench run records it.
@@ -253,7 +260,17 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::BareRoute { addr } => ceilings::bare_route(addr).await,
+        Command::BareRoute {
+            addr,
+            relay_topic: None,
+        } => ceilings::bare_route(addr).await,
+        Command::BareRoute {
+            addr,
+            relay_topic: Some(topic),
+        } => {
+            let settings = smsflow::config::Settings::load(None)?;
+            ceilings::bare_relay(addr, &settings, topic).await
+        }
         Command::Produce(args) => {
             // smsflow.toml / SMSFLOW_* apply, so the client settings are exactly the webhook's.
             let settings = smsflow::config::Settings::load(None)?;
@@ -269,6 +286,7 @@ async fn main() -> anyhow::Result<()> {
             print_and_save(&r, args.json.as_deref())
         }
         Command::CqlWrites {
+            work,
             concurrency,
             duration,
             warmup,
@@ -276,10 +294,14 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let settings = smsflow::config::Settings::load(None)?;
             let concurrency = concurrency.unwrap_or(settings.projector.max_in_flight);
-            let r = ceilings::cql_writes(&settings, concurrency, warmup, duration).await?;
+            let r = ceilings::cql_writes(&settings, work, concurrency, warmup, duration).await?;
+            let what = match work {
+                ceilings::CqlWork::Insert => "INSERT messages_by_user",
+                ceilings::CqlWork::Projection => "MessagesProjection::apply (3 statements)",
+            };
             println!(
-                "raw driver INSERT messages_by_user x{}: {:.0} writes/s ({} ok, {} failed in {:.1} s), p50 {:.2} ms, p99 {:.2} ms",
-                r.concurrency, r.rate, r.writes, r.failed, r.seconds, r.latency.p50_ms, r.latency.p99_ms
+                "raw driver {what} x{}: {:.0}/s, {:.0} statements/s ({} ok, {} failed in {:.1} s), p50 {:.2} ms, p99 {:.2} ms",
+                r.concurrency, r.rate, r.statements_rate, r.writes, r.failed, r.seconds, r.latency.p50_ms, r.latency.p99_ms
             );
             if let Some(path) = json {
                 write_json(&path, &r)?;
