@@ -13,12 +13,17 @@
 #                   enrich, projector), media served by the generator on loopback, read back
 #                   until every part is enriched: MIX=sms=85,mms=13,voice=2 MIX_RATE=20 MIX_SECONDS=30
 #     PARTS=drain   only the projection drain (DRAIN messages queued with the projector stopped,
-#                   then projected) next to the raw driver's ceiling (CQL_SECONDS); DRAIN_RATE sets
+#                   then projected) next to the raw driver's two ceilings (CQL_SECONDS each: the
+#                   INSERT alone, and the projector's own statements per message); DRAIN_RATE sets
 #                   how fast the backlog is queued (default RATE). SMSFLOW_BIN runs another smsflow
 #                   binary (e.g. an earlier build, for a before/after comparison in one run)
 #     PARTS=memory  ingress RSS against webhooks held in flight: a producer linger of MEM_LINGER
 #                   holds every webhook until its batch goes out, so MEM_RATE x MEM_LINGER are in
-#                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT
+#                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT;
+#                   then the same load against a bare relay (axum + append, the memory ceiling)
+#     PARTS=rate    only the sustainable ack rate (RATE_STEPS, finer than STEPS around the rates this
+#                   box sustains), smsflow with its projector running and then each peer in turn:
+#                   the sustainable-rate ratios alone, without the rest of a full run
 #     PARTS=wire    webhook ack latency with kafka.wire_format=confluent (schema-registry ids) against
 #                   single_object: two ingress processes on the same topics, measured back to back in ABBA order,
 #                   WIRE_ROUNDS rounds of WIRE_SECONDS at WIRE_RATE each (defaults 12 x DURATION at
@@ -36,6 +41,10 @@ RATE=${RATE:-500}
 DURATION=${DURATION:-30}
 STEPS=${STEPS:-"500 1000 1500 2000 3000 4000"}
 STEP_SECONDS=${STEP_SECONDS:-10}
+# Steps of 100-250/s where this box's pipelines stop keeping up: with STEPS' 500 -> 1000 a 1.5x
+# ratio against a peer that sustains 500/s cannot be told from 1.0x.
+RATE_STEPS=${RATE_STEPS:-"400 500 600 700 750 800 900 1000 1250 1500 2000 2500 3000"}
+RATE_WARM=${RATE_WARM:-200}  # req/s of the unmeasured 10 s run before each pipeline's steps
 DRAIN=${DRAIN:-20000}
 SUSTAIN=${SUSTAIN:-0}
 SUSTAIN_RATE=${SUSTAIN_RATE:-1000}
@@ -75,7 +84,8 @@ for n in 1 2 3; do
 done
 [[ -n "$KAFKA_WATCH" ]] || { echo "bench: no Kafka pid under $STATE/run (make stack-up)" >&2; exit 1; }
 CASSANDRA_PID=$(cat "$STATE/run/cassandra.pid")
-JAEGER_PID=$(cat "$STATE/run/jaeger.pid")  # smsflow exports every span to it: tracing's cost
+JAEGER_PID=$(cat "$STATE/run/jaeger.pid")
+REDIS_PID=$(cat "$STATE/run/redis.pid")  # dedupe and rate limits: part of the work per message  # smsflow exports every span to it: tracing's cost
 kafka_java=(java -Xmx512m -Dlog4j2.configurationFile="$PWD/deploy/local/kafka/log4j2.xml" -cp "$KLIB/*")
 
 # Names shaped like test leftovers (t + creation second in hex): the run removes them when it
@@ -132,12 +142,21 @@ part() { [[ " $PARTS " == *" $1 "* ]]; }
 # the summary shows what the stack held before this run created its own.
 "$LT" stack-size --json "$OUT/stack-before.json"
 SPACES="ceil sms"
-part peer && SPACES="$SPACES peer peq"
+{ part peer || part rate; } && SPACES="$SPACES peer peq"
 part mix && SPACES="$SPACES mix"
 part memory && SPACES="$SPACES mem"
 part wire && SPACES="$SPACES wir"
 for space in $SPACES; do with_space "$space" "$SF" migrate >/dev/null; with_space "$space" "$SF" topics >/dev/null; done
 echo "bench: output in $OUT; topics t${HEX}{${SPACES// /,}}.*, keyspaces t_${HEX}{${SPACES// /,}}"
+
+# The drain's two ceilings: the projector's INSERT alone, and its whole Cassandra work per message
+# (MessagesProjection::apply: SELECT, INSERT, UPDATE) through the raw driver with no Kafka.
+cql_ceilings() {
+  step "ceiling: raw scylla driver, the projector's INSERT at projector.max_in_flight, ${CQL_SECONDS} s"
+  with_space ceil "$LT" cql-writes --duration "${CQL_SECONDS}s" --json "$OUT/cql.json"
+  step "ceiling: raw scylla driver, the projector's own statements per message (no Kafka), ${CQL_SECONDS} s"
+  with_space ceil "$LT" cql-writes --work projection --duration "${CQL_SECONDS}s" --json "$OUT/cql-projection.json"
+}
 
 # ------------------------------------------------------------------ ceilings
 if part ceilings; then
@@ -171,8 +190,7 @@ with_space ceil "$LT" produce --topic "$CEIL_TOPIC" --rate "$RATE" --duration "$
 step "ceiling: raw rdkafka produce -> consume echo with smsflow's settings, ${RATE}/s"
 with_space ceil "$LT" echo --topic "$CEIL_TOPIC" --rate "$RATE" --duration "${DURATION}s" --warmup 5s \
   --json "$OUT/echo.json" | sed -n 3p
-step "ceiling: raw scylla driver, the projector's INSERT at projector.max_in_flight, ${CQL_SECONDS} s"
-with_space ceil "$LT" cql-writes --duration "${CQL_SECONDS}s" --json "$OUT/cql.json"
+cql_ceilings
 fi
 
 # ------------------------------------------------------------------ smsflow
@@ -188,21 +206,25 @@ start_projector() {
   wait_url http://127.0.0.1:18081/healthz
 }
 watch_sms() { echo --watch "ingress=$ingress" --watch "projector=$projector" $KAFKA_WATCH --watch "cassandra=$CASSANDRA_PID" --watch "jaeger=$JAEGER_PID"; }
+watch_redis() { echo --watch "redis=$REDIS_PID"; }
 sms_run() {  # sms_run LABEL RATE SECONDS [more run args]
   local label=$1 rate=$2 secs=$3; shift 3; next_seed
   with_space sms "$LT" run --label "$label" --target http://127.0.0.1:18080 --public-url http://127.0.0.1:18080 \
     --rate "$rate" --duration "${secs}s" --seed "$SEED" "$@"
 }
 SUSTAINED=0
-sustainable() {  # sustainable NAME URL: sets SUSTAINED to the highest step answered in full, on
+sustainable() {  # sustainable NAME URL [--watch ...]: sets SUSTAINED to the highest step answered in full, on
   # schedule, without a queue building up (p99 <= 500 ms over the step; a backlog grows far past
   # that within seconds). Not in $(...): the seed counter must advance in this shell.
-  local name=$1 url=$2 r
+  # With --watch arguments, each step also records the watched processes' CPU per message
+  # (its --out result.json): what the box spends where, at the step that no longer keeps up.
+  local name=$1 url=$2 r; shift 2
   SUSTAINED=0
   for r in $STEPS; do
     next_seed
     with_space sms "$LT" run --label "$name@$r" --target "$url" --public-url "$url" --rate "$r" \
-      --duration "${STEP_SECONDS}s" --warmup 2s --seed "$SEED" --json "$OUT/$name-step-$r.json" >/dev/null
+      --duration "${STEP_SECONDS}s" --warmup 2s --seed "$SEED" --json "$OUT/$name-step-$r.json" \
+      ${1:+--out "$OUT/$name-step-$r"} "$@" >/dev/null
     python3 - "$OUT/$name-step-$r.json" <<'PY' || break
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -214,7 +236,7 @@ PY
   done
 }
 
-if part smsflow || part sustain; then start_smsflow; fi
+if part smsflow || part sustain || part rate; then start_smsflow; fi
 SMS_SUSTAINED=0
 HALF=$((RATE / 2))
 DRAIN_RATE=${DRAIN_RATE:-$RATE}
@@ -243,14 +265,20 @@ if ((SUSTAIN > 0)) && { part smsflow || part sustain; }; then
     $(watch_sms) --out "$OUT/smsflow-sustained" >/dev/null
   sed -n '/^end to end/,$p' "$OUT/smsflow-sustained/report.md"
 fi
-if part smsflow || part sustain; then stop "$ingress"; stop "$projector"; fi
+if part rate && ! part smsflow; then
+  step "smsflow: sustainable ack rate, projector running (steps: $RATE_STEPS)"
+  # A full run's steps follow its 30 s main run; here a short unmeasured run warms the new
+  # topics' leaders, the connection pools and the JVMs' code paths first (the first step
+  # otherwise measures the start-up: p99 549 ms at 400/s once).
+  sms_run smsflow-warm "$RATE_WARM" 10 --warmup 0s >/dev/null
+  STEPS=$RATE_STEPS sustainable smsflow http://127.0.0.1:18080 $(watch_sms) $(watch_redis)
+  echo "smsflow sustained $SUSTAINED/s" | tee "$OUT/smsflow-sustained.txt"
+fi
+if part smsflow || part sustain || part rate; then stop "$ingress"; stop "$projector"; fi
 
 # ------------------------------------------------------------------ projection drain alone
 if part drain; then
-  if ! part ceilings; then
-    step "ceiling: raw scylla driver, the projector's INSERT at projector.max_in_flight, ${CQL_SECONDS} s"
-    with_space ceil "$LT" cql-writes --duration "${CQL_SECONDS}s" --json "$OUT/cql.json"
-  fi
+  part ceilings || cql_ceilings
   step "smsflow ($SF): projection rate, draining $DRAIN messages queued at ${DRAIN_RATE}/s"
   env "${SMS_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18080 "$SF" serve --role ingress & ingress=$!; pids+=("$ingress")
   wait_url http://127.0.0.1:18080/healthz
@@ -354,6 +382,21 @@ if part memory; then
     --watch "ingress=$mem_ingress" --memory-sample 100ms --out "$OUT/memory" >/dev/null
   sed -n '/^webhook ack/,+3p;/^memory against/,$p' "$OUT/memory/report.md"
   stop "$mem_ingress"
+  # The ceiling: an axum route that only appends the body with smsflow's producer settings and
+  # answers after the ack, under the same linger, load and limits (one connection, one request
+  # and one Kafka record per webhook, and nothing else).
+  step "ceiling: bare relay (axum + append), same ${MEM_RATE}/s held ~${MEM_LINGER}"
+  env "${MEM_ENV[@]}" "$LT" bare-route --addr 127.0.0.1:18290 --relay-topic "t${HEX}mem.sms.messages.v1" 2>/dev/null & mem_relay=$!; pids+=("$mem_relay")
+  wait_url http://127.0.0.1:18290/healthz
+  next_seed
+  with_space mem "$LT" run --label mem-relay-warm --target http://127.0.0.1:18290 --public-url http://127.0.0.1:18080 \
+    --rate 100 --duration 5s --warmup 0s --seed "$SEED" >/dev/null
+  next_seed
+  with_space mem "$LT" run --label "relay-memory" --target http://127.0.0.1:18290 --public-url http://127.0.0.1:18080 \
+    --rate "$MEM_RATE" --duration "${MEM_SECONDS}s" --warmup 0s --seed "$SEED" --max-in-flight "$MEM_IN_FLIGHT" \
+    --watch "relay=$mem_relay" --memory-sample 100ms --out "$OUT/memory-ceiling" >/dev/null
+  sed -n '/^webhook ack/,+3p;/^memory against/,$p' "$OUT/memory-ceiling/report.md"
+  stop "$mem_relay"
 fi
 
 # ------------------------------------------------------------------ Benthos peers
@@ -387,6 +430,14 @@ run_peer() {  # run_peer KIND: minimal | equal
       --rate "$rate" --duration "${secs}s" --seed "$SEED" "$@"
   }
   watch_peer() { echo --watch "benthos-ingest=$peer_ingest" --watch "benthos-project=$peer_project" $KAFKA_WATCH --watch "cassandra=$CASSANDRA_PID"; }
+  if ! part peer; then  # PARTS=rate: the sustainable ack rate alone
+    step "peer ($label): sustainable ack rate, projection running (steps: $RATE_STEPS)"
+    peer_run "$label-warm" "$RATE_WARM" 10 --warmup 0s >/dev/null  # as smsflow's, above
+    STEPS=$RATE_STEPS sustainable "$label" "http://127.0.0.1:$port" $(watch_peer) $(watch_redis)
+    echo "$label sustained $SUSTAINED/s" | tee "$OUT/$prefix-sustained.txt"
+    stop "$peer_ingest"; stop "$peer_project"
+    return
+  fi
   step "peer ($label): ${RATE}/s for ${DURATION}s, ack + end to end + cost"
   peer_run "$label" "$RATE" "$DURATION" --warmup 5s --read-back "$read_from" $(watch_peer) --out "$OUT/$prefix" --json "$OUT/$prefix-ingress.json"
   step "peer ($label): sustainable ack rate"
@@ -404,7 +455,7 @@ run_peer() {  # run_peer KIND: minimal | equal
   head -1 "$OUT/$prefix-drain/e2e.txt"
   stop "$peer_ingest"; stop "$peer_project"
 }
-if ! part peer; then
+if ! part peer && ! part rate; then
   :
 elif [[ $PEER != off && -x $BENTHOS ]]; then
   for kind in $PEERS; do
@@ -433,4 +484,5 @@ else
 fi
 
 step "summary"
+if part rate && ! part smsflow; then STEPS=$RATE_STEPS; fi
 STEPS="$STEPS" python3 loadtest/scripts/summary.py "$OUT" | tee "$OUT/summary.md"

@@ -38,6 +38,7 @@ kafka_rate_p99 = num(r"([\d.]+) ms 99th", perf_rate_txt)
 kafka_e2e_p99 = num(r"99th = ([\d.]+)", kafka_e2e_txt)
 kafka_e2e_p50 = num(r"50th = ([\d.]+)", kafka_e2e_txt)
 produce, echo, cql = load("produce.json"), load("echo.json"), load("cql.json")
+cql_projection = load("cql-projection.json")  # MessagesProjection::apply through the raw driver
 sms = load("smsflow/result.json")
 half = load("smsflow-half/result.json")
 drain = load("smsflow-drain/e2e.json")
@@ -55,6 +56,7 @@ for prefix, name, rate_goal, drain_goal in (("peer", "the minimal Benthos peer",
         PEERS.append(p)
 mixed = load("mix/result.json")
 memory_run = load("memory/result.json")
+memory_ceiling_run = load("memory-ceiling/result.json")  # the bare relay under the same load
 steps_max = max((int(s) for s in os.environ.get("STEPS", "0").split() if s.isdigit()), default=None)
 
 rows = []  # (goal, measured, ceiling or peer, ratio, target, verdict)
@@ -114,6 +116,21 @@ if drain and cql:
                  f"{drain['projection_rate']:.0f} messages/s ({drain['projected']}/{drain['expected']})",
                  f"raw driver INSERT x{cql['concurrency']}: {cql['rate']:.0f} writes/s",
                  fmt(r, "x"), ">= 0.70x", verdict(r, 0.70, True)))
+# 5b. the drain against the projector's own statements through the raw driver (no Kafka): what
+# Cassandra charges for the projection's SELECT and UPDATE, which the INSERT ceiling leaves out.
+if drain and cql and cql_projection:
+    stmts = cql_projection["statements_rate"] / cql_projection["rate"]
+    r = ratio(drain["projection_rate"] * stmts, cql["rate"])
+    rows.append(("projector statements/s while draining, against the raw driver's INSERT",
+                 f"{drain['projection_rate'] * stmts:.0f} statements/s ({drain['projection_rate']:.0f} msg/s x {stmts:.0f})",
+                 f"raw driver INSERT x{cql['concurrency']}: {cql['rate']:.0f} statements/s",
+                 fmt(r, "x"), ">= 0.70x", verdict(r, 0.70, True)))
+    r = ratio(drain["projection_rate"], cql_projection["rate"])
+    rows.append(("projection drain against its own statements through the raw driver (no Kafka)",
+                 f"{drain['projection_rate']:.0f} msg/s",
+                 f"MessagesProjection::apply x{cql_projection['concurrency']}: {cql_projection['rate']:.0f} msg/s "
+                 f"({cql_projection['statements_rate']:.0f} statements/s, {fmt(ratio(cql_projection['statements_rate'], cql['rate']), 'x')} the INSERT's)",
+                 fmt(r, "x"), "(ceiling)", "-"))
 # 6. against the Benthos peers: each figure as a ratio to both peers, measured in this run.
 steps_min = min((int(s) for s in os.environ.get("STEPS", "0").split() if s.isdigit()), default=None)
 
@@ -192,6 +209,14 @@ if mem_use:
                  f"ingress: {per_10k:.1f} MiB per 10k (RSS {mem_use['baseline_mib']:.0f} -> peak {mem_use['peak_mib']:.0f} MiB "
                  f"with up to {mem_use['peak_in_flight']} webhooks in flight; slope {mem_use['slope_mib_per_10k']:.1f} MiB per 10k)",
                  "-", "-", "<= 64 MiB / 10k", verdict(per_10k, 64.0, False)))
+    relay_use = next((u for u in ((memory_ceiling_run or {}).get("memory") or {}).get("per_process", []) if u["name"] == "relay"), None)
+    if relay_use:
+        r = ratio(per_10k, relay_use["extra_mib_per_10k"])
+        rows.append(("extra RSS per 10k in flight, against a bare relay (axum + append) under the same load",
+                     f"ingress: {per_10k:.1f} MiB per 10k",
+                     f"relay: {relay_use['extra_mib_per_10k']:.1f} MiB per 10k (RSS {relay_use['baseline_mib']:.0f} -> peak "
+                     f"{relay_use['peak_mib']:.0f} MiB, up to {relay_use['peak_in_flight']} in flight)",
+                     fmt(r, "x"), "(ceiling)", "-"))
 elif sms:
     mem = ", ".join(f"{c['name']} peak {c['peak_rss_mib']:.0f} MiB (RSS {c['rss_before_mib']:.0f} -> {c['rss_after_mib']:.0f})"
                     for c in sms["cost"] if c["name"] in ("ingress", "projector"))
@@ -219,6 +244,9 @@ print(f"- Kafka EndToEndLatency: {' '.join((kafka_e2e_txt or 'n/a').split())}")
 for name, r in (("raw rdkafka produce", produce), ("raw rdkafka echo", echo)):
     if r:
         print(f"- {name} at {r['target_rate']:.0f}/s: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, p99.9 {r['p999_ms']:.3f} ms, max {r['max_ms']:.2f} ms, {r['ok']} ok, {r['failed']} failed")
+if cql_projection:
+    c = cql_projection
+    print(f"- raw driver MessagesProjection::apply x{c['concurrency']}: {c['rate']:.0f} msg/s, {c['statements_rate']:.0f} statements/s, p50 {c['latency']['p50_ms']:.2f} ms, p99 {c['latency']['p99_ms']:.2f} ms")
 if cql:
     print(f"- raw driver INSERT messages_by_user x{cql['concurrency']}: {cql['rate']:.0f} writes/s, p50 {cql['latency']['p50_ms']:.2f} ms, p99 {cql['latency']['p99_ms']:.2f} ms")
 
@@ -258,7 +286,7 @@ if memory_run and memory_run.get("memory"):
     print("\n## memory against webhooks in flight (PARTS=memory)\n")
     print("| process | baseline MiB | peak MiB | peak in flight | in flight at peak RSS | extra MiB per 10k | slope MiB per 10k |")
     print("|---|---|---|---|---|---|---|")
-    for u in memory_run["memory"]["per_process"]:
+    for u in memory_run["memory"]["per_process"] + ((memory_ceiling_run or {}).get("memory") or {}).get("per_process", []):
         print(f"| {u['name']} | {u['baseline_mib']:.1f} | {u['peak_mib']:.1f} | {u['peak_in_flight']} | {u['in_flight_at_peak_mib']} | {u['extra_mib_per_10k']:.1f} | {u['slope_mib_per_10k']:.1f} |")
 if wire.get("single_object") and wire.get("confluent"):
     print("\n## ack latency by wire format (PARTS=wire)\n")
@@ -267,6 +295,30 @@ if wire.get("single_object") and wire.get("confluent"):
         for fmt_name, r in (("single_object", so), ("confluent", cf)):
             print(f"| {r['label'].rsplit('-', 1)[-1]} | {fmt_name} | {r['achieved_rate']:.0f} | {r['success_rate']:.4f} | "
                   f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} |")
+# Each watched step of the sustainable-rate search (PARTS=rate): CPU per message of every process
+# at every step, so the step that no longer keeps up shows where the box's two cores went.
+step_runs = []
+for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+    m = re.fullmatch(r"(.+)-step-(\d+)", name)
+    res = load(f"{name}/result.json") if m else None
+    if res and res.get("cost"):
+        step_runs.append((m.group(1), int(m.group(2)), res))
+if step_runs:
+    print("\n## CPU at each sustainable-rate step (PARTS=rate)\n")
+    print("ms of CPU per message sent, from /proc, over each step's window; `total` is the sum, and "
+          "`cores` what that sum used of the box's two.\n")
+    names = []
+    for _, _, res in step_runs:
+        names += [c["name"] for c in res["cost"] if c["name"] not in names]
+    print("| pipeline | step/s | achieved/s | p99 ms | " + " | ".join(names) + " | total | cores |")
+    print("|---|---|---|---|" + "---|" * (len(names) + 2))
+    for pipeline, rate, res in sorted(step_runs, key=lambda x: (x[0], x[1])):
+        a, cost = res["ack"], {c["name"]: c for c in res["cost"]}
+        total = sum(c["cpu_ms_per_message"] for c in res["cost"])
+        cores = sum(c["cores"] for c in res["cost"])
+        cells = [fmt(cost[n]["cpu_ms_per_message"], digits=3) if n in cost else "-" for n in names]
+        print(f"| {pipeline} | {rate} | {a['achieved_rate']:.0f} | {a['p99_ms']:.1f} | " + " | ".join(cells)
+              + f" | {total:.3f} | {cores:.2f} |")
 for p in PEERS:
     if p["sustained"] is not None or p["drain"]:
         d = p["drain"]
