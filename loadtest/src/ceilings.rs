@@ -331,13 +331,13 @@ pub async fn bare_route(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 /// least any axum webhook that answers after the append holds per webhook in flight (one
 /// connection, one request, one Kafka record), the ceiling for ingress memory.
 pub async fn bare_relay(
-    addr: std::net::SocketAddr,
+    listener: tokio::net::TcpListener,
     settings: &smsflow::config::Settings,
     topic: String,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let producer = smsflow::kafka::EventProducer::new(&settings.kafka, "loadtest-relay")?;
-    eprintln!("bare relay to {topic} on http://{addr}");
+    eprintln!("bare relay to {topic} on http://{}", listener.local_addr()?);
     let topic: Arc<str> = topic.into();
     let next = Arc::new(AtomicU64::new(0));
     let app = axum::Router::new()
@@ -357,7 +357,6 @@ pub async fn bare_relay(
             )
         }
     });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -269,7 +269,8 @@ async fn main() -> anyhow::Result<()> {
             relay_topic: Some(topic),
         } => {
             let settings = smsflow::config::Settings::load(None)?;
-            ceilings::bare_relay(addr, &settings, topic).await
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            ceilings::bare_relay(listener, &settings, topic).await
         }
         Command::Produce(args) => {
             // smsflow.toml / SMSFLOW_* apply, so the client settings are exactly the webhook's.
