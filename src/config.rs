@@ -62,7 +62,9 @@ pub struct RedisSettings {
     /// `redis://[:password@]host:port/db`; a secret, since it may carry the password.
     #[serde(serialize_with = "crate::secrets::serialize")]
     pub url: SecretString,
-    /// Most pooled connections.
+    /// Most pooled connections, so most Redis commands in flight at once. A webhook waits for
+    /// a free one; 32 made ingress queue for them at 900/s on a saturated two-core box (ack p99
+    /// 360-423 ms against 201-300 ms with 128: `loadtest/results/2026-12-01/redis-pool-ab.md`).
     pub pool_max_size: usize,
 }
 
@@ -70,7 +72,7 @@ impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
             url: SecretString::from("redis://127.0.0.1:6379"),
-            pool_max_size: 32,
+            pool_max_size: 128,
         }
     }
 }

@@ -117,7 +117,9 @@ pub async fn echo(
 }
 
 /// What one unit of the raw driver loop writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CqlWork {
     /// The projector's prepared INSERT into `messages_by_user`: one statement.
@@ -182,7 +184,7 @@ fn raw_message(w: usize, n: u64) -> smsflow::events::MessageReceived {
 /// One prepared unit of work for the loop.
 enum Writer {
     Insert(scylla::statement::prepared::PreparedStatement),
-    Projection(smsflow::projector::MessagesProjection),
+    Projection(Box<smsflow::projector::MessagesProjection>),
 }
 
 impl Writer {
@@ -248,9 +250,9 @@ pub async fn cql_writes(
                 .prepare(smsflow::projector::insert_message_cql(keyspace))
                 .await?,
         ),
-        CqlWork::Projection => Writer::Projection(
+        CqlWork::Projection => Writer::Projection(Box::new(
             smsflow::projector::MessagesProjection::new(session.clone(), keyspace).await?,
-        ),
+        )),
     });
     let hist = Arc::new(Mutex::new(report::histogram()?));
     let counts = Arc::new(Mutex::new((0u64, 0u64)));
@@ -343,20 +345,20 @@ pub async fn bare_relay(
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(move |body: axum::body::Bytes| {
-        let (producer, topic, next) = (producer.clone(), topic.clone(), next.clone());
-        async move {
-            let key = format!("k{}", next.fetch_add(1, Ordering::Relaxed) % 100_000);
-            let status = match producer.send_bytes(&topic, &key, "LoadTest", &body).await {
-                Ok(_) => axum::http::StatusCode::OK,
-                Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            };
-            (
-                status,
-                [(axum::http::header::CONTENT_TYPE, "text/xml")],
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
-            )
-        }
-    });
+            let (producer, topic, next) = (producer.clone(), topic.clone(), next.clone());
+            async move {
+                let key = format!("k{}", next.fetch_add(1, Ordering::Relaxed) % 100_000);
+                let status = match producer.send_bytes(&topic, &key, "LoadTest", &body).await {
+                    Ok(_) => axum::http::StatusCode::OK,
+                    Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                };
+                (
+                    status,
+                    [(axum::http::header::CONTENT_TYPE, "text/xml")],
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
+                )
+            }
+        });
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -58,7 +58,10 @@ async fn the_relay_answers_after_the_body_is_in_kafka() {
     let env = TestEnv::new().await;
     let topic = env.topic(smsflow::topics::MESSAGES);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/webhooks/twilio/messages", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/webhooks/twilio/messages",
+        listener.local_addr().unwrap()
+    );
     let mut kafka = env.settings.clone();
     kafka.kafka.produce_deadline = Duration::from_secs(14);
     let relay = tokio::spawn({
