@@ -369,18 +369,21 @@ if part memory; then
     SMSFLOW_KAFKA__LINGER="$MEM_LINGER" SMSFLOW_KAFKA__PRODUCE_DEADLINE=14s SMSFLOW_HTTP__REQUEST_TIMEOUT=15s
     SMSFLOW_HTTP__MAX_CONCURRENT_REQUESTS=$((MEM_IN_FLIGHT + 1024))
     SMSFLOW_HTTP__MAX_CONNECTIONS=$((MEM_IN_FLIGHT + 1024)))
+  mem_measure() {  # mem_measure NAME PORT PID DIR: warm the server on PORT, then the measured run
+    # Warm the process (allocator arenas, connection pools, lazily built state) before the
+    # baseline: a short run whose webhooks are all answered before the measured one starts.
+    next_seed
+    with_space mem "$LT" run --label "$1-warm" --target "http://127.0.0.1:$2" --public-url http://127.0.0.1:18080 \
+      --rate 100 --duration 5s --warmup 0s --seed "$SEED" >/dev/null
+    next_seed
+    with_space mem "$LT" run --label "$1-memory" --target "http://127.0.0.1:$2" --public-url http://127.0.0.1:18080 \
+      --rate "$MEM_RATE" --duration "${MEM_SECONDS}s" --warmup 0s --seed "$SEED" --max-in-flight "$MEM_IN_FLIGHT" \
+      --watch "$1=$3" --memory-sample 100ms --out "$4" >/dev/null
+    sed -n '/^webhook ack/,+3p;/^memory against/,$p' "$4/report.md"
+  }
   env "${MEM_ENV[@]}" SMSFLOW_HTTP__ADDR=127.0.0.1:18280 "$SF" serve --role ingress & mem_ingress=$!; pids+=("$mem_ingress")
   wait_url http://127.0.0.1:18280/healthz
-  # Warm the process (allocator arenas, connection pools, lazily built state) before the
-  # baseline: a short run whose webhooks are all answered before the measured one starts.
-  next_seed
-  with_space mem "$LT" run --label mem-warm --target http://127.0.0.1:18280 --public-url http://127.0.0.1:18080 \
-    --rate 100 --duration 5s --warmup 0s --seed "$SEED" >/dev/null
-  next_seed
-  with_space mem "$LT" run --label "ingress-memory" --target http://127.0.0.1:18280 --public-url http://127.0.0.1:18080 \
-    --rate "$MEM_RATE" --duration "${MEM_SECONDS}s" --warmup 0s --seed "$SEED" --max-in-flight "$MEM_IN_FLIGHT" \
-    --watch "ingress=$mem_ingress" --memory-sample 100ms --out "$OUT/memory" >/dev/null
-  sed -n '/^webhook ack/,+3p;/^memory against/,$p' "$OUT/memory/report.md"
+  mem_measure ingress 18280 "$mem_ingress" "$OUT/memory"
   stop "$mem_ingress"
   # The ceiling: an axum route that only appends the body with smsflow's producer settings and
   # answers after the ack, under the same linger, load and limits (one connection, one request
@@ -388,14 +391,7 @@ if part memory; then
   step "ceiling: bare relay (axum + append), same ${MEM_RATE}/s held ~${MEM_LINGER}"
   env "${MEM_ENV[@]}" "$LT" bare-route --addr 127.0.0.1:18290 --relay-topic "t${HEX}mem.sms.messages.v1" 2>/dev/null & mem_relay=$!; pids+=("$mem_relay")
   wait_url http://127.0.0.1:18290/healthz
-  next_seed
-  with_space mem "$LT" run --label mem-relay-warm --target http://127.0.0.1:18290 --public-url http://127.0.0.1:18080 \
-    --rate 100 --duration 5s --warmup 0s --seed "$SEED" >/dev/null
-  next_seed
-  with_space mem "$LT" run --label "relay-memory" --target http://127.0.0.1:18290 --public-url http://127.0.0.1:18080 \
-    --rate "$MEM_RATE" --duration "${MEM_SECONDS}s" --warmup 0s --seed "$SEED" --max-in-flight "$MEM_IN_FLIGHT" \
-    --watch "relay=$mem_relay" --memory-sample 100ms --out "$OUT/memory-ceiling" >/dev/null
-  sed -n '/^webhook ack/,+3p;/^memory against/,$p' "$OUT/memory-ceiling/report.md"
+  mem_measure relay 18290 "$mem_relay" "$OUT/memory-ceiling"
   stop "$mem_relay"
 fi
 

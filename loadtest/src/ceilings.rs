@@ -314,12 +314,15 @@ pub async fn cql_writes(
     })
 }
 
+/// The empty TwiML document both routes answer with.
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
+
 /// Serve `POST /*` with 200 and empty TwiML until the process ends.
 pub async fn bare_route(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let app = axum::Router::new().fallback(|| async {
         (
             [(axum::http::header::CONTENT_TYPE, "text/xml")],
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
+            EMPTY_TWIML,
         )
     });
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -355,7 +358,7 @@ pub async fn bare_relay(
                 (
                     status,
                     [(axum::http::header::CONTENT_TYPE, "text/xml")],
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
+                    EMPTY_TWIML,
                 )
             }
         });

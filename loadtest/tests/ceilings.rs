@@ -11,20 +11,25 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use smsflow_loadtest::ceilings::{self, CqlWork};
 
-/// `cql-writes --work projection` runs the projector's own statements: each unit lands one
-/// `messages_by_user` row and one `message_status` row, and counts three statements.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_projection_ceiling_writes_both_tables_of_the_projector() {
-    let env = TestEnv::new().await;
-    let r = ceilings::cql_writes(
+/// One second of the raw driver loop, two units in flight.
+async fn one_second(env: &TestEnv, work: CqlWork) -> ceilings::CqlWrites {
+    ceilings::cql_writes(
         &env.settings,
-        CqlWork::Projection,
+        work,
         2,
         Duration::ZERO,
         Duration::from_secs(1),
     )
     .await
-    .expect("cql-writes --work projection");
+    .unwrap_or_else(|e| panic!("cql-writes --work {work:?}: {e:#}"))
+}
+
+/// `cql-writes --work projection` runs the projector's own statements: each unit lands one
+/// `messages_by_user` row and one `message_status` row, and counts three statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projection_ceiling_writes_both_tables_of_the_projector() {
+    let env = TestEnv::new().await;
+    let r = one_second(&env, CqlWork::Projection).await;
     assert!(r.writes > 0, "no unit was written: {r:?}");
     assert_eq!(r.failed, 0, "{r:?}");
     assert!((r.statements_rate - 3.0 * r.rate).abs() < 1e-6, "{r:?}");
@@ -39,15 +44,7 @@ async fn the_projection_ceiling_writes_both_tables_of_the_projector() {
         r.writes
     );
 
-    let insert = ceilings::cql_writes(
-        &env.settings,
-        CqlWork::Insert,
-        2,
-        Duration::ZERO,
-        Duration::from_secs(1),
-    )
-    .await
-    .expect("cql-writes");
+    let insert = one_second(&env, CqlWork::Insert).await;
     assert!(insert.writes > 0 && insert.failed == 0, "{insert:?}");
     assert_eq!(insert.statements_rate, insert.rate);
 }
