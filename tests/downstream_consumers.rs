@@ -56,7 +56,10 @@ fn python() -> String {
 /// Run the downstream consumer; its JSON report.
 fn consume(env: &TestEnv, topics: &[&str], mode_args: &[&str]) -> serde_json::Value {
     let names: Vec<String> = topics.iter().map(|t| env.topic(t)).collect();
-    let out = Command::new(python())
+    // Bounded, so a stalled consumer fails here with what it printed instead of holding the
+    // test until nextest's slow-test timeout kills it with nothing to show.
+    let out = Command::new("timeout")
+        .args(["--kill-after=10", "240", &python()])
         .arg(interop("python/consume.py"))
         .args(["--brokers", &env.settings.kafka.brokers])
         .args(["--topics", &names.join(",")])
@@ -67,7 +70,8 @@ fn consume(env: &TestEnv, topics: &[&str], mode_args: &[&str]) -> serde_json::Va
     println!("{stdout}");
     assert!(
         out.status.success(),
-        "the downstream consumer failed:\n{stdout}\n{}",
+        "the downstream consumer failed ({}; 124 is the 240 s bound):\n{stdout}\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(&stdout).expect("a JSON report")

@@ -49,7 +49,9 @@ def confluent_decoder(registry_url):
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    client = SchemaRegistryClient({"url": registry_url})
+    # The client's default is no timeout at all (httpx timeout=None): one stalled registry
+    # request would hang the whole read. Bound each request; the client retries on its own.
+    client = SchemaRegistryClient({"url": registry_url, "timeout": 10})
     # return_record_name: a multi-type topic's subject is a union; name the branch read.
     deserializer = AvroDeserializer(client, return_record_name=True)
 
