@@ -62,9 +62,11 @@ pub struct RedisSettings {
     /// `redis://[:password@]host:port/db`; a secret, since it may carry the password.
     #[serde(serialize_with = "crate::secrets::serialize")]
     pub url: SecretString,
-    /// Most pooled connections, so most Redis commands in flight at once. A webhook waits for
-    /// a free one; 32 made ingress queue for them at 900/s on a saturated two-core box (ack p99
-    /// 360-423 ms against 201-300 ms with 128: `loadtest/results/2026-12-01/redis-pool-ab.md`).
+    /// Most pooled connections, so most of the pooled Redis commands in flight at once: the
+    /// registry's writes, verification codes, the send ledger, rate-limit replies. A webhook's
+    /// admission and `done` mark do not take one: they share one multiplexed connection
+    /// (`redis_link`), since queueing for a pooled one was most of the ack at 900/s
+    /// (`loadtest/results/2026-12-01/admission-split.md`).
     pub pool_max_size: usize,
 }
 

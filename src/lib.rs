@@ -18,6 +18,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod phones;
 pub mod projector;
+pub mod redis_link;
 pub mod secrets;
 pub mod shutdown;
 pub mod stages;

@@ -7,6 +7,7 @@
 //! | `smsflow_webhook_refused_total` | counter | `reason` |
 //! | `smsflow_webhooks_in_flight` | gauge | |
 //! | `smsflow_kafka_produce_duration_seconds` | histogram | |
+//! | `smsflow_webhook_step_duration_seconds` | histogram | `step` (`lookup`, `admission`) |
 //! | `smsflow_stage_duration_seconds` | histogram | `stage` |
 //! | `smsflow_stage_errors_total` | counter | `stage` |
 //! | `smsflow_stage_panics_total`, `smsflow_stage_timeouts_total` | counter | `stage` |
@@ -95,6 +96,13 @@ pub fn webhook_latency(outcome: &'static str, elapsed: Duration) {
     if outcome == "accepted" {
         bump(&stats().webhooks_accepted, 1);
     }
+}
+
+/// One step before a webhook's append: the sender lookup or the admission (its Redis round
+/// trip). Where the ack's time goes before Kafka is asked.
+pub fn webhook_step(step: &'static str, elapsed: Duration) {
+    histogram!("smsflow_webhook_step_duration_seconds", "step" => step)
+        .record(elapsed.as_secs_f64());
 }
 
 /// Webhooks being handled right now (+1 on entry, -1 on exit).

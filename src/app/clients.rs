@@ -1,5 +1,5 @@
 //! The clients one process shares among its roles: a Kafka metadata client (readiness), one
-//! Redis pool, one CQL session, connected on first use, and the event encoder whose registry
+//! Redis pool and one multiplexed Redis connection, one CQL session, connected on first use, and the event encoder whose registry
 //! ids every producer of the process shares.
 
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::events::confluent::RegistryError;
 use crate::kafka::client;
 use crate::kafka::encoder::EventEncoder;
+use crate::redis_link::RedisLink;
 use crate::secrets::ExposeSecret;
 use crate::store::SharedSession;
 
@@ -27,7 +28,10 @@ pub struct Clients {
     /// The process's one CQL session (connected on first use, so a role that does not need
     /// CQL starts while CQL is down).
     pub cql: SharedSession,
+    /// Pooled Redis connections, for commands off the webhook's hot path.
     pub redis: deadpool_redis::Pool,
+    /// One multiplexed Redis connection, for the webhook's hot path.
+    pub redis_link: RedisLink,
     /// The event encoder (`kafka.wire_format`); readiness reports its registry ids.
     pub encoder: EventEncoder,
 }
@@ -41,6 +45,8 @@ pub enum ClientsError {
     RedisUrl(#[source] deadpool_redis::ConfigError),
     #[error("cannot build the Redis pool: {0}")]
     RedisPool(#[source] deadpool_redis::BuildError),
+    #[error(transparent)]
+    RedisLink(#[from] crate::redis_link::RedisLinkError),
     #[error("cannot use the schema registry: {0}")]
     SchemaRegistry(#[source] RegistryError),
 }
@@ -61,11 +67,13 @@ impl Clients {
             .runtime(deadpool_redis::Runtime::Tokio1)
             .build()
             .map_err(ClientsError::RedisPool)?;
+        let redis_link = RedisLink::new(&settings.redis.url, CHECK_TIMEOUT)?;
         let encoder = EventEncoder::new(&settings.kafka).map_err(ClientsError::SchemaRegistry)?;
         Ok(Clients {
             kafka: Arc::new(kafka),
             cql: SharedSession::new(&settings.cql),
             redis,
+            redis_link,
             encoder,
         })
     }

@@ -44,6 +44,7 @@ pub(super) fn start(
         IngressClients {
             producer: producer.clone(),
             redis: shared.clients.redis.clone(),
+            redis_link: shared.clients.redis_link.clone(),
             directory: shared.directory.clone(),
             registry: registry.clone(),
         },

@@ -12,13 +12,14 @@
 //! - when Redis does not answer, `fail_open` goes on without both checks (counted once) and
 //!   `fail_closed` answers 503.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::Script;
 
 use super::dedupe::{Claim, DedupeUnavailable, Deduper, RedisFailurePolicy};
 use super::rate_limit::{Decision, RateLimitUnavailable, RateLimiter};
 use super::IngressError;
+use crate::redis_link::RedisLink;
 
 /// Which budgets a message takes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,15 +86,15 @@ return {0, 0, 0}
 
 /// Runs the admission script.
 pub struct Admitter {
-    pool: deadpool_redis::Pool,
+    redis: RedisLink,
     policy: RedisFailurePolicy,
     script: Script,
 }
 
 impl Admitter {
-    pub fn new(pool: deadpool_redis::Pool, policy: RedisFailurePolicy) -> Admitter {
+    pub fn new(redis: RedisLink, policy: RedisFailurePolicy) -> Admitter {
         Admitter {
-            pool,
+            redis,
             policy,
             script: Script::new(ADMIT),
         }
@@ -102,6 +103,7 @@ impl Admitter {
     /// Claim `message_sid` (with `dedupe`) and take from `budgets` (with `limiter`), in one
     /// round trip; none when both are off, or when this process is still confirming the
     /// message (it was appended: a duplicate).
+    #[tracing::instrument(name = "webhook.admission", skip_all)]
     pub async fn admit(
         &self,
         dedupe: Option<&Deduper>,
@@ -139,10 +141,11 @@ impl Admitter {
             });
         }
 
+        let started = Instant::now();
         let claim_keys = claim_keys.unwrap_or_default();
         let pending_ttl = dedupe.map_or(0, |d| d.pending_ttl_ms());
         let result: Result<(i64, i64, i64), String> = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
             let mut inv = self.script.prepare_invoke();
             for k in &claim_keys {
                 inv.key(k);
@@ -158,11 +161,10 @@ impl Admitter {
                     }
                 }
             }
-            inv.invoke_async(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
+            inv.invoke_async(&mut conn).await.map_err(|e| e.to_string())
         }
         .await;
+        crate::metrics::webhook_step("admission", started.elapsed());
         let (claimed, limited_by, wait) = match result {
             Ok(r) => r,
             Err(e)

@@ -18,6 +18,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::redis_link::RedisLink;
+
 /// What to do when Redis does not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,7 +74,7 @@ pub struct DedupeUnavailable(pub String);
 /// Claims of message ids in Redis: the claim itself is taken by the admission script
 /// (`super::admission`); this confirms or releases it.
 pub struct Deduper {
-    pool: deadpool_redis::Pool,
+    redis: RedisLink,
     prefix: String,
     pending_ttl: Duration,
     done_ttl: Duration,
@@ -88,14 +90,9 @@ const MAX_BACKGROUND_CONFIRMS: usize = 4096;
 
 impl Deduper {
     /// `prefix` isolates key spaces (it is the Kafka topic prefix, so tests do not collide).
-    pub fn new(
-        pool: deadpool_redis::Pool,
-        prefix: &str,
-        pending_ttl: Duration,
-        done_ttl: Duration,
-    ) -> Self {
+    pub fn new(redis: RedisLink, prefix: &str, pending_ttl: Duration, done_ttl: Duration) -> Self {
         Deduper {
-            pool,
+            redis,
             prefix: prefix.to_owned(),
             pending_ttl,
             done_ttl,
@@ -134,7 +131,7 @@ impl Deduper {
     pub async fn confirm(&self, keys: Vec<String>) {
         let ttl = u64::try_from(self.done_ttl.as_millis()).unwrap_or(u64::MAX);
         let Ok(slot) = self.confirm_slots.clone().try_acquire_owned() else {
-            return mark_done(&self.pool, &keys, ttl).await;
+            return mark_done(&self.redis, &keys, ttl).await;
         };
         {
             let mut confirming = self
@@ -143,10 +140,10 @@ impl Deduper {
                 .unwrap_or_else(PoisonError::into_inner);
             confirming.extend(keys.iter().cloned());
         }
-        let pool = self.pool.clone();
+        let redis = self.redis.clone();
         let confirming = self.confirming.clone();
         tokio::spawn(async move {
-            mark_done(&pool, &keys, ttl).await;
+            mark_done(&redis, &keys, ttl).await;
             let mut set = confirming.lock().unwrap_or_else(PoisonError::into_inner);
             for k in &keys {
                 set.remove(k);
@@ -172,10 +169,10 @@ impl Deduper {
     /// The append failed: free the claim so Twilio's retry is accepted.
     pub async fn release(&self, keys: &[String]) {
         let result: Result<(), String> = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
             deadpool_redis::redis::cmd("DEL")
                 .arg(keys)
-                .query_async::<()>(&mut *conn)
+                .query_async::<()>(&mut conn)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -187,9 +184,9 @@ impl Deduper {
 }
 
 /// Mark `keys` appended for `ttl_ms`, in one pipelined round trip.
-async fn mark_done(pool: &deadpool_redis::Pool, keys: &[String], ttl_ms: u64) {
+async fn mark_done(redis: &RedisLink, keys: &[String], ttl_ms: u64) {
     let result: Result<(), String> = async {
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        let mut conn = redis.get().await.map_err(|e| e.to_string())?;
         let mut pipe = deadpool_redis::redis::pipe();
         for k in keys {
             pipe.cmd("SET")
@@ -199,7 +196,7 @@ async fn mark_done(pool: &deadpool_redis::Pool, keys: &[String], ttl_ms: u64) {
                 .arg(ttl_ms)
                 .ignore();
         }
-        pipe.query_async::<()>(&mut *conn)
+        pipe.query_async::<()>(&mut conn)
             .await
             .map_err(|e| e.to_string())
     }

@@ -58,7 +58,10 @@ pub struct IngressState {
 /// The clients ingress shares with the rest of the process.
 pub struct IngressClients {
     pub producer: EventProducer,
+    /// Pooled connections, for the rate-limit replies.
     pub redis: deadpool_redis::Pool,
+    /// The hot path's connection: the admission script and the `done` marks.
+    pub redis_link: crate::redis_link::RedisLink,
     pub directory: Arc<PhoneDirectory>,
     pub registry: Arc<PhoneRegistry>,
 }
@@ -92,6 +95,7 @@ impl IngressState {
         let IngressClients {
             producer,
             redis,
+            redis_link,
             directory,
             registry,
         } = clients;
@@ -106,15 +110,15 @@ impl IngressState {
             registered_only: settings.sender_policy == SenderPolicy::Registered,
             registry,
             replies: settings.replies.clone(),
-            reply_gate: rate_limit::ReplyGate::new(redis.clone(), &kafka.topic_prefix),
+            reply_gate: rate_limit::ReplyGate::new(redis, &kafka.topic_prefix),
             rate_limit: settings
                 .rate_limit
                 .enabled
                 .then(|| rate_limit::RateLimiter::new(&kafka.topic_prefix, &settings.rate_limit)),
-            admitter: admission::Admitter::new(redis.clone(), settings.redis_failure),
+            admitter: admission::Admitter::new(redis_link.clone(), settings.redis_failure),
             dedupe: settings.dedupe.then(|| {
                 dedupe::Deduper::new(
-                    redis,
+                    redis_link,
                     &kafka.topic_prefix,
                     // A claim outlives the slowest append it guards.
                     kafka.produce_deadline + std::time::Duration::from_secs(10),

@@ -176,8 +176,12 @@ async fn accept(
 /// enriched except a number that opted out; if the registry cannot say, the message goes on
 /// (notify still never texts an opted-out number: it checks `phones` itself). With
 /// `"registered"` it is a 503.
+#[instrument(name = "webhook.lookup", skip_all)]
 async fn lookup(state: &IngressState, from: &str) -> Result<Option<PhoneState>, IngressError> {
-    match state.directory.lookup(from).await {
+    let started = Instant::now();
+    let found = state.directory.lookup(from).await;
+    metrics::webhook_step("lookup", started.elapsed());
+    match found {
         Ok(found) => Ok(found),
         Err(e) if state.registered_only => Err(IngressError::Registry(e.to_string())),
         Err(e) => {
