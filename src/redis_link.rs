@@ -20,11 +20,11 @@ use crate::secrets::{ExposeSecret, SecretString};
 /// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisLinkError {
-    #[error("redis.url is invalid: {0}")]
+    #[error("redis.url is invalid ({0}); expected redis://[:password@]host:port/db")]
     Url(#[source] redis::RedisError),
-    #[error("cannot connect to Redis: {0}")]
+    #[error("cannot connect to Redis ({0}); check redis.url and that Redis is up")]
     Connect(#[source] redis::RedisError),
-    #[error("no connection to Redis within {0:?}")]
+    #[error("no connection to Redis within {0:?}; check that Redis is up and reachable")]
     Timeout(Duration),
 }
 

@@ -1,6 +1,6 @@
 //! The clients one process shares among its roles: a Kafka metadata client (readiness), one
-//! Redis pool and one multiplexed Redis connection, one CQL session, connected on first use, and the event encoder whose registry
-//! ids every producer of the process shares.
+//! Redis pool and one multiplexed Redis connection, one CQL session, connected on first use,
+//! and the event encoder whose registry ids every producer of the process shares.
 
 use std::sync::Arc;
 use std::time::Duration;
