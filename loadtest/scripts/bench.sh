@@ -8,7 +8,8 @@
 #   DRAIN=20000              messages queued in Kafka, then projected: the projection rate
 #   SUSTAIN=0                seconds of the sustained run at SUSTAIN_RATE (e.g. 600 at 1000/s)
 #   PERF_RECORDS, E2E_RECORDS, CQL_SECONDS: sizes of the Kafka tool and raw driver ceilings
-#   PARTS="ceilings smsflow peer" or PARTS=sustain (only the long run, e.g. SUSTAIN=600); also
+#   PARTS="ceilings smsflow memory wire peer" (the default) or PARTS=sustain (only the long run,
+#     e.g. SUSTAIN=600); also
 #     PARTS=mix     SMS/MMS/voice notes through the whole pipeline (ingress, media, transcribe,
 #                   enrich, projector), media served by the generator on loopback, read back
 #                   until every part is enriched: MIX=sms=85,mms=13,voice=2 MIX_RATE=20 MIX_SECONDS=30
@@ -50,7 +51,8 @@ SUSTAIN=${SUSTAIN:-0}
 SUSTAIN_RATE=${SUSTAIN_RATE:-1000}
 PEER=${PEER:-auto}
 PEERS=${PEERS:-"minimal equal"}
-PARTS=${PARTS:-"ceilings smsflow wire peer"}  # PARTS=sustain runs only the sustained run (SUSTAIN seconds)
+# memory is in the default: without it the summary's memory row is "not measured at 10k".
+PARTS=${PARTS:-"ceilings smsflow memory wire peer"}  # PARTS=sustain runs only the sustained run (SUSTAIN seconds)
 PERF_RECORDS=${PERF_RECORDS:-300000}   # ProducerPerformance, unthrottled
 E2E_RECORDS=${E2E_RECORDS:-5000}       # EndToEndLatency
 CQL_SECONDS=${CQL_SECONDS:-20}         # raw driver loop

@@ -97,7 +97,7 @@ pub async fn send(
             let failure = match &outcome {
                 Ok(r) if r.status().is_success() => None,
                 Ok(r) => Some(format!("status {}", r.status().as_u16())),
-                Err(e) => Some(transport_failure(e).to_owned()),
+                Err(e) => Some(transport_failure(e)),
             };
             let ok = failure.is_none();
             match failure {
@@ -116,16 +116,27 @@ pub async fn send(
     Ok(result)
 }
 
-/// What kind of transport failure `e` is, without its URL or body.
-fn transport_failure(e: &reqwest::Error) -> &'static str {
+/// What kind of transport failure `e` is, without its URL or body. An unclassified one is
+/// named by its innermost cause (hyper's or the socket's: "connection closed before message
+/// completed", "Connection reset by peer"), which is what tells a server's close from a reset.
+fn transport_failure(e: &reqwest::Error) -> String {
     if e.is_timeout() {
-        "timeout"
+        "timeout".into()
     } else if e.is_connect() {
-        "connect"
+        "connect".into()
     } else if e.is_body() || e.is_decode() {
-        "response body"
+        "response body".into()
     } else {
-        "transport"
+        // reqwest's own message names the URL; its sources (hyper, io) do not.
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        if std::ptr::addr_eq(cause, e as &dyn std::error::Error) {
+            "transport".into()
+        } else {
+            format!("transport: {cause}")
+        }
     }
 }
 
@@ -190,5 +201,33 @@ mod tests {
         .unwrap();
         assert_eq!(r.failed, 20);
         assert_eq!(r.failures.get("connect"), Some(&20), "{:?}", r.failures);
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_answer_is_named_by_its_cause_without_the_url() {
+        // Reads each request head, then closes the socket without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+                });
+            }
+        });
+        let progress = Arc::new(Progress::default());
+        let r = send(
+            &target(format!("http://{addr}")),
+            &plan(Duration::ZERO),
+            &progress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.failed, 20);
+        let (cause, n) = r.failures.iter().next().unwrap();
+        assert_eq!(*n, 20, "{:?}", r.failures);
+        assert!(cause.starts_with("transport: "), "{cause}");
+        assert!(!cause.contains("127.0.0.1"), "{cause}");
     }
 }
