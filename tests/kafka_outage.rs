@@ -40,9 +40,10 @@ async fn kafka_down_gives_503_within_the_deadline_and_kafka_back_gives_200() {
     let env = TestEnv::new().await;
     let deadline = env.settings.kafka.produce_deadline;
     let mut settings = env.settings.clone();
-    // If recovery fails, the output shows where librdkafka held the records (once, in CI, every
-    // webhook timed out for two minutes after the restart: vendor/README.md).
-    settings.kafka.client_debug = "eos,msg,topic".into();
+    // If recovery fails, the output shows where librdkafka held the records and which metadata
+    // each broker answered (twice, in CI, every webhook timed out for two minutes after the
+    // restart: vendor/README.md).
+    settings.kafka.client_debug = "eos,msg,topic,metadata".into();
     settings.telemetry.log_filter = "info,librdkafka=debug".into();
     let app = TestApp::spawn(settings, &[Role::Ingress]).await;
     let client = reqwest::Client::builder()

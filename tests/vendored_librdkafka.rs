@@ -1,6 +1,7 @@
-//! The producers rely on the librdkafka fix carried in `vendor/` (vendor/README.md): without it,
-//! an idempotent producer busy-polls while a partition waits for its acks. These checks fail when
-//! an upgrade, a lock-file change or a fresh unpack drops the fix.
+//! Every Kafka client relies on the librdkafka fixes carried in `vendor/` (vendor/README.md):
+//! without them, an idempotent producer busy-polls while a partition waits for its acks, and a
+//! client whose brokers all restarted can stay disconnected. These checks fail when an upgrade,
+//! a lock-file change or a fresh unpack drops a fix.
 
 use std::path::Path;
 
@@ -37,22 +38,39 @@ fn the_build_takes_rdkafka_sys_from_vendor() {
     );
 }
 
+/// Every line a patch in `vendor/` adds is in the vendored file it names, in order.
+fn assert_applied(patch_file: &str) {
+    let patch = read(patch_file);
+    let mut files = 0;
+    for section in patch.split("\n+++ b/").skip(1) {
+        let (name, body) = section.split_once('\n').expect("a file name line");
+        let source = read(&format!("vendor/rdkafka-sys/{name}"));
+        let added: Vec<&str> = body
+            .lines()
+            .take_while(|l| !l.starts_with("--- "))
+            .filter(|l| l.starts_with('+'))
+            .map(|l| &l[1..])
+            .collect();
+        assert!(!added.is_empty(), "{patch_file} adds nothing to {name}");
+        let mut rest = source.as_str();
+        for line in added {
+            // In order: each added line after the previous one.
+            let at = rest
+                .find(line)
+                .unwrap_or_else(|| panic!("{name} lacks {patch_file}'s line {line:?}"));
+            rest = &rest[at + line.len()..];
+        }
+        files += 1;
+    }
+    assert!(files > 0, "{patch_file} names no file");
+}
+
 #[test]
 fn the_vendored_librdkafka_carries_the_wakeup_patch() {
-    let patch = read("vendor/librdkafka-idempotent-wakeup.patch");
-    let source = read("vendor/rdkafka-sys/librdkafka/src/rdkafka_broker.c");
-    let added: Vec<&str> = patch
-        .lines()
-        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
-        .map(|l| &l[1..])
-        .collect();
-    assert!(added.len() >= 10, "the patch adds lines: {}", added.len());
-    let mut rest = source.as_str();
-    for line in added {
-        // In order: each added line after the previous one.
-        let at = rest
-            .find(line)
-            .unwrap_or_else(|| panic!("rdkafka_broker.c lacks the patch's line {line:?}"));
-        rest = &rest[at + line.len()..];
-    }
+    assert_applied("vendor/librdkafka-idempotent-wakeup.patch");
+}
+
+#[test]
+fn the_vendored_librdkafka_carries_the_rebootstrap_patch() {
+    assert_applied("vendor/librdkafka-rebootstrap.patch");
 }

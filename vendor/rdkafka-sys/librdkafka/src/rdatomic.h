@@ -131,7 +131,12 @@ static RD_INLINE int32_t RD_UNUSED rd_atomic32_set(rd_atomic32_t *ra,
 #elif HAVE_ATOMICS_32_SYNC
         return __sync_lock_test_and_set(&ra->val, v);
 #else
-        return ra->val = v;  // FIXME
+        /* smsflow patch: the CMake build defines HAVE_ATOMICS_32 without
+         * HAVE_ATOMICS_32_ATOMIC or _SYNC, meaning the __atomic builtins
+         * (config.h's ATOMIC_OP32). The old fallback here returned the new
+         * value, not the previous one, so rd_kafka_rebootstrap() never
+         * started a re-bootstrap. See vendor/README.md in smsflow. */
+        return __atomic_exchange_n(&ra->val, v, __ATOMIC_SEQ_CST);
 #endif
 }
 
@@ -223,7 +228,12 @@ static RD_INLINE int64_t RD_UNUSED rd_atomic64_set(rd_atomic64_t *ra,
 #elif HAVE_ATOMICS_64_SYNC
         return __sync_lock_test_and_set(&ra->val, v);
 #else
-        return ra->val = v;  // FIXME
+        /* smsflow patch: the CMake build defines HAVE_ATOMICS_64 without
+         * HAVE_ATOMICS_64_ATOMIC or _SYNC, meaning the __atomic builtins
+         * (config.h's ATOMIC_OP64). The old fallback here returned the new
+         * value, not the previous one, so rd_kafka_rebootstrap() never
+         * started a re-bootstrap. See vendor/README.md in smsflow. */
+        return __atomic_exchange_n(&ra->val, v, __ATOMIC_SEQ_CST);
 #endif
 }
 

@@ -892,6 +892,23 @@ rd_kafka_parse_Metadata0(rd_kafka_broker_t *rkb,
                 goto err;
         }
 
+        /* smsflow patch: a broker that has just started answers Metadata
+         * while it is still fenced, listing only the unfenced brokers: none,
+         * when the whole cluster restarts. Applying such an answer
+         * decommissions every known broker below, after which no broker is
+         * usable, no metadata request is sent and the re-bootstrap timer is
+         * never started: the client stays disconnected. Re-bootstrap from
+         * bootstrap.servers instead, and leave the known brokers as they are.
+         * See vendor/README.md in smsflow. */
+        if (md->broker_cnt == 0) {
+                rd_rkb_dbg(rkb, METADATA, "METADATA",
+                           "Metadata lists %d topic(s) but no brokers: "
+                           "re-bootstrapping",
+                           md->topic_cnt);
+                err = RD_KAFKA_RESP_ERR_REBOOTSTRAP_REQUIRED;
+                goto err;
+        }
+
         /* Update our list of brokers. */
         for (i = 0; i < md->broker_cnt; i++) {
                 rd_rkb_dbg(rkb, METADATA, "METADATA",
