@@ -212,15 +212,19 @@ async fn metrics_are_valid_prometheus_text_and_histograms_move_with_traffic() {
         (count_rows(&cql, "messages_by_user").await == 5).then_some(())
     })
     .await;
-    let after = scrape().await;
-    assert!(
-        histogram_count(&after, "smsflow_webhook_duration_seconds") >= webhooks_before + 5.0,
-        "{after}"
-    );
-    assert!(
-        histogram_count(&after, "smsflow_end_to_end_duration_seconds") >= e2e_before + 5.0,
-        "{after}"
-    );
+    // The projector records end-to-end latency after a row is written, so a row can be
+    // visible a moment before its sample is: wait for the counts, do not assume them.
+    let after = wait_for(
+        "the histograms to count the 5 webhooks",
+        Duration::from_secs(30),
+        || async {
+            let after = scrape().await;
+            let webhooks = histogram_count(&after, "smsflow_webhook_duration_seconds");
+            let e2e = histogram_count(&after, "smsflow_end_to_end_duration_seconds");
+            (webhooks >= webhooks_before + 5.0 && e2e >= e2e_before + 5.0).then_some(after)
+        },
+    )
+    .await;
     assert!(after.contains("smsflow_kafka_produce_duration_seconds_bucket"));
     app.stop().await;
 }
