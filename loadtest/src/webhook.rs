@@ -128,14 +128,9 @@ fn transport_failure(e: &reqwest::Error) -> String {
         "response body".into()
     } else {
         // reqwest's own message names the URL; its sources (hyper, io) do not.
-        let mut cause: &dyn std::error::Error = e;
-        while let Some(inner) = cause.source() {
-            cause = inner;
-        }
-        if std::ptr::addr_eq(cause, e as &dyn std::error::Error) {
-            "transport".into()
-        } else {
-            format!("transport: {cause}")
+        match std::iter::successors(std::error::Error::source(e), |c| c.source()).last() {
+            Some(cause) => format!("transport: {cause}"),
+            None => "transport".into(),
         }
     }
 }
@@ -162,6 +157,20 @@ mod tests {
             warmup,
             max_in_flight: 4,
         }
+    }
+
+    /// Send the 20 messages of `plan(ZERO)` to `addr` and check that every one failed.
+    async fn send_all_failing(addr: std::net::SocketAddr) -> RunResult {
+        let progress = Arc::new(Progress::default());
+        let r = send(
+            &target(format!("http://{addr}")),
+            &plan(Duration::ZERO),
+            &progress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.failed, 20, "{:?}", r.failures);
+        r
     }
 
     #[tokio::test]
@@ -191,15 +200,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let progress = Arc::new(Progress::default());
-        let r = send(
-            &target(format!("http://{addr}")),
-            &plan(Duration::ZERO),
-            &progress,
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.failed, 20);
+        let r = send_all_failing(addr).await;
         assert_eq!(r.failures.get("connect"), Some(&20), "{:?}", r.failures);
     }
 
@@ -216,15 +217,7 @@ mod tests {
                 });
             }
         });
-        let progress = Arc::new(Progress::default());
-        let r = send(
-            &target(format!("http://{addr}")),
-            &plan(Duration::ZERO),
-            &progress,
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.failed, 20);
+        let r = send_all_failing(addr).await;
         let (cause, n) = r.failures.iter().next().unwrap();
         assert_eq!(*n, 20, "{:?}", r.failures);
         assert!(cause.starts_with("transport: "), "{cause}");
