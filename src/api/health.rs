@@ -11,13 +11,14 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{json, Map, Value};
 
 use crate::events::WireFormat;
+use crate::kafka::context::KafkaContext;
 use crate::kafka::encoder::EventEncoder;
 use crate::store::SharedSession;
 
 /// What readiness checks: handles on the process's shared clients.
 pub struct Readiness {
     /// A metadata-only Kafka client.
-    pub kafka: Arc<BaseConsumer>,
+    pub kafka: Arc<BaseConsumer<KafkaContext>>,
     pub cql: SharedSession,
     pub redis: deadpool_redis::Pool,
     /// The process's encoder: producers share it, so its registry ids are fetched once.

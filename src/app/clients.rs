@@ -13,6 +13,7 @@ use crate::api::health::Readiness;
 use crate::config::Settings;
 use crate::events::confluent::RegistryError;
 use crate::kafka::client;
+use crate::kafka::context::KafkaContext;
 use crate::kafka::encoder::EventEncoder;
 use crate::redis_link::RedisLink;
 use crate::secrets::ExposeSecret;
@@ -24,7 +25,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The shared clients.
 pub struct Clients {
     /// A metadata-only Kafka client.
-    pub kafka: Arc<BaseConsumer>,
+    pub kafka: Arc<BaseConsumer<KafkaContext>>,
     /// The process's one CQL session (connected on first use, so a role that does not need
     /// CQL starts while CQL is down).
     pub cql: SharedSession,
@@ -54,8 +55,8 @@ pub enum ClientsError {
 impl Clients {
     /// Create the clients; nothing here waits for a dependency to answer.
     pub fn new(settings: &Settings) -> Result<Clients, ClientsError> {
-        let kafka: BaseConsumer = client::base(&settings.kafka, "smsflow-health")
-            .create()
+        let kafka: BaseConsumer<KafkaContext> = client::base(&settings.kafka, "smsflow-health")
+            .create_with_context(KafkaContext::new("smsflow-health"))
             .map_err(ClientsError::Kafka)?;
         let redis = deadpool_redis::Config::from_url(settings.redis.url.expose_secret())
             .builder()

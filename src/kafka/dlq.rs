@@ -8,9 +8,10 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use super::context::{KafkaContext, KafkaProducer};
 use super::{client, KafkaSettings};
 use crate::events::confluent::RegistryError;
 use crate::events::{decode, CodecError, DeadLetter, Decoder};
@@ -73,10 +74,11 @@ pub async fn list(
     limit: usize,
 ) -> Result<Vec<DeadLetter>, DlqError> {
     let topic = settings.topic(crate::topics::DEADLETTER);
-    let consumer: StreamConsumer = client::consumer(settings, "smsflow-dlq", "smsflow-dlq-list")
-        .set("enable.partition.eof", "true")
-        .create()
-        .map_err(kafka("create consumer"))?;
+    let consumer: StreamConsumer<KafkaContext> =
+        client::consumer(settings, "smsflow-dlq", "smsflow-dlq-list")
+            .set("enable.partition.eof", "true")
+            .create_with_context(KafkaContext::new("smsflow-dlq"))
+            .map_err(kafka("create consumer"))?;
     let md = consumer
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
         .map_err(kafka("fetch metadata"))?;
@@ -123,12 +125,12 @@ pub async fn replay(
 ) -> Result<usize, DlqError> {
     let topic = settings.topic(crate::topics::DEADLETTER);
     let group = format!("{}smsflow-dlq-replay", settings.topic_prefix);
-    let consumer: StreamConsumer = client::consumer(settings, "smsflow-dlq", &group)
+    let consumer: StreamConsumer<KafkaContext> = client::consumer(settings, "smsflow-dlq", &group)
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(KafkaContext::new("smsflow-dlq"))
         .map_err(kafka("create consumer"))?;
-    let producer: FutureProducer = client::producer(settings, "smsflow-dlq")
-        .create()
+    let producer: KafkaProducer = client::producer(settings, "smsflow-dlq")
+        .create_with_context(KafkaContext::new("smsflow-dlq"))
         .map_err(kafka("create producer"))?;
     consumer.subscribe(&[&topic]).map_err(kafka("subscribe"))?;
     let decoder = Decoder::new(&settings.schema_registry);

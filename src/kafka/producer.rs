@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use tracing::instrument;
 
+use super::context::{KafkaContext, KafkaProducer};
 use super::encoder::EventEncoder;
 use super::{client, headers, KafkaSettings};
 use crate::events::confluent::RegistryError;
@@ -52,7 +53,7 @@ impl ProduceError {
 /// A shared, thread-safe producer with a delivery deadline.
 #[derive(Clone)]
 pub struct EventProducer {
-    inner: FutureProducer,
+    inner: KafkaProducer,
     deadline: Duration,
     encoder: EventEncoder,
 }
@@ -62,8 +63,8 @@ impl EventProducer {
     /// encoder writes `settings.wire_format`; call [`EventProducer::ready`] before serving.
     pub fn new(settings: &KafkaSettings, client_id: &str) -> Result<Self, ProduceError> {
         let encoder = EventEncoder::new(settings)?;
-        let inner: FutureProducer = client::producer(settings, client_id)
-            .create()
+        let inner: KafkaProducer = client::producer(settings, client_id)
+            .create_with_context(KafkaContext::new(client_id))
             .map_err(ProduceError::Create)?;
         Ok(EventProducer {
             inner,

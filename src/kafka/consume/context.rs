@@ -1,25 +1,37 @@
-//! What librdkafka reports back to a consumer: periodic statistics (the consumer lag gauge)
-//! and rebalances (partitions taken away, which a runner must forget).
+//! What librdkafka reports back to a consumer: periodic statistics (the consumer lag gauge),
+//! rebalances (partitions taken away, which a runner must forget), and its logs and errors
+//! (through [`KafkaContext`], as every client's).
 
 use std::sync::Mutex;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Statistics};
+
+use crate::kafka::context::KafkaContext;
 
 /// The context of every smsflow consumer.
 pub struct ConsumeContext {
     /// The consumer group, a label of the lag gauge.
     pub group: String,
     revoked: Mutex<Vec<(String, i32)>>,
+    client: KafkaContext,
 }
 
 impl ConsumeContext {
-    /// A context for `group`.
-    pub fn new(group: &str) -> ConsumeContext {
+    /// A context for the client `client_id` in `group`.
+    pub fn new(client_id: &str, group: &str) -> ConsumeContext {
         ConsumeContext {
             group: group.to_owned(),
             revoked: Mutex::new(Vec::new()),
+            client: KafkaContext::new(client_id),
         }
+    }
+
+    /// How this client logs and counts what librdkafka reports.
+    pub fn client(&self) -> &KafkaContext {
+        &self.client
     }
 
     /// Partitions revoked since the last call.
@@ -34,6 +46,14 @@ impl ConsumeContext {
 impl ClientContext for ConsumeContext {
     fn stats(&self, statistics: Statistics) {
         report_lag(&self.group, &statistics);
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.client.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client.error(error, reason);
     }
 }
 

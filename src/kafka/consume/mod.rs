@@ -68,10 +68,10 @@ impl Consumer {
     ) -> Result<Consumer, KafkaError> {
         let mut cfg = client::consumer(kafka, client_id, group);
         cfg.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
-        let owned_group = group.to_owned();
+        let context = ConsumeContext::new(client_id, group);
         let inner = tokio::task::spawn_blocking(move || {
             tune(&mut cfg);
-            cfg.create_with_context(ConsumeContext::new(&owned_group))
+            cfg.create_with_context(context)
         })
         .await
         .map_err(|e| KafkaError::ClientCreation(format!("consumer creation task: {e}")))??;
@@ -146,7 +146,10 @@ impl Consumer {
             None => match self.inner.recv().await {
                 Ok(m) => Record::of(&m),
                 Err(e) => {
-                    tracing::warn!(group = %self.group, error = %e, "Kafka consumer error; librdkafka retries");
+                    self.inner
+                        .context()
+                        .client()
+                        .consumer_error(&self.group, &e);
                     return None;
                 }
             },

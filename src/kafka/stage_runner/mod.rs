@@ -21,7 +21,7 @@ mod transaction;
 use std::sync::Arc;
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -30,6 +30,7 @@ pub use handling::{handle_record, Encoded, Outcome};
 pub use settings::StageSettings;
 
 use super::consume::{Consumer, SchemaWait};
+use super::context::{KafkaContext, KafkaProducer};
 use super::encoder::EventEncoder;
 use super::{client, KafkaSettings};
 use crate::events::confluent::RegistryError;
@@ -164,14 +165,15 @@ async fn transactional_producer(
     settings: &StageSettings,
     client_id: &str,
     transactional_id: &str,
-) -> Result<FutureProducer, KafkaError> {
+) -> Result<KafkaProducer, KafkaError> {
     let timeout = settings.transaction_timeout;
     let mut cfg = client::producer(kafka, client_id);
     cfg.set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", timeout.as_millis().to_string())
         .set("message.timeout.ms", timeout.as_millis().to_string());
+    let context = KafkaContext::new(client_id);
     tokio::task::spawn_blocking(move || {
-        let producer: FutureProducer = cfg.create()?;
+        let producer: KafkaProducer = cfg.create_with_context(context)?;
         producer.init_transactions(timeout)?;
         Ok(producer)
     })

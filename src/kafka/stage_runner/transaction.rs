@@ -10,19 +10,20 @@ use std::time::Duration;
 
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::handling::{Encoded, Outcome};
 use super::RunnerError;
 use crate::kafka::consume::{Consumer, Record};
+use crate::kafka::context::KafkaProducer;
 use crate::kafka::headers;
 
 /// The transactional side of one stage.
 pub(super) struct Transaction<'a> {
     pub stage: &'static str,
     pub consumer: &'a Consumer,
-    pub producer: &'a FutureProducer,
+    pub producer: &'a KafkaProducer,
     pub timeout: Duration,
 }
 

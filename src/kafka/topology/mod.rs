@@ -6,12 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::Deserialize;
 
 use super::KafkaSettings;
 use crate::kafka::client;
+use crate::kafka::context::KafkaContext;
 
 mod strimzi;
 
@@ -278,8 +278,8 @@ pub async fn apply(
     topology: &Topology,
     lowering: Lowering,
 ) -> Result<Report, TopologyError> {
-    let admin: AdminClient<DefaultClientContext> = client::base(settings, "smsflow-topics")
-        .create()
+    let admin: AdminClient<KafkaContext> = client::base(settings, "smsflow-topics")
+        .create_with_context(KafkaContext::new("smsflow-topics"))
         .map_err(|source| TopologyError::Kafka {
             context: "create admin client",
             source,
@@ -435,7 +435,7 @@ pub async fn apply(
 
 /// A topic's partition count, waiting briefly for metadata to catch up with a fresh topic.
 async fn partition_count(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<KafkaContext>,
     topic: &str,
     timeout: Duration,
 ) -> Result<i32, TopologyError> {
