@@ -69,6 +69,13 @@ impl Progress {
     }
 }
 
+/// How long a pooled connection may sit idle before the generator drops it. Below ingress's
+/// `http.idle_timeout` (75 s), as a load balancer in front of it must be: otherwise a request
+/// sent on a connection the server is closing that instant fails with "connection reset" or
+/// "closed before message completed" (reqwest's default is 90 s). A latency spike makes the
+/// pool reach for its oldest connections, which is when that happens.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Send the plan's webhooks; success is a 2xx answer.
 pub async fn send(
     target: &Target,
@@ -77,6 +84,7 @@ pub async fn send(
 ) -> anyhow::Result<RunResult> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.max_in_flight)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .timeout(Duration::from_secs(15))
         .build()?;
     let url = format!("{}{}", target.base_url.trim_end_matches('/'), target.path);
@@ -171,6 +179,15 @@ mod tests {
         .unwrap();
         assert_eq!(r.failed, 20, "{:?}", r.failures);
         r
+    }
+
+    #[test]
+    fn pooled_connections_are_dropped_before_ingress_closes_them() {
+        let server = smsflow::http::HttpSettings::default().idle_timeout;
+        assert!(
+            POOL_IDLE_TIMEOUT < server,
+            "{POOL_IDLE_TIMEOUT:?} >= {server:?}"
+        );
     }
 
     #[tokio::test]
