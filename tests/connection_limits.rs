@@ -138,3 +138,83 @@ async fn at_the_connection_cap_sockets_that_start_no_request_are_closed_and_the_
     );
     app.stop().await;
 }
+
+/// Read one HTTP/1.1 response to `/healthz` (its head, then its `Content-Length` body), or
+/// what came before the server closed the connection.
+async fn read_response(s: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let mut b = [0u8; 512];
+    loop {
+        let text = String::from_utf8_lossy(&all).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        match s.read(&mut b).await {
+            Ok(0) | Err(_) => return text,
+            Ok(n) => all.extend_from_slice(&b[..n]),
+        }
+    }
+}
+
+/// A keep-alive connection idles between requests for `http.idle_timeout`, not
+/// `http.header_read_timeout`: hyper's header timer, which runs while a connection waits for
+/// its next request, closed every idle connection after 5 s, and a client reusing one then got
+/// "connection reset". A new connection's trickled first head is still closed early.
+#[tokio::test]
+async fn keep_alive_connections_idle_for_the_idle_timeout_and_a_trickled_first_head_is_closed_early(
+) {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings.clone();
+    settings.http.header_read_timeout = Duration::from_secs(1);
+    settings.http.idle_timeout = Duration::from_secs(10);
+    let app = TestApp::spawn(settings, &[Role::Ingress]).await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    // Idle past the header read timeout (the idle itself is the scenario, not a wait).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.write_all(request).await.unwrap();
+    let second = read_response(&mut s).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "the second request on a connection idle for 2.5 s (header_read_timeout 1 s, idle_timeout 10 s) got {second:?}"
+    );
+    // Then it is closed once idle for the idle timeout, not before.
+    let idle_from = tokio::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(60), read_response(&mut s)).await;
+    assert!(closed.is_ok(), "the idle connection was never closed");
+    let idled = idle_from.elapsed();
+    assert!(
+        idled >= Duration::from_secs(8),
+        "closed after {idled:?} idle, before the 10 s idle timeout"
+    );
+
+    // A first head that never completes is closed by the header read timeout, well before
+    // the idle timeout.
+    let mut t = TcpStream::connect(&addr).await.unwrap();
+    t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(60), read_response(&mut t)).await;
+    assert!(closed.is_ok(), "the trickled head was never closed");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "a trickled first head held its socket for {waited:?}"
+    );
+    app.stop().await;
+}

@@ -6,7 +6,9 @@
 //!   request within `http.header_read_timeout` of being accepted (silence, a bare HTTP/2
 //!   preface, a trickled request head) is closed, and so is a connection with no request in
 //!   flight for `http.idle_timeout`, whatever its protocol: hyper has no such timer for
-//!   protocol detection or for HTTP/2, so idle sockets could otherwise hold every slot.
+//!   protocol detection or for HTTP/2, so idle sockets could otherwise hold every slot. After
+//!   the first request, a head that has not arrived whole is bounded by `http.idle_timeout`
+//!   too: hyper's own header timer cannot tell a trickled head from a keep-alive wait.
 //! - **requests** (`http.max_concurrent_requests`): a request holds a permit while its
 //!   handler runs. A request that waits longer than `http.request_timeout` for one is
 //!   answered 503 with `Retry-After`.
@@ -58,7 +60,11 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        // hyper's header timer also runs while a keep-alive connection waits for its next
+        // request, so it closed every idle connection after `header_read_timeout` (5 s), not
+        // `idle_timeout`, and a client or load balancer reusing one raced the close (reset).
+        // `Activity` below bounds both: the first request head, and the idle time after.
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()

@@ -20,8 +20,9 @@ pub struct HttpSettings {
     pub ops_addr: SocketAddr,
     /// Public base URL Twilio calls (scheme, host, optional port), used to check signatures.
     pub public_url: String,
-    /// A client must send its full request head within this time; a new connection must
-    /// start its first request within it (silent sockets and bare HTTP/2 prefaces are closed).
+    /// A new connection must send its first full request head within this time (silent
+    /// sockets, bare HTTP/2 prefaces and trickled heads are closed). Later requests on a
+    /// keep-alive connection are bounded by `idle_timeout`.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed (HTTP/1 keep-alive and
