@@ -16,7 +16,7 @@
 //! | `smsflow_projector_retries_total` | counter | `projection` |
 //! | `smsflow_end_to_end_duration_seconds` | histogram | |
 //! | `smsflow_consumer_lag` | gauge | `group`, `topic`, `partition` |
-//! | `smsflow_kafka_client_errors_total` | counter | `client`, `code` (librdkafka's, e.g. `AllBrokersDown`) |
+//! | `smsflow_kafka_client_errors_total` | counter | `client`, `code` (librdkafka's, e.g. `AllBrokersDown`), `source` (`global`: the error callback; `consumer`: returned by a consumer's poll) |
 //! | `smsflow_http_open_connections` | gauge | |
 //! | `smsflow_http_idle_closed_total` | counter | `phase` (`before_first_request`, `between_requests`) |
 //! | `smsflow_http_busy_total` | counter | |
@@ -274,11 +274,12 @@ pub fn consumer_lag(group: &str, topic: &str, partition: i32, lag: i64) {
 
 /// A global or consumer error a Kafka client reported (`client` is its `client.id`). Every one is
 /// counted; the log holds back repeats (see `kafka::context`).
-pub fn kafka_client_error(client: &str, code: &str) {
+pub fn kafka_client_error(client: &str, code: &str, source: &'static str) {
     counter!(
         "smsflow_kafka_client_errors_total",
         "client" => client.to_owned(),
-        "code" => code.to_owned()
+        "code" => code.to_owned(),
+        "source" => source
     )
     .increment(1);
 }

@@ -80,12 +80,14 @@ fn dead_port() -> u16 {
         .port()
 }
 
-/// `smsflow_kafka_client_errors_total` for this client and code, from the Prometheus text.
-fn counted(text: &str, client: &str, code: &str) -> f64 {
+/// `smsflow_kafka_client_errors_total` for this client, code (any when empty) and source,
+/// from the Prometheus text.
+fn counted(text: &str, client: &str, code: &str, source: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with("smsflow_kafka_client_errors_total{"))
         .filter(|l| l.contains(&format!("client=\"{client}\"")))
-        .filter(|l| l.contains(&format!("code=\"{code}\"")))
+        .filter(|l| code.is_empty() || l.contains(&format!("code=\"{code}\"")))
+        .filter(|l| l.contains(&format!("source=\"{source}\"")))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
 }
@@ -103,7 +105,7 @@ fn an_outage_is_counted_every_time_and_logged_once_per_kind() {
     // librdkafka retries each broker about once a second (reconnect.backoff.max.ms=1000).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let n = counted(&metrics.render(), client, "AllBrokersDown");
+        let n = counted(&metrics.render(), client, "AllBrokersDown", "global");
         if n >= 4.0 {
             break;
         }
@@ -147,7 +149,8 @@ fn an_outage_is_counted_every_time_and_logged_once_per_kind() {
 }
 
 #[tokio::test]
-async fn a_consumer_error_is_logged_once_per_kind() {
+async fn a_consumer_error_is_logged_once_per_kind_and_counted_apart_from_the_global_one() {
+    let metrics = smsflow::metrics::install();
     captured();
     let (settings, _) = dead_brokers();
     let client = "smsflow-log-test-consumer";
@@ -183,4 +186,19 @@ async fn a_consumer_error_is_logged_once_per_kind() {
         assert!(n <= 1, "{code} logged {n} times:\n{}", lines.join("\n"));
     }
     assert!(warned.len() < errors, "{}", lines.join("\n"));
+
+    // Each error `recv` returned is counted once as the consumer's. librdkafka also raised
+    // the same outage through the client's error callback: that is counted as global, so a
+    // dashboard that sums one source does not read one outage twice.
+    let text = metrics.render();
+    let consumer = counted(&text, client, "", "consumer");
+    assert_eq!(consumer, errors as f64, "{text}");
+    while counted(&metrics.render(), client, "AllBrokersDown", "global") < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no global AllBrokersDown counted in 60 s:\n{}",
+            metrics.render()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,7 +1,7 @@
 //! How librdkafka's own reports reach operators. Every client logs through [`KafkaContext`]:
 //! the first of a kind of warning or error is logged at its level, and repeats within
 //! [`QUIET_FOR`] are only counted, so an outage reads as a few lines instead of one per client
-//! per second. `smsflow_kafka_client_errors_total` still counts every global error.
+//! per second. `smsflow_kafka_client_errors_total` still counts every one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,10 +38,13 @@ impl KafkaContext {
     }
 
     /// An error a consumer's `recv` returned (a broker away, a rebalance in progress):
-    /// counted, and logged at WARN as the first of its kind; librdkafka retries by itself.
+    /// counted with `source="consumer"`, and logged at WARN as the first of its kind;
+    /// librdkafka retries by itself. librdkafka raises a global error such as
+    /// `AllBrokersDown` both through the error callback and on the consumer's queue, so the
+    /// label keeps one event from reading as two.
     pub fn consumer_error(&self, group: &str, error: &KafkaError) {
         let name = code_name(error);
-        crate::metrics::kafka_client_error(&self.client, &name);
+        crate::metrics::kafka_client_error(&self.client, &name, "consumer");
         if let Seen::New { earlier } = self
             .repeats
             .check(&format!("consume {name}"), Instant::now())
@@ -67,49 +70,37 @@ fn code_name(error: &KafkaError) -> String {
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        // Debug contexts (`SMSFLOW_KAFKA__CLIENT_DEBUG`) are asked for and never held back.
-        let quiet = matches!(
-            level,
-            RDKafkaLogLevel::Emerg
-                | RDKafkaLogLevel::Alert
-                | RDKafkaLogLevel::Critical
-                | RDKafkaLogLevel::Error
-                | RDKafkaLogLevel::Warning
-        );
-        let earlier = if quiet {
-            match self
-                .repeats
-                .check(&format!("{fac} {}", subject(log_message)), Instant::now())
-            {
-                Seen::Repeat => return,
-                Seen::New { earlier } => earlier,
-            }
-        } else {
-            0
-        };
         let client = self.client.as_str();
-        match level {
+        let level = match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", client, fac, earlier, "{log_message}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(target: "librdkafka", client, fac, earlier, "{log_message}")
-            }
+            | RDKafkaLogLevel::Error => tracing::Level::ERROR,
+            RDKafkaLogLevel::Warning => tracing::Level::WARN,
+            // Debug contexts (`SMSFLOW_KAFKA__CLIENT_DEBUG`) are asked for and never held back.
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", client, fac, "{log_message}")
+                tracing::info!(target: "librdkafka", client, fac, "{log_message}");
+                return;
             }
             RDKafkaLogLevel::Debug => {
-                tracing::debug!(target: "librdkafka", client, fac, "{log_message}")
+                tracing::debug!(target: "librdkafka", client, fac, "{log_message}");
+                return;
             }
+        };
+        let key = format!("{fac} {}", subject(log_message));
+        let Seen::New { earlier } = self.repeats.check(&key, Instant::now()) else {
+            return;
+        };
+        if level == tracing::Level::ERROR {
+            tracing::error!(target: "librdkafka", client, fac, earlier, "{log_message}");
+        } else {
+            tracing::warn!(target: "librdkafka", client, fac, earlier, "{log_message}");
         }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         let name = code_name(&error);
-        crate::metrics::kafka_client_error(&self.client, &name);
+        crate::metrics::kafka_client_error(&self.client, &name, "global");
         // `AllBrokersDown` says how many are down ("0/2", "2/2"): one report whatever the count.
         let key = match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AllBrokersDown) => name.clone(),
