@@ -65,6 +65,12 @@ pub async fn serve(
         // `idle_timeout`, and a client or load balancer reusing one raced the close (reset).
         // `Activity` below bounds both: the first request head, and the idle time after.
         .header_read_timeout(None)
+        // A request in flight does not watch its socket. Otherwise hyper reads it to notice
+        // the peer leaving, and then drops the handler wherever it is: its dedupe claim stays
+        // `pending`, and the sender's retry is refused until the claim expires. The handler
+        // finishes what it started; a peer that left is seen when the answer is written, and
+        // its connection slot is freed then.
+        .half_close(true)
         .keep_alive(true);
     builder
         .http2()
