@@ -21,7 +21,7 @@
 #     PARTS=memory  ingress RSS against webhooks held in flight: a producer linger of MEM_LINGER
 #                   holds every webhook until its batch goes out, so MEM_RATE x MEM_LINGER are in
 #                   flight at the peak (defaults 850/s x 12 s = ~10k); MEM_SECONDS, MEM_IN_FLIGHT;
-#                   then the same load against a bare relay (axum + append, the memory ceiling)
+#                   then the same load against a bare relay (smsflow's HTTP server + append, the memory ceiling)
 #     PARTS=rate    only the sustainable ack rate (RATE_STEPS, finer than STEPS around the rates this
 #                   box sustains), smsflow with its projector running and then each peer in turn:
 #                   the sustainable-rate ratios alone, without the rest of a full run
@@ -387,10 +387,10 @@ if part memory; then
   wait_url http://127.0.0.1:18280/healthz
   mem_measure ingress 18280 "$mem_ingress" "$OUT/memory"
   stop "$mem_ingress"
-  # The ceiling: an axum route that only appends the body with smsflow's producer settings and
-  # answers after the ack, under the same linger, load and limits (one connection, one request
-  # and one Kafka record per webhook, and nothing else).
-  step "ceiling: bare relay (axum + append), same ${MEM_RATE}/s held ~${MEM_LINGER}"
+  # The ceiling: an axum route on smsflow's HTTP server that only appends the body with
+  # smsflow's producer settings and answers after the ack, under the same linger, load and
+  # limits (one connection, one request and one Kafka record per webhook, and nothing else).
+  step "ceiling: bare relay (smsflow's HTTP server + append), same ${MEM_RATE}/s held ~${MEM_LINGER}"
   env "${MEM_ENV[@]}" "$LT" bare-route --addr 127.0.0.1:18290 --relay-topic "t${HEX}mem.sms.messages.v1" 2>/dev/null & mem_relay=$!; pids+=("$mem_relay")
   wait_url http://127.0.0.1:18290/healthz
   mem_measure relay 18290 "$mem_relay" "$OUT/memory-ceiling"

@@ -212,7 +212,7 @@ if mem_use:
     relay_use = next((u for u in ((memory_ceiling_run or {}).get("memory") or {}).get("per_process", []) if u["name"] == "relay"), None)
     if relay_use:
         r = ratio(per_10k, relay_use["extra_mib_per_10k"])
-        rows.append(("extra RSS per 10k in flight, against a bare relay (axum + append) under the same load",
+        rows.append(("extra RSS per 10k in flight, against a bare relay (smsflow's HTTP server + append) under the same load",
                      f"ingress: {per_10k:.1f} MiB per 10k",
                      f"relay: {relay_use['extra_mib_per_10k']:.1f} MiB per 10k (RSS {relay_use['baseline_mib']:.0f} -> peak "
                      f"{relay_use['peak_mib']:.0f} MiB, up to {relay_use['peak_in_flight']} in flight)",

@@ -332,9 +332,9 @@ pub async fn bare_route(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 /// Serve `POST /*` by appending the request body to `topic` with smsflow's producer settings
-/// and answering 200 with empty TwiML once Kafka acknowledges it (503 if it does not): the
-/// least any axum webhook that answers after the append holds per webhook in flight (one
-/// connection, one request, one Kafka record), the ceiling for ingress memory.
+/// and answering 200 with empty TwiML once Kafka acknowledges it (503 if it does not),
+/// through smsflow's HTTP server: the least any webhook served that way holds per webhook in
+/// flight (one connection, one request, one Kafka record), the ceiling for ingress memory.
 pub async fn bare_relay(
     listener: tokio::net::TcpListener,
     settings: &smsflow::config::Settings,
@@ -362,6 +362,14 @@ pub async fn bare_relay(
                 )
             }
         });
-    axum::serve(listener, app).await?;
+    // smsflow's own HTTP server, with its settings: the relay differs from ingress only in
+    // the handler.
+    smsflow::http::serve(
+        listener,
+        app,
+        &settings.http,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await?;
     Ok(())
 }
