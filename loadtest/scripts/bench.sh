@@ -263,9 +263,22 @@ head -1 "$OUT/smsflow-drain/e2e.txt"
 fi
 if ((SUSTAIN > 0)) && { part smsflow || part sustain; }; then
   step "smsflow: sustained ${SUSTAIN_RATE}/s for ${SUSTAIN}s (backlog over time = consumer lag)"
+  # The whole box's CPU each second (run queue, user, system, iowait, steal), to set the
+  # backlog's spikes beside: vmstat_spikes.py writes box-cpu.txt.
+  vmstat_pid=
+  if command -v vmstat >/dev/null; then
+    vmstat -t -w 1 >"$OUT/smsflow-sustained-vmstat.txt" & vmstat_pid=$!; pids+=("$vmstat_pid")
+  fi
   sms_run smsflow-sustained "$SUSTAIN_RATE" "$SUSTAIN" --warmup 10s --read-back stage-at --read-back-deadline 300s \
     $(watch_sms) --out "$OUT/smsflow-sustained" >/dev/null
   sed -n '/^end to end/,$p' "$OUT/smsflow-sustained/report.md"
+  if [[ -n $vmstat_pid ]]; then
+    stop "$vmstat_pid"
+    mv "$OUT/smsflow-sustained-vmstat.txt" "$OUT/smsflow-sustained/vmstat.txt"
+    python3 loadtest/scripts/vmstat_spikes.py "$OUT/smsflow-sustained/result.json" \
+      "$OUT/smsflow-sustained/vmstat.txt" >"$OUT/smsflow-sustained/box-cpu.txt" || true
+    head -2 "$OUT/smsflow-sustained/box-cpu.txt"
+  fi
 fi
 if part rate && ! part smsflow; then
   step "smsflow: sustainable ack rate, projector running (steps: $RATE_STEPS)"
