@@ -97,7 +97,10 @@ pub async fn drop_spaces(
         let existing = keyspace_names(&session).await?;
         for ks in keyspaces.iter().filter(|k| existing.contains(k)) {
             session
-                .query_unpaged(format!("DROP KEYSPACE IF EXISTS \"{ks}\""), ())
+                .query_unpaged(
+                    smsflow::store::migrate::ddl(format!("DROP KEYSPACE IF EXISTS \"{ks}\"")),
+                    (),
+                )
                 .await?;
             dropped.keyspaces.push(ks.clone());
         }

@@ -211,8 +211,8 @@ async fn applied_checksums(session: &Session, ks: &str) -> Result<Vec<(i32, Stri
 /// timeout meant for reads and writes.
 const DDL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A schema statement with the schema timeout.
-fn ddl(text: impl Into<String>) -> Statement {
+/// A schema statement (`CREATE`, `DROP`, `ALTER`) with the schema timeout.
+pub fn ddl(text: impl Into<String>) -> Statement {
     let mut st = Statement::new(text.into());
     st.set_request_timeout(Some(DDL_TIMEOUT));
     st

@@ -144,7 +144,10 @@ async fn drop_keyspaces(settings: &Settings, picked: impl Fn(&str) -> bool) {
         .unwrap_or_default();
     for ks in names.into_iter().filter(|k| picked(k)) {
         let _ = session
-            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
+            .query_unpaged(
+                smsflow::store::migrate::ddl(format!("DROP KEYSPACE IF EXISTS {ks}")),
+                (),
+            )
             .await;
     }
 }
