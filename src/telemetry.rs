@@ -307,6 +307,33 @@ pub fn current_trace_id() -> Option<String> {
     (id != TraceId::INVALID).then(|| id.to_string())
 }
 
+/// The span `make` builds, for work under the current span, unless the current span belongs to
+/// a trace that head sampling dropped: then no span (`Span::none()`), and the work runs in the
+/// current one.
+///
+/// A child of a dropped trace is never exported, yet the OpenTelemetry layer still builds it:
+/// a span builder with its attributes, and a lock on every enter, record and exit. At the
+/// default ratio that bookkeeping was most of tracing's cost per webhook (`perf`, 2026-12-01).
+/// The trace id and the sampled flag still travel in Kafka headers, from the current span.
+/// Without a trace pipeline, or under a span unknown to it, the span is built as before: there
+/// it is log context, and cheap. In a dropped trace, log lines inside carry the current span's
+/// context instead of the child's.
+pub fn sampled_child(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let current = tracing::Span::current();
+    if current.is_none() {
+        return make();
+    }
+    let cx = current.context();
+    let span = cx.span();
+    let parent = span.span_context();
+    if parent.is_valid() && !parent.is_sampled() {
+        tracing::Span::none()
+    } else {
+        make()
+    }
+}
+
 /// Wraps the exporter to count what reached the backend and what was lost.
 #[derive(Debug)]
 struct CountingExporter<E>(E);
@@ -378,6 +405,48 @@ mod tests {
         assert!(sampled(&off, trace_id(7), &keep));
         let zero = [KeyValue::new(KEEP_ATTRIBUTE, 0i64)];
         assert!(!sampled(&none, trace_id(u64::MAX), &zero));
+    }
+
+    /// Runs `f` under a subscriber whose OpenTelemetry layer samples with `sampler`, or with no
+    /// OpenTelemetry layer when `None`.
+    fn under(sampler: Option<Sampler>, f: impl FnOnce()) {
+        use tracing_subscriber::layer::SubscriberExt;
+        match sampler {
+            Some(s) => {
+                let provider = SdkTracerProvider::builder().with_sampler(s).build();
+                let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+                tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+            }
+            None => tracing::subscriber::with_default(tracing_subscriber::registry(), f),
+        }
+    }
+
+    #[test]
+    fn children_of_a_dropped_trace_are_not_built() {
+        let child = || tracing::info_span!("child");
+        under(Some(Sampler::AlwaysOff), || {
+            let root = tracing::info_span!("root");
+            let _g = root.enter();
+            assert!(sampled_child(child).is_none(), "dropped: no child");
+        });
+        under(Some(Sampler::AlwaysOn), || {
+            let root = tracing::info_span!("root");
+            let _g = root.enter();
+            assert!(!sampled_child(child).is_none(), "kept: a child");
+        });
+        // A root is never skipped: the sampler decides about it.
+        under(Some(Sampler::AlwaysOff), || {
+            assert!(!sampled_child(child).is_none(), "no current span: a root");
+        });
+        // No trace pipeline: spans are log context, built as before.
+        under(None, || {
+            let root = tracing::info_span!("root");
+            let _g = root.enter();
+            assert!(
+                !sampled_child(child).is_none(),
+                "no OpenTelemetry layer: a child"
+            );
+        });
     }
 
     #[test]

@@ -15,11 +15,13 @@
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::Script;
+use tracing::Instrument;
 
 use super::dedupe::{Claim, DedupeUnavailable, Deduper, RedisFailurePolicy};
 use super::rate_limit::{Decision, RateLimitUnavailable, RateLimiter};
 use super::IngressError;
 use crate::redis_link::RedisLink;
+use crate::telemetry::sampled_child;
 
 /// Which budgets a message takes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +105,6 @@ impl Admitter {
     /// Claim `message_sid` (with `dedupe`) and take from `budgets` (with `limiter`), in one
     /// round trip; none when both are off, or when this process is still confirming the
     /// message (it was appended: a duplicate).
-    #[tracing::instrument(name = "webhook.admission", skip_all)]
     pub async fn admit(
         &self,
         dedupe: Option<&Deduper>,
@@ -163,6 +164,7 @@ impl Admitter {
             }
             inv.invoke_async(&mut conn).await.map_err(|e| e.to_string())
         }
+        .instrument(sampled_child(|| tracing::info_span!("webhook.admission")))
         .await;
         crate::metrics::webhook_step("admission", started.elapsed());
         let (claimed, limited_by, wait) = match result {

@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tracing::{field, instrument, Span};
+use tracing::{field, instrument, Instrument, Span};
 
 use super::admission::{Admission, Budgets};
 use super::dedupe::Claim;
@@ -19,6 +19,7 @@ use crate::metrics;
 use crate::phones::mask_phone;
 use crate::phones::{codes, keywords, Keyword, RegistryError};
 use crate::secrets::ExposeSecret;
+use crate::telemetry::sampled_child;
 
 /// The empty TwiML document: "received, nothing to reply".
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
@@ -176,10 +177,13 @@ async fn accept(
 /// enriched except a number that opted out; if the registry cannot say, the message goes on
 /// (notify still never texts an opted-out number: it checks `phones` itself). With
 /// `"registered"` it is a 503.
-#[instrument(name = "webhook.lookup", skip_all)]
 async fn lookup(state: &IngressState, from: &str) -> Result<Option<PhoneState>, IngressError> {
     let started = Instant::now();
-    let found = state.directory.lookup(from).await;
+    let found = state
+        .directory
+        .lookup(from)
+        .instrument(sampled_child(|| tracing::info_span!("webhook.lookup")))
+        .await;
     metrics::webhook_step("lookup", started.elapsed());
     match found {
         Ok(found) => Ok(found),
@@ -468,13 +472,13 @@ fn twiml(text: &str) -> String {
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{escaped}</Message></Response>")
 }
 
-#[instrument(name = "webhook.signature", skip_all)]
 fn check_signature(
     state: &IngressState,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     pairs: &[(String, String)],
 ) -> Result<(), IngressError> {
+    let _span = sampled_child(|| tracing::info_span!("webhook.signature")).entered();
     let Some(token) = state.auth_token.as_ref().map(ExposeSecret::expose_secret) else {
         return Ok(());
     };

@@ -6,13 +6,14 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use tracing::instrument;
+use tracing::Instrument;
 
 use super::context::{KafkaContext, KafkaProducer};
 use super::encoder::EventEncoder;
 use super::{client, headers, KafkaSettings};
 use crate::events::confluent::RegistryError;
 use crate::events::{CodecError, Event};
+use crate::telemetry::sampled_child;
 
 /// Where the broker stored an event.
 #[derive(Debug, Clone, Copy)]
@@ -87,37 +88,40 @@ impl EventProducer {
     /// Append one event and wait until Kafka has it (acks=all), or the deadline passes.
     /// The span follows the OpenTelemetry messaging conventions; the key is never recorded
     /// because it can be a phone number.
-    #[instrument(
-        name = "kafka.produce",
-        skip_all,
-        fields(
-            otel.name = format!("send {topic}"),
-            otel.kind = "producer",
-            messaging.system = "kafka",
-            messaging.operation.type = "send",
-            messaging.destination.name = %topic,
-            messaging.destination.partition.id = tracing::field::Empty,
-            messaging.kafka.offset = tracing::field::Empty,
-            event_type = E::NAME,
-        )
-    )]
+    /// Its span is built only for a trace that is exported (`telemetry::sampled_child`).
     pub async fn send<E: Event>(
         &self,
         topic: &str,
         key: &str,
         event: &E,
     ) -> Result<Produced, ProduceError> {
-        let span = tracing::Span::current();
-        // Never a registry call here: an id not cached yet fails fast (transient), and
-        // `ready`, retried in the background, fetches it.
-        let payload = self.encoder.encode(topic, event)?;
-        let produced = self.send_bytes(topic, key, E::NAME, &payload).await?;
-        span.record(
-            "messaging.destination.partition.id",
-            produced.partition.to_string(),
-        );
-        span.record("messaging.kafka.offset", produced.offset);
-        Ok(produced)
+        let span = sampled_child(|| {
+            tracing::info_span!(
+                "kafka.produce",
+                otel.name = %format_args!("send {topic}"),
+                otel.kind = "producer",
+                messaging.system = "kafka",
+                messaging.operation.type = "send",
+                messaging.destination.name = %topic,
+                messaging.destination.partition.id = tracing::field::Empty,
+                messaging.kafka.offset = tracing::field::Empty,
+                event_type = E::NAME,
+            )
+        });
+        async {
+            // Never a registry call here: an id not cached yet fails fast (transient), and
+            // `ready`, retried in the background, fetches it.
+            let payload = self.encoder.encode(topic, event)?;
+            let produced = self.send_bytes(topic, key, E::NAME, &payload).await?;
+            span.record(
+                "messaging.destination.partition.id",
+                produced.partition.to_string(),
+            );
+            span.record("messaging.kafka.offset", produced.offset);
+            Ok(produced)
+        }
+        .instrument(span.clone())
+        .await
     }
 
     /// Append pre-encoded bytes.
