@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Webhook throughput and ack latency with tracing at its default head sampling
 # (telemetry.sampler) and with 100 % sampling, each as a ratio to tracing off, measured in the
-# same run with wrk (closed loop, one signed request replayed).
+# same run with wrk (closed loop, one signed request replayed), and ingress's CPU per webhook
+# (from /proc over the measured window), which is the cost itself rather than its effect on a
+# shared box.
 # Usage: loadtest/scripts/tracing_overhead.sh [seconds] [connections]
+#   ROUNDS (default 4): rounds of the four modes, every second one in reverse order (ABBA).
+#   The summary also gives tracing off against itself (its best and worst round), the noise
+#   that any ratio of this run carries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-20}
@@ -55,15 +60,23 @@ run() { # $1 = label, rest = env assignments
   local pid=$!
   for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   wrk -t1 -c"$CONNS" -d3s -s "$lua" http://127.0.0.1:18080/webhooks/twilio/messages >/dev/null  # warm-up
+  local cpu0; cpu0=$(cpu_ticks "$pid")
   local out; out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$lua" http://127.0.0.1:18080/webhooks/twilio/messages)
+  local cpu1; cpu1=$(cpu_ticks "$pid")
   kill -TERM "$pid"; wait "$pid" || true
-  local rps p50 p99 non2xx
+  local rps p50 p99 non2xx reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  echo "$label rps=$rps p50=$p50 p99=$p99 non2xx=${non2xx:-0}"
+  local cpu_us; cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / n }')
+  echo "$label rps=$rps p50=$p50 p99=$p99 non2xx=${non2xx:-0} cpu_us_per_req=$cpu_us"
 }
+
+# utime + stime of the process, in clock ticks (proc(5): fields 14 and 15, counted after the
+# command name, which may hold spaces).
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print v }'; }
 
@@ -77,19 +90,13 @@ mode() {
     on_noexport) run on_noexport OTEL_TRACES_SAMPLER=always_on OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 ;;
   esac
 }
-# ABBA order: the second round runs the modes in reverse, so a drift of the shared stack over the
-# run (it slows down as topics and Cassandra fill) does not count against the modes run last.
-for m in off default on on_noexport on_noexport on default off; do
-  results+=("$(mode "$m")")
+# ABBA order: every second round runs the modes in reverse, so a drift of the shared stack over
+# the run (it slows down as topics and Cassandra fill) does not count against the modes run last.
+MODES=(off default on on_noexport)
+for r in $(seq 1 "${ROUNDS:-4}"); do
+  if (( r % 2 )); then order=("${MODES[@]}"); else order=(on_noexport on default off); fi
+  for m in "${order[@]}"; do results+=("$(mode "$m")"); done
 done
 printf '%s\n' "${results[@]}"
-printf '%s\n' "${results[@]}" | awk -v OFS='\t' '
-  function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-  { split($2,a,"="); split($4,c,"="); rps[$1]+=a[2]; p99[$1]+=ms(c[2]); n[$1]++ }
-  END { printf "tracing at its default sampler/off: throughput ratio %.3f, ack p99 ratio %.3f (goal >= 0.9 and <= 1.15)\n",
-        rps["default"]/rps["off"], p99["default"]/p99["off"];
-        printf "tracing on/off: throughput ratio %.3f, ack p99 ratio %.3f (on: %.0f req/s p99 %.2f ms; off: %.0f req/s p99 %.2f ms; %d rounds)\n",
-        rps["on"]/rps["off"], p99["on"]/p99["off"], rps["on"]/n["on"], p99["on"]/n["on"], rps["off"]/n["off"], p99["off"]/n["off"], n["on"];
-        printf "spans built but not delivered (no Jaeger ingest on this box): throughput ratio %.3f, ack p99 ratio %.3f\n",
-        rps["on_noexport"]/rps["off"], p99["on_noexport"]/p99["off"] }'
+printf '%s\n' "${results[@]}" | python3 "$(dirname "$0")/tracing_summary.py"
 rm -f "$lua"
