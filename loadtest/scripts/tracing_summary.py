@@ -65,22 +65,25 @@ def main():
         "tracing at its default sampler/off: throughput ratio %.3f, ack p99 ratio %.3f (goal >= 0.9 and <= 1.15)"
         % (m("default", "rps") / m("off", "rps"), m("default", "p99") / m("off", "p99"))
     )
-    print(
-        "tracing on/off: throughput ratio %.3f, ack p99 ratio %.3f (on: %.0f req/s p99 %.2f ms; off: %.0f req/s p99 %.2f ms; %d rounds)"
-        % (
-            m("on", "rps") / m("off", "rps"),
-            m("on", "p99") / m("off", "p99"),
-            m("on", "rps"),
-            m("on", "p99"),
-            m("off", "rps"),
-            m("off", "p99"),
-            n,
+    ran = {r["mode"] for r in runs}
+    if "on" in ran:
+        print(
+            "tracing on/off: throughput ratio %.3f, ack p99 ratio %.3f (on: %.0f req/s p99 %.2f ms; off: %.0f req/s p99 %.2f ms; %d rounds)"
+            % (
+                m("on", "rps") / m("off", "rps"),
+                m("on", "p99") / m("off", "p99"),
+                m("on", "rps"),
+                m("on", "p99"),
+                m("off", "rps"),
+                m("off", "p99"),
+                n,
+            )
         )
-    )
-    print(
-        "spans built but not delivered (no Jaeger ingest on this box): throughput ratio %.3f, ack p99 ratio %.3f"
-        % (m("on_noexport", "rps") / m("off", "rps"), m("on_noexport", "p99") / m("off", "p99"))
-    )
+    if "on_noexport" in ran:
+        print(
+            "spans built but not delivered (no Jaeger ingest on this box): throughput ratio %.3f, ack p99 ratio %.3f"
+            % (m("on_noexport", "rps") / m("off", "rps"), m("on_noexport", "p99") / m("off", "p99"))
+        )
     # Each round's default against the same round's off: the two ran next to each other.
     paired = [(r["default"], r["off"]) for r in rounds(runs) if "default" in r and "off" in r]
     if paired:
@@ -101,7 +104,7 @@ def main():
     if all(r["cpu"] is not None for r in runs) and runs:
         off = m("off", "cpu")
         parts = [f"off {off:.1f} us"]
-        for mode in ("default", "on", "on_noexport"):
+        for mode in [x for x in ("default", "on", "on_noexport") if x in ran]:
             parts.append(f"{mode} {m(mode, 'cpu'):.1f} us ({m(mode, 'cpu') / off:.3f}x)")
         print("ingress CPU per webhook (mean of rounds): " + ", ".join(parts))
 
