@@ -313,7 +313,7 @@ pub fn current_trace_id() -> Option<String> {
 ///
 /// A child of a dropped trace is never exported, yet the OpenTelemetry layer still builds it:
 /// a span builder with its attributes, and a lock on every enter, record and exit. At the
-/// default ratio that bookkeeping was most of tracing's cost per webhook (`perf`, 2026-12-01).
+/// default ratio that was about a third of the layer's work in ingress (`perf`, 2026-12-01).
 /// The trace id and the sampled flag still travel in Kafka headers, from the current span.
 /// Without a trace pipeline, or under a span unknown to it, the span is built as before: there
 /// it is log context, and cheap. In a dropped trace, log lines inside carry the current span's

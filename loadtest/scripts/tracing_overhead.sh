@@ -78,8 +78,6 @@ run() { # $1 = label, rest = env assignments
 # command name, which may hold spaces).
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print v }'; }
-
 results=()
 mode() {
   case $1 in
